@@ -1,0 +1,61 @@
+# ferry: build, run and test on Debian 12. `make run` and `make test` install
+# what is missing first (as root), so a fresh machine needs nothing else.
+
+SHELL   := /bin/bash
+GO      ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+BIN     := bin
+CONFIG  ?=
+PKGS_PURE := ./cache/... ./fib/... ./pipeline/... ./conf/...
+
+# Debian packages the build, the router and the tests need.
+DEB_PKGS := dpdk dpdk-dev libdpdk-dev dpdk-doc pkg-config gcc make iproute2 \
+            iputils-ping traceroute netcat-openbsd ethtool python3
+
+.PHONY: all deps build run test test-unit test-e2e bench fmt lint clean
+
+all: build
+
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ]; then \
+			echo "make deps: missing packages: $$missing"; \
+			echo "make deps: run as root (or: sudo apt-get install -y $$missing)"; exit 1; \
+		fi; \
+		echo "make deps: installing $$missing"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@test -x "$(GO)" || { echo "make deps: Go not found (looked for 'go' on PATH and /usr/local/go/bin/go)"; exit 1; }
+
+build: deps
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ferryd ./cmd/ferryd
+	$(GO) build -o $(BIN)/ferryctl ./cmd/ferryctl
+
+run: build
+	$(BIN)/ferryd $(if $(CONFIG),--config $(CONFIG))
+
+test: build
+	$(GO) vet ./...
+	CGO_ENABLED=0 $(GO) test -count=1 $(PKGS_PURE)
+	$(GO) test -count=1 -race $(PKGS_PURE)
+	$(GO) test -count=1 -v -timeout 20m ./dpdk/... ./e2e/...
+
+test-unit: deps
+	CGO_ENABLED=0 $(GO) test -count=1 $(PKGS_PURE)
+
+test-e2e: build
+	$(GO) test -count=1 -v -timeout 20m ./e2e/...
+
+bench: build
+	CGO_ENABLED=0 $(GO) test -run '^$$' -bench . -benchmem -benchtime 2s $(PKGS_PURE)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf $(BIN)

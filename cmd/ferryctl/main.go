@@ -1,0 +1,212 @@
+// ferryctl is the command-line client of ferryd's control socket. Its
+// commands follow ip(8): route, rule, neigh, link, plus stats and cache.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"ferry/conf"
+)
+
+const usage = `Usage: ferryctl [--socket PATH] [-json] COMMAND [ARGS]
+       ferryctl [--socket PATH] -batch FILE
+
+Commands:
+  route show [table T|all]            list routes as 'ip route show'
+  route show cache                    list live nexthop exceptions
+  route add|del|replace|change|append|prepend ROUTE
+                                      ROUTE in 'ip route' syntax
+  route get ADDR [from S] [iif P] [oif P] [tos T] [mark M]
+  route flush table T | route flush cache
+  rule show | rule add|del RULE       policy rules in 'ip rule' syntax
+  neigh show [dev P]                  neighbours as 'ip neigh show'
+  neigh add|del|replace|change ADDR lladdr MAC dev P [nud STATE]
+  neigh flush dev P
+  link show                           ports, MAC, state, counters
+  stats                               packet counters and drops by reason
+  cache stats                         routing decision cache counters
+
+Options:
+`
+
+var commandHelp = map[string]string{
+	"route": `ferryctl route show [table T|all]
+ferryctl route show cache
+ferryctl route {add|del|replace|change|append|prepend} [TYPE] PREFIX [via ADDR] [dev PORT]
+        [src ADDR] [metric N] [tos T] [scope S] [proto P] [onlink] [mtu [lock] N] [table T]
+        [nexthop via ADDR [dev PORT] [weight W] ...]
+    TYPE := unicast | local | broadcast | blackhole | unreachable | prohibit | throw
+ferryctl route get ADDR [from ADDR] [iif PORT] [oif PORT] [tos T] [mark M]
+ferryctl route flush {table T | cache}`,
+	"rule": `ferryctl rule show
+ferryctl rule {add|del} [not] [from PREFIX] [to PREFIX] [iif PORT] [tos T] [fwmark M[/MASK]]
+        [priority N] {lookup TABLE | blackhole | unreachable | prohibit}`,
+	"neigh": `ferryctl neigh show [dev PORT]
+ferryctl neigh {add|del|replace|change} ADDR [lladdr MAC] dev PORT [nud {permanent|noarp|reachable|stale}]
+ferryctl neigh flush dev PORT`,
+	"link":  `ferryctl link show     ports with MAC, link state, MTU and rx/tx/drop counters`,
+	"stats": `ferryctl stats         per-router packet counters, drops by reason (summed over cores)`,
+	"cache": `ferryctl cache stats   routing decision cache counters (as /proc/net/stat/rt_cache)`,
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(argv []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("ferryctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	socket := fs.String("socket", conf.DefaultAPI, "control socket of ferryd")
+	asJSON := fs.Bool("json", false, "machine-readable output")
+	batch := fs.String("batch", "", "read commands from FILE, one a line ('-' for stdin)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(argv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	args := fs.Args()
+	if *batch == "" && len(args) == 0 {
+		fs.Usage()
+		return 2
+	}
+	if len(args) > 0 {
+		if h, ok := wantsHelp(args); ok {
+			fmt.Fprintln(stdout, h)
+			return 0
+		}
+	}
+	cl, err := conf.Dial(*socket)
+	if err != nil {
+		fmt.Fprintln(stderr, "ferryctl:", err)
+		return 1
+	}
+	defer cl.Close()
+	if *batch != "" {
+		return runBatch(cl, *batch, stdout, stderr)
+	}
+	if err := do(cl, args, *asJSON, stdout); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// wantsHelp answers "--help", "-h" and "help" anywhere in a command.
+func wantsHelp(args []string) (string, bool) {
+	for _, a := range args {
+		if a == "--help" || a == "-h" || a == "help" || a == "-help" {
+			if h, ok := commandHelp[args[0]]; ok {
+				return h, true
+			}
+			return strings.TrimSpace(usage), true
+		}
+	}
+	return "", false
+}
+
+func do(cl *conf.Client, args []string, asJSON bool, stdout io.Writer) error {
+	resp, err := cl.Do(conf.Request{Args: args, JSON: asJSON})
+	if err != nil {
+		return fmt.Errorf("ferryctl: %w", err)
+	}
+	if !resp.OK {
+		return errors.New(resp.Error)
+	}
+	if asJSON && len(resp.Data) > 0 {
+		var buf bytes.Buffer
+		if json.Indent(&buf, resp.Data, "", "  ") == nil {
+			buf.WriteByte('\n')
+			_, err = stdout.Write(buf.Bytes())
+			return err
+		}
+	}
+	if resp.Output != "" {
+		out := resp.Output
+		if !strings.HasSuffix(out, "\n") {
+			out += "\n"
+		}
+		_, err = io.WriteString(stdout, out)
+	}
+	return err
+}
+
+// runBatch runs one command a line as 'ip -batch' does: blank lines and
+// '#' comments are skipped; the first failure stops it, naming the line.
+// Commands go to ferryd in chunks, so large route files load quickly.
+func runBatch(cl *conf.Client, path string, stdout, stderr io.Writer) int {
+	var in io.Reader = os.Stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			fmt.Fprintln(stderr, "ferryctl:", err)
+			return 1
+		}
+		defer f.Close()
+		in = f
+	}
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	w := bufio.NewWriter(stdout)
+	defer w.Flush()
+	var chunk [][]string
+	var lines []int
+	flush := func() bool {
+		if len(chunk) == 0 {
+			return true
+		}
+		resp, err := cl.Do(conf.Request{Batch: chunk})
+		io.WriteString(w, resp.Output)
+		if err != nil {
+			w.Flush()
+			fmt.Fprintln(stderr, "ferryctl:", err)
+			return false
+		}
+		if !resp.OK {
+			w.Flush()
+			line := 0
+			if resp.Failed >= 0 && resp.Failed < len(lines) {
+				line = lines[resp.Failed]
+			}
+			fmt.Fprintf(stderr, "Command failed %s:%d\n%s\n", path, line, resp.Error)
+			return false
+		}
+		chunk, lines = chunk[:0], lines[:0]
+		return true
+	}
+	line := 0
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		chunk = append(chunk, strings.Fields(text))
+		lines = append(lines, line)
+		if len(chunk) == batchChunk && !flush() {
+			return 1
+		}
+	}
+	if err := sc.Err(); err != nil {
+		fmt.Fprintln(stderr, "ferryctl:", err)
+		return 1
+	}
+	if !flush() {
+		return 1
+	}
+	return 0
+}
+
+const batchChunk = 2048

@@ -1,0 +1,383 @@
+// ferryd is the ferry router daemon: it reads its configuration, starts the
+// DPDK data plane with one pipeline per configured core, and serves the
+// control socket ferryctl talks to.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"ferry/cache"
+	"ferry/cache/neigh"
+	"ferry/conf"
+	"ferry/dpdk"
+	"ferry/fib"
+	"ferry/pipeline"
+)
+
+const usage = `Usage: ferryd [--config FILE] [--check] [--log-format console|json]
+
+ferryd forwards IPv4 between DPDK ports. Without --config it runs its
+embedded default: two net_tap ports, ftap0 (192.0.2.1/24) and ftap1
+(198.51.100.1/24). Exit status 2 means the configuration was refused.
+
+Options:
+`
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	fs := flag.NewFlagSet("ferryd", flag.ContinueOnError)
+	cfgPath := fs.String("config", "", "configuration file (YAML); the embedded default when empty")
+	check := fs.Bool("check", false, "check the configuration and exit")
+	logFormat := fs.String("log-format", "console", "log format: console or json")
+	printDefault := fs.Bool("print-default-config", false, "print the embedded default configuration and exit")
+	fs.Usage = func() {
+		fmt.Fprint(os.Stderr, usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "ferryd: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if *printDefault {
+		os.Stdout.Write(conf.DefaultYAML)
+		return 0
+	}
+	var cfg *conf.Config
+	var err error
+	file := *cfgPath
+	if file == "" {
+		file = "<embedded default>"
+		cfg, err = conf.Parse(file, conf.DefaultYAML)
+	} else {
+		cfg, err = conf.Load(file)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ferryd: bad configuration:", err)
+		return 2
+	}
+	log, err := newLogger(cfg.LogLevel, *logFormat)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ferryd:", err)
+		return 2
+	}
+	defer log.Sync()
+
+	gen := &cache.GenID{}
+	f, err := conf.BuildFIB(cfg, file, gen)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ferryd: bad configuration:", err)
+		return 2
+	}
+	if *check {
+		fmt.Fprintf(os.Stderr, "ferryd: configuration %s is valid\n", file)
+		return 0
+	}
+	if os.Geteuid() != 0 {
+		log.Warn("not running as root: DPDK devices, hugepages and taps usually need it")
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cfg, file, f, gen, log); err != nil {
+		log.Error("ferryd stopped", zap.Error(err))
+		return 1
+	}
+	log.Info("ferryd stopped cleanly")
+	return 0
+}
+
+func newLogger(level, format string) (*zap.Logger, error) {
+	var lvl zapcore.Level
+	if err := lvl.Set(level); err != nil {
+		return nil, fmt.Errorf("log level %q: %w", level, err)
+	}
+	zc := zap.NewProductionConfig()
+	zc.Level = zap.NewAtomicLevelAt(lvl)
+	zc.Sampling = nil
+	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	switch format {
+	case "json":
+	case "console":
+		zc.Encoding = "console"
+		zc.EncoderConfig.EncodeLevel = zapcore.CapitalLevelEncoder
+	default:
+		return nil, fmt.Errorf("log format %q: use console or json", format)
+	}
+	return zc.Build()
+}
+
+// ealArgs completes the configured EAL arguments: one --vdev or -a per
+// port, a main lcore outside the pipeline cores, and the hugepage fallback.
+func ealArgs(cfg *conf.Config, log *zap.Logger) ([]string, string) {
+	args := slices.Clone(cfg.EAL)
+	has := func(names ...string) bool {
+		for _, a := range args {
+			for _, n := range names {
+				if a == n || strings.HasPrefix(a, n+"=") {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	prefix := "rte"
+	for i, a := range args {
+		if a == "--file-prefix" && i+1 < len(args) {
+			prefix = args[i+1]
+		} else if strings.HasPrefix(a, "--file-prefix=") {
+			prefix = strings.TrimPrefix(a, "--file-prefix=")
+		}
+	}
+	if !has("-l", "-c", "--lcores") {
+		main := 0
+		for slices.Contains(cfg.Cores, main) {
+			main++
+		}
+		if main >= runtime.NumCPU() {
+			main = cfg.Cores[0] // share the CPU: the main lcore only sleeps
+		}
+		args = append(args, "-l", strconv.Itoa(main))
+	}
+	if !has("--no-huge") {
+		useHuge := false
+		switch cfg.Hugepages {
+		case "off":
+		default:
+			mb := 512
+			for i, a := range args {
+				if (a == "-m" || a == "--socket-mem") && i+1 < len(args) {
+					if v, err := strconv.Atoi(strings.Split(args[i+1], ",")[0]); err == nil && v > 0 {
+						mb = v
+					}
+				}
+			}
+			if err := dpdk.EnsureHugepages(mb); err != nil {
+				if cfg.Hugepages == "on" {
+					log.Error("hugepages required (hugepages: on) but unavailable", zap.Error(err))
+				}
+				log.Warn("hugepages unavailable, falling back to --no-huge", zap.Error(err))
+			} else {
+				useHuge = true
+			}
+		}
+		if !useHuge {
+			args = append(args, "--no-huge")
+			if !has("-m", "--socket-mem") {
+				args = append(args, "-m", "1024")
+			}
+		} else if n, err := dpdk.RemoveStaleHugeFiles(prefix); err != nil {
+			log.Warn("could not check for stale hugepage files", zap.String("prefix", prefix), zap.Error(err))
+		} else if n > 0 {
+			log.Info("removed stale hugepage files", zap.String("prefix", prefix), zap.Int("files", n))
+		}
+	}
+	for _, p := range cfg.Ports {
+		if conf.IsVdev(p.Dev) {
+			args = append(args, "--vdev", p.Dev)
+		} else {
+			args = append(args, "-a", p.Dev)
+		}
+	}
+	return args, prefix
+}
+
+type dataplane struct {
+	ports   []dpdk.Port
+	cfg     *conf.Config
+	workers []*dpdk.Worker
+	shared  *pipeline.Shared
+}
+
+// Links reports every port for 'ferryctl link show'.
+func (d *dataplane) Links() []conf.LinkStat {
+	out := make([]conf.LinkStat, len(d.ports))
+	infos := d.shared.Ports()
+	for i, p := range d.ports {
+		ls := conf.LinkStat{Name: d.cfg.Ports[i].Name, Dev: d.cfg.Ports[i].Dev, MTU: d.cfg.Ports[i].MTU}
+		if i < len(infos) {
+			ls.MAC = infos[i].MAC.String()
+			ls.MTU = infos[i].MTU
+		}
+		if speed, up, err := p.Link(); err == nil {
+			ls.Speed, ls.Up = speed, up
+		}
+		if st, err := p.Stats(); err == nil {
+			ls.RxPackets, ls.TxPackets, ls.RxBytes, ls.TxBytes = st.RxPackets, st.TxPackets, st.RxBytes, st.TxBytes
+			ls.RxMissed, ls.RxErrors, ls.TxErrors, ls.RxNoMbuf = st.RxMissed, st.RxErrors, st.TxErrors, st.RxNoMbuf
+		}
+		for _, w := range d.workers {
+			_, _, full := w.PortCounters(i)
+			ls.TxDropped += full
+		}
+		out[i] = ls
+	}
+	return out
+}
+
+// realClock is the neighbour subsystem's clock in production.
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *cache.GenID, log *zap.Logger) error {
+	args, _ := ealArgs(cfg, log)
+	log.Info("starting EAL", zap.Strings("args", args))
+	if err := dpdk.Init(args); err != nil {
+		return err
+	}
+	defer dpdk.Cleanup()
+
+	pool, err := dpdk.NewPool("ferry_mbufs", cfg.Mbufs, 256, 2048+128)
+	if err != nil {
+		return err
+	}
+	dp := &dataplane{cfg: cfg}
+	var infos []pipeline.PortInfo
+	var nports []neigh.PortConfig
+	defer func() {
+		for _, p := range dp.ports {
+			if err := p.Stop(); err != nil {
+				log.Warn("port stop failed", zap.String("port", p.Name), zap.Error(err))
+			}
+		}
+	}()
+	for i, pc := range cfg.Ports {
+		p, err := dpdk.PortByName(conf.DevName(pc.Dev))
+		if err != nil {
+			return fmt.Errorf("%s: ports[%d] (%s): %w", file, i, pc.Name, err)
+		}
+		if err := p.Setup(dpdk.PortConfig{Queues: len(cfg.Cores), RxDesc: pc.RxDesc, TxDesc: pc.TxDesc, MTU: pc.MTU, Pool: pool}); err != nil {
+			return fmt.Errorf("%s: ports[%d] (%s): %w", file, i, pc.Name, err)
+		}
+		dp.ports = append(dp.ports, p)
+		mac, err := p.MAC()
+		if err != nil {
+			return err
+		}
+		infos = append(infos, pipeline.PortInfo{Name: pc.Name, MAC: pipeline.MAC(mac), MTU: pc.MTU, NoARP: pc.NoARP, Up: true})
+		var addrs []uint32
+		for _, a := range f.Addresses(i) {
+			addrs = append(addrs, a.Addr)
+		}
+		nports = append(nports, neigh.PortConfig{Name: pc.Name, MAC: neigh.MAC(mac), Addrs: addrs, NoARP: pc.NoARP, Params: neigh.DefaultParams()})
+	}
+
+	sh := pipeline.NewShared(f, gen, nil, infos, len(cfg.Cores))
+	nm := neigh.NewManager(nports, len(cfg.Cores), realClock{}, sh, func(msg string, kv ...any) {
+		log.Sugar().Debugw(msg, kv...)
+	})
+	sh.Neigh = nm
+	for i, n := range cfg.Neighbors {
+		req, err := neigh.ParseNeigh(strings.Fields(n), f.PortIndex)
+		if err == nil {
+			err = nm.Apply(req)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: neighbors[%d] %q: %w", file, i, n, err)
+		}
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	nmDone := make(chan struct{})
+	go func() {
+		nm.Run(runCtx)
+		close(nmDone)
+	}()
+	defer func() {
+		cancel()
+		<-nmDone
+	}()
+
+	for q, cpu := range cfg.Cores {
+		w, err := dpdk.NewWorker(cpu, q, dp.ports, pool)
+		if err != nil {
+			return err
+		}
+		pl := sh.NewPipeline(q, &w.IO)
+		if err := w.Start(pl); err != nil {
+			w.Free()
+			return fmt.Errorf("core %d: %w", cpu, err)
+		}
+		dp.workers = append(dp.workers, w)
+	}
+	dp.shared = sh
+	defer func() {
+		for _, w := range dp.workers {
+			if err := w.Stop(); err != nil {
+				log.Warn("worker stop failed", zap.Int("cpu", w.CPU), zap.Error(err))
+			}
+			w.Free()
+		}
+	}()
+
+	srv := &conf.Server{Path: cfg.API, Log: log, Handler: &conf.Router{FIB: f, Gen: gen, Neigh: nm, Shared: sh, Links: dp, Log: log}}
+	if err := srv.Listen(); err != nil {
+		return err
+	}
+	srvDone := make(chan struct{})
+	go func() {
+		srv.Serve(runCtx)
+		close(srvDone)
+	}()
+	defer func() {
+		cancel()
+		<-srvDone
+	}()
+
+	for i := range cfg.Ports {
+		for _, a := range f.Addresses(i) {
+			if err := sh.Announce(i, a.Addr); err != nil {
+				log.Warn("gratuitous ARP not sent", zap.String("port", cfg.Ports[i].Name), zap.Error(err))
+			}
+		}
+	}
+	logSummary(log, cfg, f, infos)
+	<-ctx.Done()
+	log.Info("shutting down", zap.String("reason", "signal"))
+	return nil
+}
+
+func logSummary(log *zap.Logger, cfg *conf.Config, f *fib.FIB, infos []pipeline.PortInfo) {
+	for i, p := range cfg.Ports {
+		var addrs []string
+		for _, a := range f.Addresses(i) {
+			addrs = append(addrs, a.String())
+		}
+		log.Info("port ready", zap.String("port", p.Name), zap.String("dev", p.Dev),
+			zap.String("mac", infos[i].MAC.String()), zap.Int("mtu", p.MTU), zap.Strings("addresses", addrs))
+	}
+	var routes []string
+	for _, t := range f.Tables() {
+		if t == fib.TableLocal {
+			continue
+		}
+		for _, r := range f.Routes(t) {
+			routes = append(routes, fib.FormatRoute(r, f))
+		}
+	}
+	log.Info("ferryd running", zap.Ints("cores", cfg.Cores), zap.String("api", cfg.API), zap.Strings("routes", routes))
+}

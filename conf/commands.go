@@ -1,0 +1,486 @@
+package conf
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"ferry/cache"
+	"ferry/cache/neigh"
+	"ferry/fib"
+	"ferry/pipeline"
+)
+
+// LinkStat is one port as 'link show' reports it.
+type LinkStat struct {
+	Name      string `json:"name"`
+	Dev       string `json:"dev"`
+	MAC       string `json:"mac"`
+	Up        bool   `json:"up"`
+	Speed     uint32 `json:"speed_mbps"`
+	MTU       int    `json:"mtu"`
+	RxPackets uint64 `json:"rx_packets"`
+	TxPackets uint64 `json:"tx_packets"`
+	RxBytes   uint64 `json:"rx_bytes"`
+	TxBytes   uint64 `json:"tx_bytes"`
+	RxMissed  uint64 `json:"rx_missed"`
+	RxErrors  uint64 `json:"rx_errors"`
+	TxErrors  uint64 `json:"tx_errors"`
+	RxNoMbuf  uint64 `json:"rx_nombuf"`
+	TxDropped uint64 `json:"tx_dropped"`
+}
+
+// LinkSource reports the data plane's ports.
+type LinkSource interface {
+	Links() []LinkStat
+}
+
+// Router executes control commands against the router's state.
+type Router struct {
+	FIB    *fib.FIB
+	Gen    *cache.GenID
+	Neigh  *neigh.Manager
+	Shared *pipeline.Shared
+	Links  LinkSource
+	Log    *zap.Logger
+}
+
+// ErrUsage marks a command the router does not understand.
+var ErrUsage = errors.New("usage")
+
+// Exec runs one command (the words after "ferryctl").
+func (r *Router) Exec(args []string, asJSON bool) (string, any, error) {
+	if len(args) == 0 {
+		return "", nil, fmt.Errorf("no command: try 'ferryctl --help'")
+	}
+	switch args[0] {
+	case "route", "r", "ro":
+		return r.route(args[1:])
+	case "rule", "ru":
+		return r.rule(args[1:])
+	case "neigh", "neighbor", "neighbour", "n":
+		return r.neigh(args[1:])
+	case "link", "l":
+		if len(args) > 1 && args[1] != "show" && args[1] != "list" {
+			return "", nil, fmt.Errorf("link: unknown command %q (only 'link show')", args[1])
+		}
+		return r.linkShow()
+	case "stats":
+		return r.stats()
+	case "cache":
+		if len(args) < 2 || args[1] != "stats" {
+			return "", nil, fmt.Errorf("cache: try 'ferryctl cache stats'")
+		}
+		return r.cacheStats()
+	}
+	return "", nil, fmt.Errorf("unknown command %q: try 'ferryctl --help'", args[0])
+}
+
+// ParseTable reads a table id or name as ip(8) does.
+func ParseTable(s string) (uint32, error) {
+	switch s {
+	case "main":
+		return fib.TableMain, nil
+	case "local":
+		return fib.TableLocal, nil
+	case "default":
+		return fib.TableDefault, nil
+	}
+	v, err := strconv.ParseUint(s, 0, 32)
+	if err != nil || v == 0 {
+		return 0, fmt.Errorf("argument %q is wrong: table id value is invalid", s)
+	}
+	return uint32(v), nil
+}
+
+func (r *Router) route(args []string) (string, any, error) {
+	verb := "show"
+	if len(args) > 0 {
+		verb, args = args[0], args[1:]
+	}
+	switch verb {
+	case "show", "list", "lst", "sh", "ls":
+		return r.routeShow(args)
+	case "get", "g":
+		return r.routeGet(args)
+	case "flush":
+		return r.routeFlush(args)
+	case "add", "a", "del", "delete", "d", "replace", "change", "chg", "append", "prepend":
+		rt, err := fib.ParseRoute(args, r.FIB)
+		if err != nil {
+			return "", nil, err
+		}
+		switch verb {
+		case "add", "a":
+			err = r.FIB.Add(rt)
+		case "del", "delete", "d":
+			err = r.FIB.Del(rt)
+		case "replace":
+			err = r.FIB.Replace(rt)
+		case "change", "chg":
+			err = r.FIB.Change(rt)
+		case "append":
+			err = r.FIB.Append(rt)
+		case "prepend":
+			err = r.FIB.Prepend(rt)
+		}
+		if err != nil {
+			return "", nil, fmt.Errorf("RTNETLINK answers: %s", errText(err))
+		}
+		return "", nil, nil
+	}
+	return "", nil, fmt.Errorf("route: unknown command %q: try 'ferryctl route --help'", verb)
+}
+
+// errText capitalises an errno message as iproute2 prints it.
+func errText(err error) string {
+	s := err.Error()
+	if s != "" && s[0] >= 'a' && s[0] <= 'z' {
+		s = strings.ToUpper(s[:1]) + s[1:]
+	}
+	return s
+}
+
+// RouteJSON is a route as -json shows it.
+type RouteJSON struct {
+	Table uint32 `json:"table"`
+	Route string `json:"route"`
+}
+
+func (r *Router) routeShow(args []string) (string, any, error) {
+	tables := []uint32{fib.TableMain}
+	for i := 0; i < len(args); i++ {
+		switch args[i] {
+		case "table":
+			if i+1 >= len(args) {
+				return "", nil, fmt.Errorf("route show: table needs a value")
+			}
+			i++
+			if args[i] == "all" {
+				tables = r.FIB.Tables()
+				continue
+			}
+			t, err := ParseTable(args[i])
+			if err != nil {
+				return "", nil, err
+			}
+			tables = []uint32{t}
+		case "cache":
+			return "", []RouteJSON{}, nil
+		default:
+			return "", nil, fmt.Errorf("route show: unknown argument %q", args[i])
+		}
+	}
+	var b strings.Builder
+	var data []RouteJSON
+	for _, t := range tables {
+		for _, rt := range r.FIB.Routes(t) {
+			line := fib.FormatRoute(rt, r.FIB)
+			if len(tables) > 1 && t != fib.TableMain && !strings.Contains(line, " table ") {
+				line += " table " + tableName(t)
+			}
+			b.WriteString(line)
+			b.WriteByte('\n')
+			data = append(data, RouteJSON{Table: t, Route: line})
+		}
+	}
+	if data == nil {
+		data = []RouteJSON{}
+	}
+	return b.String(), data, nil
+}
+
+func tableName(t uint32) string {
+	switch t {
+	case fib.TableMain:
+		return "main"
+	case fib.TableLocal:
+		return "local"
+	case fib.TableDefault:
+		return "default"
+	}
+	return strconv.FormatUint(uint64(t), 10)
+}
+
+func parseIPv4(s string) (uint32, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() {
+		return 0, fmt.Errorf("%q is not an IPv4 address", s)
+	}
+	return Uint32(a.As4()), nil
+}
+
+// RouteGetJSON is 'route get' as -json shows it.
+type RouteGetJSON struct {
+	Dst     string `json:"dst"`
+	Type    string `json:"type"`
+	Gateway string `json:"gateway,omitempty"`
+	Dev     string `json:"dev,omitempty"`
+	Prefsrc string `json:"prefsrc,omitempty"`
+	Table   uint32 `json:"table"`
+	MTU     uint32 `json:"mtu,omitempty"`
+	Text    string `json:"text"`
+}
+
+var typeNames = map[fib.Type]string{fib.Unicast: "unicast", fib.Local: "local", fib.Broadcast: "broadcast",
+	fib.Anycast: "anycast", fib.Multicast: "multicast", fib.Blackhole: "blackhole", fib.Unreachable: "unreachable",
+	fib.Prohibit: "prohibit", fib.Throw: "throw"}
+
+func (r *Router) routeGet(args []string) (string, any, error) {
+	if len(args) == 0 {
+		return "", nil, fmt.Errorf("route get: an address is needed")
+	}
+	k := fib.Key{Iif: -1, Oif: -1}
+	var dstSet bool
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		val := func() (string, error) {
+			if i+1 >= len(args) {
+				return "", fmt.Errorf("route get: %s needs a value", a)
+			}
+			i++
+			return args[i], nil
+		}
+		var v string
+		var err error
+		switch a {
+		case "from", "iif", "oif", "tos", "dsfield", "mark", "to":
+			if v, err = val(); err != nil {
+				return "", nil, err
+			}
+		}
+		switch a {
+		case "from":
+			if k.Src, err = parseIPv4(strings.TrimSuffix(v, "/32")); err != nil {
+				return "", nil, err
+			}
+		case "iif", "oif":
+			p, ok := r.FIB.PortIndex(v)
+			if !ok {
+				return "", nil, fmt.Errorf("Cannot find device %q", v)
+			}
+			if a == "iif" {
+				k.Iif = p
+			} else {
+				k.Oif = p
+			}
+		case "tos", "dsfield":
+			t, perr := strconv.ParseUint(v, 0, 8)
+			if perr != nil {
+				return "", nil, fmt.Errorf("argument %q is wrong: TOS value is invalid", v)
+			}
+			k.Tos = uint8(t)
+		case "mark":
+			m, perr := strconv.ParseUint(v, 0, 32)
+			if perr != nil {
+				return "", nil, fmt.Errorf("argument %q is wrong: mark value is invalid", v)
+			}
+			k.Mark = uint32(m)
+		case "to":
+			a = v
+			fallthrough
+		default:
+			if dstSet {
+				return "", nil, fmt.Errorf("route get: unexpected argument %q", a)
+			}
+			if k.Dst, err = parseIPv4(strings.TrimSuffix(a, "/32")); err != nil {
+				return "", nil, err
+			}
+			dstSet = true
+		}
+	}
+	if !dstSet {
+		return "", nil, fmt.Errorf("route get: an address is needed")
+	}
+	k.Hash = fib.FlowHash(k.Src, k.Dst)
+	var res fib.Result
+	if k.Iif >= 0 {
+		r.FIB.Lookup(&k, &res)
+	} else {
+		r.FIB.LookupOutput(&k, &res)
+	}
+	if res.Err != nil {
+		return "", nil, fmt.Errorf("RTNETLINK answers: %s", errText(res.Err))
+	}
+	text := fib.FormatGet(k.Dst, &k, &res, r.FIB)
+	j := RouteGetJSON{Dst: pipeline.IPString(k.Dst), Type: typeNames[res.Type], Table: res.Table, MTU: res.MTU, Text: text}
+	if nh := res.Nexthop; nh != nil {
+		if nh.Gateway != 0 {
+			j.Gateway = pipeline.IPString(nh.Gateway)
+		}
+		if nh.Port >= 0 {
+			j.Dev = r.FIB.PortName(nh.Port)
+		}
+	}
+	if res.Prefsrc != 0 {
+		j.Prefsrc = pipeline.IPString(res.Prefsrc)
+	}
+	return text, j, nil
+}
+
+func (r *Router) routeFlush(args []string) (string, any, error) {
+	if len(args) == 1 && args[0] == "cache" {
+		r.Gen.Bump()
+		return "", nil, nil
+	}
+	if len(args) != 2 || args[0] != "table" {
+		return "", nil, fmt.Errorf("route flush: use 'route flush table T' or 'route flush cache'")
+	}
+	t, err := ParseTable(args[1])
+	if err != nil {
+		return "", nil, err
+	}
+	n, err := r.FIB.Flush(t)
+	if err != nil {
+		return "", nil, err
+	}
+	return "", map[string]int{"flushed": n}, nil
+}
+
+func (r *Router) rule(args []string) (string, any, error) {
+	verb := "show"
+	if len(args) > 0 {
+		verb, args = args[0], args[1:]
+	}
+	switch verb {
+	case "show", "list", "lst", "sh":
+		var b strings.Builder
+		data := []string{}
+		for _, ru := range r.FIB.Rules() {
+			line := fib.FormatRule(ru, r.FIB)
+			b.WriteString(line)
+			b.WriteByte('\n')
+			data = append(data, line)
+		}
+		return b.String(), data, nil
+	case "add", "a", "del", "delete", "d":
+		ru, err := fib.ParseRule(args, r.FIB)
+		if err != nil {
+			return "", nil, err
+		}
+		if verb[0] == 'a' {
+			err = r.FIB.AddRule(ru)
+		} else {
+			err = r.FIB.DelRule(ru)
+		}
+		if err != nil {
+			return "", nil, fmt.Errorf("RTNETLINK answers: %s", errText(err))
+		}
+		return "", nil, nil
+	}
+	return "", nil, fmt.Errorf("rule: unknown command %q: try 'ferryctl rule --help'", verb)
+}
+
+// NeighJSON is one neighbour as -json shows it.
+type NeighJSON struct {
+	Dst    string `json:"dst"`
+	Dev    string `json:"dev"`
+	LLAddr string `json:"lladdr,omitempty"`
+	State  string `json:"state"`
+}
+
+func (r *Router) neigh(args []string) (string, any, error) {
+	if len(args) == 0 {
+		args = []string{"show"}
+	}
+	req, err := neigh.ParseNeigh(args, r.FIB.PortIndex)
+	if err != nil {
+		return "", nil, err
+	}
+	switch req.Cmd {
+	case neigh.CmdShow:
+		var b strings.Builder
+		data := []NeighJSON{}
+		for _, e := range r.Neigh.Show(req) {
+			name := r.FIB.PortName(e.Port)
+			b.WriteString(neigh.Format(e, name))
+			b.WriteByte('\n')
+			j := NeighJSON{Dst: pipeline.IPString(e.IP), Dev: name, State: e.State.String()}
+			if e.HasMAC {
+				j.LLAddr = e.MAC.String()
+			}
+			data = append(data, j)
+		}
+		return b.String(), data, nil
+	case neigh.CmdFlush:
+		n, err := r.Neigh.Flush(req)
+		if err != nil {
+			return "", nil, err
+		}
+		return "", map[string]int{"flushed": n}, nil
+	}
+	if err := r.Neigh.Apply(req); err != nil {
+		return "", nil, fmt.Errorf("RTNETLINK answers: %s", errText(err))
+	}
+	return "", nil, nil
+}
+
+func (r *Router) linkShow() (string, any, error) {
+	links := r.Links.Links()
+	var b strings.Builder
+	for i, l := range links {
+		state := "DOWN"
+		if l.Up {
+			state = "UP"
+		}
+		fmt.Fprintf(&b, "%d: %s: mtu %d state %s dev %s\n    link/ether %s speed %dMb/s\n", i, l.Name, l.MTU, state, l.Dev, l.MAC, l.Speed)
+		fmt.Fprintf(&b, "    RX: packets %d bytes %d missed %d errors %d nombuf %d\n", l.RxPackets, l.RxBytes, l.RxMissed, l.RxErrors, l.RxNoMbuf)
+		fmt.Fprintf(&b, "    TX: packets %d bytes %d dropped %d errors %d\n", l.TxPackets, l.TxBytes, l.TxDropped, l.TxErrors)
+	}
+	return b.String(), links, nil
+}
+
+func (r *Router) stats() (string, any, error) {
+	c := r.Shared.Counters()
+	data := map[string]uint64{}
+	var names []string
+	for i := 0; i < pipeline.NumCounters; i++ {
+		name := pipeline.Counter(i).Name()
+		data[name] = c[i]
+		names = append(names, name)
+	}
+	var b strings.Builder
+	b.WriteString("packets:\n")
+	for i := 0; i < pipeline.NumCounters; i++ {
+		ctr := pipeline.Counter(i)
+		if !ctr.IsDrop() {
+			fmt.Fprintf(&b, "  %-24s %d\n", ctr.Name(), c[i])
+		}
+	}
+	b.WriteString("drops:\n")
+	for i := 0; i < pipeline.NumCounters; i++ {
+		ctr := pipeline.Counter(i)
+		if ctr.IsDrop() {
+			fmt.Fprintf(&b, "  %-24s %d\n", ctr.Name(), c[i])
+		}
+	}
+	ns := r.Neigh.Stats()
+	fmt.Fprintf(&b, "neighbours:\n  entries %d allocs %d destroys %d res_failed %d table_fulls %d forced_gc_runs %d\n",
+		ns.Entries, ns.Allocs, ns.Destroys, ns.ResFailed, ns.TableFulls, ns.ForcedGCRuns)
+	sort.Strings(names)
+	return b.String(), map[string]any{"counters": data, "neigh": ns}, nil
+}
+
+func (r *Router) cacheStats() (string, any, error) {
+	c := r.Shared.Counters()
+	data := map[string]uint64{
+		"hint_hits":       c[pipeline.HintHits],
+		"fib_lookups":     c[pipeline.FIBLookups],
+		"nh_cache_hits":   c[pipeline.NhCacheHits],
+		"nh_cache_misses": c[pipeline.NhCacheMisses],
+		"decisions_made":  c[pipeline.DecisionsMade],
+		"genid_bumps":     r.Gen.Bumps(),
+		"genid":           uint64(r.Gen.Current()),
+	}
+	keys := []string{"hint_hits", "fib_lookups", "nh_cache_hits", "nh_cache_misses", "decisions_made", "genid_bumps", "genid"}
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%-16s %d\n", k, data[k])
+	}
+	return b.String(), data, nil
+}

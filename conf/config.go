@@ -1,0 +1,275 @@
+// Package conf reads ferryd's configuration, builds the control-plane state
+// it describes, and serves the control API that ferryctl talks to.
+package conf
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// DefaultYAML is the embedded configuration ferryd runs without --config.
+//
+//go:embed default.yaml
+var DefaultYAML []byte
+
+// Config is ferryd's configuration file.
+type Config struct {
+	EAL       []string `yaml:"eal"`
+	Cores     []int    `yaml:"cores"`
+	API       string   `yaml:"api"`
+	Hugepages string   `yaml:"hugepages"` // auto, on or off
+	Mbufs     int      `yaml:"mbufs"`
+	LogLevel  string   `yaml:"log_level"`
+	Ports     []Port   `yaml:"ports"`
+	Routes    []string `yaml:"routes"`
+	Rules     []string `yaml:"rules"`
+	Neighbors []string `yaml:"neighbors"`
+
+	lines map[string]int // field path → line, for error messages
+}
+
+// Port is one entry of `ports:`.
+type Port struct {
+	Name      string   `yaml:"name"`
+	Dev       string   `yaml:"dev"`
+	Addresses []string `yaml:"addresses"`
+	MTU       int      `yaml:"mtu"`
+	NoARP     bool     `yaml:"noarp"`
+	RxDesc    int      `yaml:"rx_desc"`
+	TxDesc    int      `yaml:"tx_desc"`
+}
+
+// Error names the config field (and line) that is wrong.
+type Error struct {
+	File  string
+	Line  int
+	Field string
+	Err   error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	if e.Field != "" {
+		fmt.Fprintf(&b, ": %s", e.Field)
+	}
+	fmt.Fprintf(&b, ": %v", e.Err)
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Defaults for keys the file leaves out.
+const (
+	DefaultAPI    = "/run/ferry/ferry.sock"
+	DefaultMbufs  = 8191
+	DefaultMTU    = 1500
+	DefaultRxDesc = 1024
+	DefaultTxDesc = 1024
+	MaxPorts      = 16
+)
+
+// Load reads and checks a config file.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{File: path, Err: err}
+	}
+	return Parse(path, b)
+}
+
+// Parse decodes and checks config text; name is used in errors.
+func Parse(name string, b []byte) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return nil, &Error{File: name, Err: err}
+	}
+	c := &Config{lines: map[string]int{}}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		if errors.Is(err, errEOF()) {
+			return nil, &Error{File: name, Err: errors.New("empty configuration")}
+		}
+		return nil, &Error{File: name, Err: err}
+	}
+	c.lines = map[string]int{}
+	if len(root.Content) > 0 {
+		recordLines(root.Content[0], "", c.lines)
+	}
+	if err := c.check(name); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func errEOF() error {
+	var n yaml.Node
+	return yaml.NewDecoder(bytes.NewReader(nil)).Decode(&n)
+}
+
+// recordLines maps "ports[1].addresses[0]"-style paths to their lines.
+func recordLines(n *yaml.Node, path string, out map[string]int) {
+	if path != "" {
+		out[path] = n.Line
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i].Value
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			out[p] = n.Content[i].Line
+			recordLines(n.Content[i+1], p, out)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			recordLines(c, fmt.Sprintf("%s[%d]", path, i), out)
+		}
+	}
+}
+
+// Errorf builds an error for field, with its line when known.
+func (c *Config) Errorf(file, field string, format string, args ...any) error {
+	return &Error{File: file, Line: c.lines[field], Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+func (c *Config) check(file string) error {
+	if c.API == "" {
+		c.API = DefaultAPI
+	}
+	if c.Mbufs == 0 {
+		c.Mbufs = DefaultMbufs
+	}
+	if c.Mbufs < 1024 {
+		return c.Errorf(file, "mbufs", "%d buffers is too few (at least 1024)", c.Mbufs)
+	}
+	switch c.Hugepages {
+	case "":
+		c.Hugepages = "auto"
+	case "auto", "on", "off":
+	default:
+		return c.Errorf(file, "hugepages", "must be auto, on or off, not %q", c.Hugepages)
+	}
+	switch c.LogLevel {
+	case "":
+		c.LogLevel = "info"
+	case "debug", "info", "warn", "error":
+	default:
+		return c.Errorf(file, "log_level", "must be debug, info, warn or error, not %q", c.LogLevel)
+	}
+	if len(c.Cores) == 0 {
+		return c.Errorf(file, "cores", "at least one pipeline core is needed")
+	}
+	seenCore := map[int]bool{}
+	for i, cpu := range c.Cores {
+		f := fmt.Sprintf("cores[%d]", i)
+		if cpu < 0 || cpu >= 1024 {
+			return c.Errorf(file, f, "core %d out of range", cpu)
+		}
+		if seenCore[cpu] {
+			return c.Errorf(file, f, "core %d listed twice", cpu)
+		}
+		seenCore[cpu] = true
+	}
+	if len(c.Ports) == 0 {
+		return c.Errorf(file, "ports", "at least one port is needed")
+	}
+	if len(c.Ports) > MaxPorts {
+		return c.Errorf(file, "ports", "%d ports, at most %d", len(c.Ports), MaxPorts)
+	}
+	names := map[string]bool{}
+	for i := range c.Ports {
+		p := &c.Ports[i]
+		f := fmt.Sprintf("ports[%d]", i)
+		if p.Name == "" {
+			return c.Errorf(file, f+".name", "missing")
+		}
+		if !validName(p.Name) {
+			return c.Errorf(file, f+".name", "%q: use letters, digits, '-', '_' or '.' (at most 15)", p.Name)
+		}
+		if names[p.Name] {
+			return c.Errorf(file, f+".name", "port %q defined twice", p.Name)
+		}
+		names[p.Name] = true
+		if p.Dev == "" {
+			return c.Errorf(file, f+".dev", "missing (e.g. \"net_tap0,iface=ftap0\" or a PCI address)")
+		}
+		if p.MTU == 0 {
+			p.MTU = DefaultMTU
+		}
+		if p.MTU < 68 || p.MTU > 9000 {
+			return c.Errorf(file, f+".mtu", "%d out of range 68-9000", p.MTU)
+		}
+		if p.RxDesc == 0 {
+			p.RxDesc = DefaultRxDesc
+		}
+		if p.TxDesc == 0 {
+			p.TxDesc = DefaultTxDesc
+		}
+		for j, a := range p.Addresses {
+			if _, err := ParseAddr(a); err != nil {
+				return c.Errorf(file, fmt.Sprintf("%s.addresses[%d]", f, j), "%v", err)
+			}
+		}
+	}
+	return nil
+}
+
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 15 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseAddr parses an interface address "A.B.C.D/LEN" (a bare address is /32).
+func ParseAddr(s string) (netip.Prefix, error) {
+	if !strings.Contains(s, "/") {
+		s += "/32"
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil || !p.Addr().Is4() {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IPv4 address with prefix length", s)
+	}
+	a := p.Addr().As4()
+	if a[0] == 0 || a[0] == 127 || a[0] >= 224 {
+		return netip.Prefix{}, fmt.Errorf("%q cannot be a port address", s)
+	}
+	return p, nil
+}
+
+// Line returns the line of a field path, 0 when unknown.
+func (c *Config) Line(field string) int { return c.lines[field] }
+
+// DevName is the ethdev name a dev string creates: the part before the
+// first comma ("net_tap0,iface=ftap0" → "net_tap0").
+func DevName(dev string) string {
+	if i := strings.IndexByte(dev, ','); i >= 0 {
+		return dev[:i]
+	}
+	return dev
+}
+
+// IsVdev reports whether dev names a virtual device (given to --vdev) rather
+// than a PCI device (given to -a).
+func IsVdev(dev string) bool {
+	return strings.HasPrefix(dev, "net_") || strings.HasPrefix(dev, "eth_")
+}

@@ -1,0 +1,103 @@
+package dpdk
+
+/*
+#include <stdlib.h>
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+// MaxPorts is how many ports one pipeline polls.
+const MaxPorts = C.FY_MAX_PORTS
+
+// Port is an ethdev port.
+type Port struct {
+	ID   uint16
+	Name string
+}
+
+// PortByName finds the port a device name (as given to --vdev or -a) made.
+func PortByName(name string) (Port, error) {
+	cname := C.CString(name)
+	defer C.free(unsafe.Pointer(cname))
+	var id C.uint16_t
+	if ret := C.fy_port_by_name(cname, &id); ret != 0 {
+		return Port{}, errorf(ret, "find port %q", name)
+	}
+	return Port{ID: uint16(id), Name: name}, nil
+}
+
+// PortConfig sets up a port.
+type PortConfig struct {
+	Queues int // rx and tx queues, one of each per pipeline core
+	RxDesc int
+	TxDesc int
+	MTU    int
+	Pool   *Pool
+}
+
+// Setup configures and starts the port.
+func (p Port) Setup(c PortConfig) error {
+	if c.Pool == nil {
+		return fmt.Errorf("port %s: no mbuf pool", p.Name)
+	}
+	ret := C.fy_port_setup(C.uint16_t(p.ID), C.uint16_t(c.Queues), C.uint16_t(c.RxDesc), C.uint16_t(c.TxDesc), c.Pool.p, C.uint16_t(c.MTU))
+	if ret != 0 {
+		return errorf(ret, "set up port %s (%d queues, mtu %d)", p.Name, c.Queues, c.MTU)
+	}
+	return nil
+}
+
+// Stop stops and closes the port.
+func (p Port) Stop() error {
+	if ret := C.fy_port_stop(C.uint16_t(p.ID)); ret != 0 {
+		return errorf(ret, "stop port %s", p.Name)
+	}
+	return nil
+}
+
+// MAC returns the port's Ethernet address.
+func (p Port) MAC() ([6]byte, error) {
+	var m [6]byte
+	if ret := C.fy_port_mac(C.uint16_t(p.ID), (*C.uint8_t)(unsafe.Pointer(&m[0]))); ret != 0 {
+		return m, errorf(ret, "read MAC of port %s", p.Name)
+	}
+	return m, nil
+}
+
+// Link returns speed in Mbit/s and whether the link is up.
+func (p Port) Link() (speed uint32, up bool, err error) {
+	var s C.uint32_t
+	var u C.int
+	if ret := C.fy_port_link(C.uint16_t(p.ID), &s, &u); ret != 0 {
+		return 0, false, errorf(ret, "read link of port %s", p.Name)
+	}
+	return uint32(s), u != 0, nil
+}
+
+// SetMTU changes the port's MTU.
+func (p Port) SetMTU(mtu int) error {
+	if ret := C.fy_port_set_mtu(C.uint16_t(p.ID), C.uint16_t(mtu)); ret != 0 {
+		return errorf(ret, "set MTU %d on port %s", mtu, p.Name)
+	}
+	return nil
+}
+
+// Stats are the PMD's port counters.
+type Stats struct {
+	RxPackets, TxPackets, RxBytes, TxBytes, RxMissed, RxErrors, TxErrors, RxNoMbuf uint64
+}
+
+// Stats reads the port counters.
+func (p Port) Stats() (Stats, error) {
+	var s C.struct_fy_port_stats
+	if ret := C.fy_port_stats(C.uint16_t(p.ID), &s); ret != 0 {
+		return Stats{}, errorf(ret, "read counters of port %s", p.Name)
+	}
+	return Stats{uint64(s.ipackets), uint64(s.opackets), uint64(s.ibytes), uint64(s.obytes),
+		uint64(s.imissed), uint64(s.ierrors), uint64(s.oerrors), uint64(s.rx_nombuf)}, nil
+}

@@ -1,0 +1,89 @@
+/* Thin C layer under the Go binding: everything that would otherwise cost a
+ * cgo call per packet is done here once per burst. */
+#ifndef FERRY_SHIM_H
+#define FERRY_SHIM_H
+
+#include <stdint.h>
+
+#define FY_MAX_PORTS 16
+#define FY_BURST 32
+#define FY_RX_MAX (FY_MAX_PORTS * FY_BURST)
+#define FY_TX_MAX 256
+#define FY_FREE_MAX 1024
+
+struct rte_mempool;
+struct rte_mbuf;
+
+/* One per pipeline core, allocated in C memory so Go can view it without
+ * cgo pointer checks. Go reads rx_*, writes tx_* and free_*. */
+struct fy_ws {
+	uint16_t nports;
+	uint16_t queue;
+	uint16_t port_ids[FY_MAX_PORTS];
+
+	uint32_t nrx;
+	struct rte_mbuf *rx_ref[FY_RX_MAX];
+	void *rx_data[FY_RX_MAX];
+	uint16_t rx_len[FY_RX_MAX];
+	uint16_t rx_cap[FY_RX_MAX];
+	uint16_t rx_port[FY_RX_MAX]; /* index into port_ids */
+	uint16_t rx_segs_dropped;
+
+	uint16_t tx_n[FY_MAX_PORTS];
+	struct rte_mbuf *tx_ref[FY_MAX_PORTS][FY_TX_MAX];
+	uint16_t tx_len[FY_MAX_PORTS][FY_TX_MAX];
+
+	uint32_t nfree;
+	struct rte_mbuf *free_ref[FY_FREE_MAX];
+
+	/* Cumulative, written by C only. */
+	uint64_t rx_pkts[FY_MAX_PORTS];
+	uint64_t tx_pkts[FY_MAX_PORTS];
+	uint64_t tx_full[FY_MAX_PORTS];
+	uint64_t polls, idle_polls;
+
+	/* Buffers handed to Go for packets it creates. */
+	uint32_t nalloc;
+	struct rte_mbuf *alloc_ref[FY_BURST];
+	void *alloc_data[FY_BURST];
+	uint16_t alloc_cap[FY_BURST];
+};
+
+int fy_eal_init(int argc, char **argv);
+void fy_eal_cleanup(void);
+const char *fy_strerror(int err);
+int fy_errno(void);
+
+struct rte_mempool *fy_pool_create(const char *name, unsigned n, unsigned cache, unsigned dataroom);
+
+int fy_port_by_name(const char *name, uint16_t *port);
+int fy_port_setup(uint16_t port, uint16_t nq, uint16_t nrxd, uint16_t ntxd,
+		  struct rte_mempool *mp, uint16_t mtu);
+int fy_port_stop(uint16_t port);
+int fy_port_mac(uint16_t port, uint8_t mac[6]);
+int fy_port_link(uint16_t port, uint32_t *speed, int *up);
+int fy_port_set_mtu(uint16_t port, uint16_t mtu);
+
+struct fy_port_stats {
+	uint64_t ipackets, opackets, ibytes, obytes, imissed, ierrors, oerrors, rx_nombuf;
+};
+int fy_port_stats(uint16_t port, struct fy_port_stats *st);
+
+struct fy_ws *fy_ws_new(void);
+void fy_ws_free(struct fy_ws *ws);
+
+/* Polls every port's queue ws->queue once; fills rx_*. */
+uint32_t fy_rx(struct fy_ws *ws);
+/* Sends every port's tx list, frees what the PMD refused and everything in
+ * free_ref; clears the lists. Returns packets sent. */
+uint32_t fy_tx(struct fy_ws *ws);
+/* Refills alloc_* up to n buffers from mp. */
+uint32_t fy_alloc(struct fy_ws *ws, struct rte_mempool *mp, uint32_t n);
+void fy_free_bulk(struct rte_mbuf **m, unsigned n);
+
+int fy_thread_register(void);
+void fy_thread_unregister(void);
+unsigned fy_lcore_id(void);
+int fy_pin(int cpu);
+
+#endif

@@ -1,0 +1,640 @@
+package fib
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"ferry/cache"
+)
+
+// table is one routing table; root is what readers load.
+type table struct {
+	id    uint32
+	root  atomic.Pointer[node]
+	count int // routes, writer side
+}
+
+func (f *FIB) tableLocked(id uint32) *table {
+	if t, ok := f.tables[id]; ok {
+		return t
+	}
+	t := &table{id: id}
+	t.root.Store(newRoot())
+	f.tables[id] = t
+	return t
+}
+
+// Op is a route change with the kernel's netlink flag semantics.
+type Op uint8
+
+const (
+	OpAdd     Op = iota + 1 // ip route add: NLM_F_CREATE|NLM_F_EXCL
+	OpDel                   // ip route del
+	OpReplace               // ip route replace: NLM_F_CREATE|NLM_F_REPLACE
+	OpChange                // ip route change: NLM_F_REPLACE
+	OpAppend                // ip route append: NLM_F_CREATE|NLM_F_APPEND
+	OpPrepend               // ip route prepend: NLM_F_CREATE
+)
+
+var opNames = [...]string{"", "add", "del", "replace", "change", "append", "prepend"}
+
+func (o Op) String() string {
+	if int(o) < len(opNames) && o != 0 {
+		return opNames[o]
+	}
+	return "op" + strconv.Itoa(int(o))
+}
+
+// RouteCmd is one route change for Apply.
+type RouteCmd struct {
+	Op    Op
+	Route Route
+}
+
+// nhEntry is an interned nexthop set: routes with identical attributes share
+// their nexthops and so their decision caches, as kernel routes share a
+// fib_info.
+type nhEntry struct {
+	nhs  []*Nexthop
+	refs int
+}
+
+// Batch applies many changes under one lock and publishes them once.
+type Batch struct {
+	f       *FIB
+	gen     uint64
+	txs     []*tableTx
+	changed bool
+	gwCache map[gwKey]gwRes
+}
+
+type tableTx struct {
+	t       *table
+	root    *node
+	changed bool
+}
+
+type gwKey struct {
+	table uint32
+	gw    uint32
+	port  int
+	scope Scope
+}
+
+type gwRes struct {
+	port int
+	err  error
+}
+
+// Batch runs fn with a batch and publishes what it changed once, then bumps
+// the generation id. Changes made before an error fn returns are kept.
+func (f *FIB) Batch(fn func(b *Batch) error) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b := f.beginLocked()
+	err := fn(b)
+	b.commit()
+	return err
+}
+
+func (f *FIB) beginLocked() *Batch {
+	f.batchGen++
+	return &Batch{f: f, gen: f.batchGen}
+}
+
+func (b *Batch) tx(t *table) *tableTx {
+	for _, x := range b.txs {
+		if x.t == t {
+			return x
+		}
+	}
+	x := &tableTx{t: t, root: t.root.Load()}
+	b.txs = append(b.txs, x)
+	return x
+}
+
+func (b *Batch) commit() {
+	for _, x := range b.txs {
+		if x.changed {
+			finalize(x.root, b.gen, 0)
+			x.t.root.Store(x.root)
+		}
+	}
+	if b.changed {
+		b.f.gen.Bump()
+	}
+	b.txs = nil
+	b.changed = false
+}
+
+func (x *tableTx) get(key uint32, plen uint8) *leaf { return x.root.exact(key, plen) }
+
+func (b *Batch) put(x *tableTx, key uint32, plen uint8, l *leaf) {
+	x.root = set(x.root, b.gen, 0, key, plen, l)
+	x.changed = true
+	b.changed = true
+}
+
+// Apply applies one route change.
+func (f *FIB) Apply(cmd RouteCmd) error {
+	return f.Batch(func(b *Batch) error { return b.Apply(cmd) })
+}
+
+// Add is `ip route add`.
+func (f *FIB) Add(r Route) error { return f.Apply(RouteCmd{OpAdd, r}) }
+
+// Del is `ip route del`: fields left zero (or, for parsed routes, not
+// given) match any value.
+func (f *FIB) Del(r Route) error { return f.Apply(RouteCmd{OpDel, r}) }
+
+// Replace is `ip route replace`.
+func (f *FIB) Replace(r Route) error { return f.Apply(RouteCmd{OpReplace, r}) }
+
+// Change is `ip route change`.
+func (f *FIB) Change(r Route) error { return f.Apply(RouteCmd{OpChange, r}) }
+
+// Append is `ip route append`.
+func (f *FIB) Append(r Route) error { return f.Apply(RouteCmd{OpAppend, r}) }
+
+// Prepend is `ip route prepend`.
+func (f *FIB) Prepend(r Route) error { return f.Apply(RouteCmd{OpPrepend, r}) }
+
+// Add, Del, Replace, Change, Append and Prepend of a batch.
+func (b *Batch) Add(r Route) error     { return b.Apply(RouteCmd{OpAdd, r}) }
+func (b *Batch) Del(r Route) error     { return b.Apply(RouteCmd{OpDel, r}) }
+func (b *Batch) Replace(r Route) error { return b.Apply(RouteCmd{OpReplace, r}) }
+func (b *Batch) Change(r Route) error  { return b.Apply(RouteCmd{OpChange, r}) }
+func (b *Batch) Append(r Route) error  { return b.Apply(RouteCmd{OpAppend, r}) }
+func (b *Batch) Prepend(r Route) error { return b.Apply(RouteCmd{OpPrepend, r}) }
+
+// Apply applies one route change within the batch.
+func (b *Batch) Apply(cmd RouteCmd) error {
+	r := cmd.Route
+	if r.Table == TableUnspec {
+		r.Table = TableMain
+		if r.Type == Local || r.Type == Broadcast || r.Type == Anycast {
+			r.Table = TableLocal
+		}
+	}
+	if r.Len > 32 {
+		return fmt.Errorf("route %s: invalid prefix length %d", routeName(&r), r.Len)
+	}
+	if r.Dst&^mask(r.Len) != 0 {
+		return fmt.Errorf("route %s: invalid prefix for given prefix length", routeName(&r))
+	}
+	switch cmd.Op {
+	case OpDel:
+		return b.del(&r)
+	case OpAdd, OpReplace, OpChange, OpAppend, OpPrepend:
+		return b.insert(&r, cmd.Op)
+	}
+	return fmt.Errorf("route %s: unknown operation %d", routeName(&r), cmd.Op)
+}
+
+func routeName(r *Route) string {
+	s := fmt.Sprintf("%s/%d", ipStr(r.Dst), r.Len)
+	if r.Table != TableMain && r.Table != TableUnspec {
+		s += " table " + tableName(r.Table)
+	}
+	return strconv.Quote(s)
+}
+
+// fibProps holds the minimum scope of each route type (the kernel's
+// fib_props) and whether it is a reject type, which carries no nexthop.
+func typeScope(t Type) (Scope, bool) {
+	switch t {
+	case Unicast, Multicast:
+		return ScopeUniverse, true
+	case Local:
+		return ScopeHost, true
+	case Broadcast, Anycast:
+		return ScopeLink, true
+	case Blackhole, Unreachable, Prohibit, Throw:
+		return ScopeUniverse, true
+	}
+	return 0, false
+}
+
+func isReject(t Type) bool { return t >= Blackhole && t <= Throw }
+
+// insert validates r as fib_create_info does and links it as
+// fib_table_insert does.
+func (b *Batch) insert(r *Route, op Op) error {
+	f := b.f
+	if r.Type == 0 {
+		r.Type = Unicast
+	}
+	minScope, ok := typeScope(r.Type)
+	if !ok {
+		return fmt.Errorf("route %s: invalid route type %d", routeName(r), r.Type)
+	}
+	if r.Scope < minScope {
+		return fmt.Errorf("route %s: invalid scope", routeName(r))
+	}
+	if isReject(r.Type) {
+		if len(r.Nexthops) > 0 {
+			return fmt.Errorf("route %s: gateway, device and multipath can not be specified for this route type", routeName(r))
+		}
+	} else {
+		if r.Scope > ScopeHost {
+			return fmt.Errorf("route %s: invalid scope", routeName(r))
+		}
+		if len(r.Nexthops) == 0 && r.Type != Local && r.Type != Broadcast && r.Type != Anycast && r.Type != Multicast {
+			return fmt.Errorf("route %s: no nexthop: give a gateway (via) or a device (dev)", routeName(r))
+		}
+		if r.Scope == ScopeHost && len(r.Nexthops) > 1 {
+			return fmt.Errorf("route %s: route with host scope can not have multiple nexthops", routeName(r))
+		}
+		// Work on copies: resolving a gateway fills in the port.
+		nhs := make([]*Nexthop, len(r.Nexthops))
+		for i, nh := range r.Nexthops {
+			if nh == nil {
+				return fmt.Errorf("route %s: nexthop %d is nil", routeName(r), i)
+			}
+			c := *nh
+			if err := b.checkNexthop(r, &c); err != nil {
+				return err
+			}
+			nhs[i] = &c
+		}
+		r.Nexthops = nhs
+	}
+	if r.Prefsrc != 0 && !(r.Type == Local && r.Dst == r.Prefsrc && r.Len == 32) && !b.isLocal(r.Prefsrc) {
+		return fmt.Errorf("route %s: invalid prefsrc address %s", routeName(r), ipStr(r.Prefsrc))
+	}
+
+	t := f.tableLocked(r.Table)
+	x := b.tx(t)
+	l := x.get(r.Dst, r.Len)
+	var old []*Route
+	if l != nil {
+		old = l.routes
+	}
+	ikey := infoKey(r)
+	// fib_find_alias: the first alias with a lower TOS, or the same TOS and a
+	// priority not lower.
+	first := 0
+	for first < len(old) && (old[first].Tos > r.Tos || old[first].Tos == r.Tos && old[first].Priority < r.Priority) {
+		first++
+	}
+	var routes []*Route
+	var removed *Route
+	at := first
+	if first < len(old) && old[first].Tos == r.Tos && old[first].Priority == r.Priority {
+		if op == OpAdd {
+			return fmt.Errorf("route %s: %w", routeName(r), ErrExists)
+		}
+		end := first
+		match := -1
+		for end < len(old) && old[end].Tos == r.Tos && old[end].Priority == r.Priority {
+			if match < 0 && old[end].Type == r.Type && infoKey(old[end]) == ikey {
+				match = end
+			}
+			end++
+		}
+		switch {
+		case (op == OpReplace || op == OpChange) && match >= 0:
+			return nil // identical: nothing to do
+		case op == OpReplace || op == OpChange:
+			removed = old[first]
+		case match >= 0:
+			return fmt.Errorf("route %s: %w", routeName(r), ErrExists)
+		case op == OpAppend:
+			at = end
+		}
+	} else if op == OpChange {
+		return fmt.Errorf("route %s: %w", routeName(r), ErrNoEntry)
+	}
+
+	nr := b.publishRoute(r, ikey)
+	routes = make([]*Route, 0, len(old)+1)
+	routes = append(routes, old[:at]...)
+	routes = append(routes, nr)
+	if removed != nil {
+		routes = append(routes, old[at+1:]...)
+		b.release(removed)
+	} else {
+		routes = append(routes, old[at:]...)
+		t.count++
+	}
+	b.put(x, r.Dst, r.Len, newLeaf(r.Dst, r.Len, routes))
+	if r.Scope != ScopeUniverse || r.Table == TableLocal || removed != nil && removed.Scope != ScopeUniverse {
+		b.gwCache = nil // gateways resolve through link and host routes
+	}
+	return nil
+}
+
+// publishRoute makes the immutable *Route added to the table, with its
+// interned nexthops.
+func (b *Batch) publishRoute(r *Route, ikey string) *Route {
+	f := b.f
+	nr := *r
+	nr.given = 0
+	if e, ok := f.nhs[ikey]; ok {
+		e.refs++
+		nr.Nexthops = e.nhs
+		return &nr
+	}
+	if len(r.Nexthops) == 0 {
+		nr.Nexthops = nil
+	} else {
+		nhs := make([]*Nexthop, len(r.Nexthops))
+		for i, nh := range r.Nexthops {
+			w := nh.Weight
+			if w < 1 {
+				w = 1
+			}
+			nhs[i] = &Nexthop{Gateway: nh.Gateway, Port: nh.Port, Weight: w, Onlink: nh.Onlink,
+				Cache: cache.NewNhCache(f.cores), UpperBound: -1}
+		}
+		setUpperBounds(nhs)
+		nr.Nexthops = nhs
+	}
+	f.nhs[ikey] = &nhEntry{nhs: nr.Nexthops, refs: 1}
+	return &nr
+}
+
+// setUpperBounds computes fib_rebalance's bounds with every nexthop alive.
+func setUpperBounds(nhs []*Nexthop) {
+	if len(nhs) < 2 {
+		return
+	}
+	total := 0
+	for _, nh := range nhs {
+		total += nh.Weight
+	}
+	w := 0
+	for _, nh := range nhs {
+		w += nh.Weight
+		nh.UpperBound = int32((uint64(w)<<31+uint64(total)/2)/uint64(total)) - 1
+	}
+}
+
+func (b *Batch) release(r *Route) {
+	k := infoKey(r)
+	if e, ok := b.f.nhs[k]; ok {
+		if e.refs--; e.refs <= 0 {
+			delete(b.f.nhs, k)
+		}
+	}
+}
+
+// infoKey identifies what routes may share: everything but the prefix and
+// TOS (the kernel's fib_info plus type and table, which decisions carry).
+func infoKey(r *Route) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%d/%d/%d/%d/%d/%d/%d/%t", r.Table, r.Type, r.Scope, r.Proto, r.Priority, r.Prefsrc, r.MTU, r.MTULock)
+	for _, nh := range r.Nexthops {
+		w := nh.Weight
+		if w < 1 {
+			w = 1
+		}
+		fmt.Fprintf(&sb, "|%d/%d/%d/%t", nh.Gateway, nh.Port, w, nh.Onlink)
+	}
+	return sb.String()
+}
+
+// checkNexthop validates nh and resolves its port from its gateway as
+// fib_check_nh does, filling in nh.Port.
+func (b *Batch) checkNexthop(r *Route, nh *Nexthop) error {
+	f := b.f
+	if nh.Port >= 0 && f.portNameLocked(nh.Port) == "" {
+		return fmt.Errorf("route %s: no such port %d", routeName(r), nh.Port)
+	}
+	if nh.Weight < 0 || nh.Weight > 256 {
+		return fmt.Errorf("route %s: nexthop weight %d out of range 1..256", routeName(r), nh.Weight)
+	}
+	if nh.Gateway == 0 {
+		if nh.Onlink {
+			return fmt.Errorf("route %s: onlink needs a gateway", routeName(r))
+		}
+		if nh.Port < 0 {
+			return fmt.Errorf("route %s: nexthop has neither gateway nor device", routeName(r))
+		}
+		return nil
+	}
+	if r.Scope >= ScopeHost {
+		return fmt.Errorf("route %s: route with host scope can not have a gateway", routeName(r))
+	}
+	if nh.Onlink {
+		if nh.Port < 0 {
+			return fmt.Errorf("route %s: nexthop device required for onlink", routeName(r))
+		}
+		if t := b.addrType(nh.Gateway); t != Unicast && t != 0 {
+			return fmt.Errorf("route %s: nexthop has invalid gateway %s", routeName(r), ipStr(nh.Gateway))
+		}
+		return nil
+	}
+	k := gwKey{r.Table, nh.Gateway, nh.Port, r.Scope}
+	res, ok := b.gwCache[k]
+	if !ok {
+		res = b.resolveGateway(k)
+		if b.gwCache == nil {
+			b.gwCache = make(map[gwKey]gwRes)
+		}
+		b.gwCache[k] = res
+	}
+	if res.err != nil {
+		return fmt.Errorf("route %s: %w", routeName(r), res.err)
+	}
+	nh.Port = res.port
+	return nil
+}
+
+func (b *Batch) resolveGateway(k gwKey) gwRes {
+	f := b.f
+	key := Key{Dst: k.gw, Iif: -1, Oif: k.port}
+	var res Result
+	ps := f.portSnap.Load()
+	found := false
+	try := func(id uint32) {
+		if found {
+			return
+		}
+		t, ok := f.tables[id]
+		if !ok {
+			return
+		}
+		root := b.tx(t).root
+		if tableLookup(root, &key, k.scope+1, ps, true, false, &res) && res.Err == nil {
+			found = true
+		}
+	}
+	if k.table != TableMain {
+		try(k.table)
+	}
+	try(TableLocal)
+	try(TableMain)
+	try(TableDefault)
+	bad := fmt.Errorf("nexthop has invalid gateway %s", ipStr(k.gw))
+	if !found || res.Type != Unicast && res.Type != Local {
+		return gwRes{err: bad}
+	}
+	if res.Nexthop == nil || res.Nexthop.Port < 0 {
+		return gwRes{err: fmt.Errorf("no egress device for nexthop gateway %s", ipStr(k.gw))}
+	}
+	return gwRes{port: res.Nexthop.Port}
+}
+
+// addrType is inet_addr_type on the batch's view of the local table.
+func (b *Batch) addrType(a uint32) Type {
+	root := b.tx(b.f.local).root
+	if l := root.below(a, 33); l != nil && len(l.routes) > 0 {
+		return l.routes[0].Type
+	}
+	return Unicast
+}
+
+func (b *Batch) isLocal(a uint32) bool { return b.addrType(a) == Local }
+
+// del removes the first alias matching r as fib_table_delete does.
+func (b *Batch) del(r *Route) error {
+	t, ok := b.f.tables[r.Table]
+	if !ok {
+		return fmt.Errorf("route %s: %w", routeName(r), ErrNoRoute)
+	}
+	x := b.tx(t)
+	l := x.get(r.Dst, r.Len)
+	if l == nil {
+		return fmt.Errorf("route %s: %w", routeName(r), ErrNoRoute)
+	}
+	parsed := r.given&givenParsed != 0
+	anyType := r.Type == 0 || parsed && r.given&givenType == 0
+	anyScope := !parsed && r.Scope == 0 || r.Scope == ScopeNowhere || parsed && r.given&givenScope == 0
+	anyProto := r.Proto == 0 || parsed && r.given&givenProto == 0
+	victim := -1
+	for i, a := range l.routes {
+		if a.Tos != r.Tos {
+			continue
+		}
+		if !anyType && a.Type != r.Type || !anyScope && a.Scope != r.Scope {
+			continue
+		}
+		if r.Prefsrc != 0 && a.Prefsrc != r.Prefsrc || !anyProto && a.Proto != r.Proto {
+			continue
+		}
+		if r.Priority != 0 && a.Priority != r.Priority {
+			continue
+		}
+		if !nexthopsMatch(r.Nexthops, a.Nexthops) {
+			continue
+		}
+		if r.MTU != 0 && a.MTU != r.MTU {
+			continue
+		}
+		victim = i
+		break
+	}
+	if victim < 0 {
+		return fmt.Errorf("route %s: %w", routeName(r), ErrNoRoute)
+	}
+	gone := l.routes[victim]
+	if len(l.routes) == 1 {
+		b.put(x, r.Dst, r.Len, nil)
+	} else {
+		routes := make([]*Route, 0, len(l.routes)-1)
+		routes = append(routes, l.routes[:victim]...)
+		routes = append(routes, l.routes[victim+1:]...)
+		b.put(x, r.Dst, r.Len, newLeaf(r.Dst, r.Len, routes))
+	}
+	t.count--
+	b.release(gone)
+	if gone.Scope != ScopeUniverse || t.id == TableLocal {
+		b.gwCache = nil
+	}
+	return nil
+}
+
+// nexthopsMatch is fib_nh_match: no nexthop given matches any; one matches
+// a single path by port and gateway where given; several must all match.
+func nexthopsMatch(want, have []*Nexthop) bool {
+	if len(want) == 0 {
+		return true
+	}
+	if len(want) == 1 && len(have) == 1 {
+		w, h := want[0], have[0]
+		return (w.Port < 0 || w.Port == h.Port) && (w.Gateway == 0 || w.Gateway == h.Gateway)
+	}
+	if len(want) != len(have) {
+		return false
+	}
+	for i := range want {
+		w, h := want[i], have[i]
+		if w.Port >= 0 && w.Port != h.Port || w.Gateway != h.Gateway || w.Weight > 0 && w.Weight != h.Weight {
+			return false
+		}
+	}
+	return true
+}
+
+// Routes returns the routes of a table as `ip route show table` lists them.
+func (f *FIB) Routes(id uint32) []*Route {
+	f.mu.Lock()
+	t, ok := f.tables[id]
+	f.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	ls := collect(t.root.Load(), nil)
+	sortShow(ls)
+	var out []*Route
+	for _, l := range ls {
+		out = append(out, l.routes...)
+	}
+	return out
+}
+
+// Tables lists the ids of the tables that exist.
+func (f *FIB) Tables() []uint32 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ids []uint32
+	for id := range f.tables {
+		ids = append(ids, id)
+	}
+	for i := 1; i < len(ids); i++ {
+		for j := i; j > 0 && ids[j] < ids[j-1]; j-- {
+			ids[j], ids[j-1] = ids[j-1], ids[j]
+		}
+	}
+	return ids
+}
+
+// Flush removes every route of a table and returns how many it removed.
+func (f *FIB) Flush(id uint32) (int, error) {
+	n := 0
+	err := f.Batch(func(b *Batch) error {
+		t, ok := f.tables[id]
+		if !ok {
+			return fmt.Errorf("table %s: no such table", tableName(id))
+		}
+		x := b.tx(t)
+		for _, l := range collect(x.root, nil) {
+			for _, r := range l.routes {
+				b.release(r)
+				n++
+			}
+		}
+		if n > 0 {
+			x.root = newRoot()
+			x.root.gen = b.gen
+			x.changed, b.changed = true, true
+			t.count = 0
+			b.gwCache = nil
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Count returns the number of routes in a table.
+func (f *FIB) Count(id uint32) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if t, ok := f.tables[id]; ok {
+		return t.count
+	}
+	return 0
+}

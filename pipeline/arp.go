@@ -1,0 +1,73 @@
+package pipeline
+
+import "ferry/cache/neigh"
+
+// arpInput handles one ARP frame: it tells the neighbour owner what it
+// learned and answers requests for our addresses in place.
+func (p *Pipeline) arpInput(i int, fr []byte, port int) {
+	ref := p.io.RxRef[i]
+	p.ctr.local[ARPIn]++
+	if len(fr) < EthHdrLen+ArpLen {
+		p.drop(ref, DropARPBad)
+		return
+	}
+	a := fr[EthHdrLen : EthHdrLen+ArpLen]
+	if be.Uint16(a[0:]) != 1 || be.Uint16(a[2:]) != EtherIPv4 || a[4] != 6 || a[5] != 4 {
+		p.drop(ref, DropARPBad)
+		return
+	}
+	op := be.Uint16(a[ArpOpOff:])
+	sip := be.Uint32(a[ArpSpaOff:])
+	tip := be.Uint32(a[ArpTpaOff:])
+	var sha MAC
+	copy(sha[:], a[ArpShaOff:ArpShaOff+6])
+	if (op != 1 && op != 2) || isMulticastOrBroadcastIP(tip) || sip>>24 == 127 || isMulticastOrBroadcastIP(sip) || sha[0]&1 != 0 {
+		p.drop(ref, DropARPBad)
+		return
+	}
+	pi := &p.ports[port]
+	if pi.NoARP {
+		p.drop(ref, DropNotForUs)
+		return
+	}
+	// A duplicate-address probe (sender 0.0.0.0) is answered but teaches nothing.
+	if sip != 0 && p.sh.Neigh != nil {
+		p.sh.Neigh.ARPReceived(p.core, port, op, sip, neigh.MAC(sha), tip)
+	}
+	if op != 1 || !p.sh.FIB.IsLocal(tip) {
+		p.io.free(ref)
+		return
+	}
+	// Turn the request into the reply in place.
+	be.PutUint16(a[ArpOpOff:], 2)
+	copy(a[ArpThaOff:ArpThaOff+6], sha[:])
+	be.PutUint32(a[ArpTpaOff:], sip)
+	copy(a[ArpShaOff:ArpShaOff+6], pi.MAC[:])
+	be.PutUint32(a[ArpSpaOff:], tip)
+	copy(fr[0:6], sha[:])
+	copy(fr[6:12], pi.MAC[:])
+	if !p.io.send(port, ref, EthHdrLen+ArpLen) {
+		p.drop(ref, DropTxFull)
+		return
+	}
+	p.ctr.local[ARPReplied]++
+}
+
+// BuildARP writes an ARP frame (request op 1, reply op 2) into b and returns
+// its length. dst is the Ethernet destination; tha the target hardware
+// address in the body (zero for requests).
+func BuildARP(b []byte, op uint16, dst, src MAC, sip, tip uint32, tha MAC) int {
+	copy(b[0:6], dst[:])
+	copy(b[6:12], src[:])
+	be.PutUint16(b[EthTypeOff:], EtherARP)
+	a := b[EthHdrLen : EthHdrLen+ArpLen]
+	be.PutUint16(a[0:], 1)
+	be.PutUint16(a[2:], EtherIPv4)
+	a[4], a[5] = 6, 4
+	be.PutUint16(a[ArpOpOff:], op)
+	copy(a[ArpShaOff:], src[:])
+	be.PutUint32(a[ArpSpaOff:], sip)
+	copy(a[ArpThaOff:], tha[:])
+	be.PutUint32(a[ArpTpaOff:], tip)
+	return EthHdrLen + ArpLen
+}

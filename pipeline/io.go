@@ -1,0 +1,82 @@
+package pipeline
+
+import "unsafe"
+
+// MaxPorts and the burst sizes match the data plane's shim.
+const (
+	MaxPorts  = 16
+	BurstSize = 32
+	RxMax     = MaxPorts * BurstSize
+	TxMax     = 256
+	FreeMax   = 1024
+)
+
+// IO is what the data plane hands a pipeline: views over the received burst,
+// per-port transmit lists and the list of buffers to free. The slices are
+// fixed at set-up (over C memory in production, Go memory in tests); only the
+// counts change per burst. Ref values are opaque buffer handles.
+type IO struct {
+	RxN    *uint32
+	RxRef  []unsafe.Pointer
+	RxData []unsafe.Pointer
+	RxLen  []uint16
+	RxCap  []uint16
+	RxPort []uint16
+
+	TxN   []uint16           // per port
+	TxRef [][]unsafe.Pointer // per port, TxMax each
+	TxLen [][]uint16
+
+	FreeN   *uint32
+	FreeRef []unsafe.Pointer
+
+	// Spare buffers for packets the pipeline creates (ARP requests, control
+	// frames). Refill tops them up to n; it is called at most once a burst.
+	AllocN    *uint32
+	AllocRef  []unsafe.Pointer
+	AllocData []unsafe.Pointer
+	AllocCap  []uint16
+	Refill    func(n int)
+}
+
+// bytes views a buffer's memory from its data start.
+func bytesAt(p unsafe.Pointer, n int) []byte {
+	return unsafe.Slice((*byte)(p), n)
+}
+
+// free hands a buffer back; the data plane frees the list after the burst.
+func (io *IO) free(ref unsafe.Pointer) bool {
+	n := *io.FreeN
+	if int(n) >= len(io.FreeRef) {
+		return false
+	}
+	io.FreeRef[n] = ref
+	*io.FreeN = n + 1
+	return true
+}
+
+// send queues a buffer of length l on port; false when the list is full.
+func (io *IO) send(port int, ref unsafe.Pointer, l int) bool {
+	n := io.TxN[port]
+	if int(n) >= len(io.TxRef[port]) {
+		return false
+	}
+	io.TxRef[port][n] = ref
+	io.TxLen[port][n] = uint16(l)
+	io.TxN[port] = n + 1
+	return true
+}
+
+// alloc takes a spare buffer; ok is false when none can be had.
+func (io *IO) alloc() (ref unsafe.Pointer, buf []byte, ok bool) {
+	if *io.AllocN == 0 && io.Refill != nil {
+		io.Refill(BurstSize)
+	}
+	n := *io.AllocN
+	if n == 0 {
+		return nil, nil, false
+	}
+	n--
+	*io.AllocN = n
+	return io.AllocRef[n], bytesAt(io.AllocData[n], int(io.AllocCap[n])), true
+}

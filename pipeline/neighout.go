@@ -1,0 +1,198 @@
+package pipeline
+
+import (
+	"unsafe"
+
+	"ferry/cache/neigh"
+)
+
+const (
+	pendingQueues = 16
+	pendingDepth  = 64
+	// pendingTimeout bounds how long a packet may wait for resolution even
+	// if the owner never reports an outcome.
+	pendingTimeout = int64(10e9)
+)
+
+// pendingQueue holds packets for one unresolved (port, next hop), in order.
+type pendingQueue struct {
+	used  bool
+	port  int
+	ip    uint32
+	seq   uint32 // entry's Seq when the first packet was queued (0: no entry yet)
+	since int64
+	n     int
+	ref   [pendingDepth]unsafe.Pointer
+	buf   [pendingDepth][]byte
+	len   [pendingDepth]uint16
+}
+
+type pendingSet struct {
+	q      [pendingQueues]pendingQueue
+	active int
+}
+
+// neighOutput resolves the link-layer destination once per sublist of
+// consecutive packets with the same decision and next hop, writes the
+// Ethernet header and queues the packets for transmission.
+func (p *Pipeline) neighOutput() {
+	var hdr [EthHdrLen]byte
+	for k := 0; k < p.nOut; {
+		it := &p.out[k]
+		end := k + 1
+		for end < p.nOut && p.out[end].dec == it.dec && p.out[end].nh == it.nh {
+			end++
+		}
+		p.ctr.local[NeighLookups]++
+		if mac, ok := p.neighMAC(it.port, it.nh); ok {
+			pi := &p.ports[it.port]
+			copy(hdr[0:6], mac[:])
+			copy(hdr[6:12], pi.MAC[:])
+			be.PutUint16(hdr[EthTypeOff:], EtherIPv4)
+			for j := k; j < end; j++ {
+				o := &p.out[j]
+				copy(o.buf[:EthHdrLen], hdr[:])
+				if !p.io.send(o.port, o.ref, o.len) {
+					p.drop(o.ref, DropTxFull)
+				}
+			}
+		} else {
+			for j := k; j < end; j++ {
+				o := &p.out[j]
+				p.enqueuePending(o.port, o.nh, o.ref, o.buf, o.len)
+			}
+		}
+		k = end
+	}
+	p.nOut = 0
+}
+
+// neighMAC returns the link-layer address for nh on port if the neighbour
+// can be used now, and asks the owner to resolve it otherwise.
+func (p *Pipeline) neighMAC(port int, nh uint32) (MAC, bool) {
+	nm := p.sh.Neigh
+	e := nm.Table(port).Lookup(nh)
+	if e != nil && e.State().Valid() {
+		if mac, ok := e.MAC(); ok {
+			if e.State() == neigh.Stale {
+				nm.Resolve(p.core, port, nh)
+			} else {
+				nm.Touch(p.core, e)
+			}
+			return MAC(mac), true
+		}
+	}
+	nm.Resolve(p.core, port, nh)
+	return MAC{}, false
+}
+
+func (p *Pipeline) enqueuePending(port int, nh uint32, ref unsafe.Pointer, buf []byte, l int) {
+	ps := &p.pending
+	free := -1
+	for i := range ps.q {
+		q := &ps.q[i]
+		if q.used && q.port == port && q.ip == nh {
+			p.pushPending(q, ref, buf, l)
+			return
+		}
+		if !q.used && free < 0 {
+			free = i
+		}
+	}
+	if free < 0 {
+		p.drop(ref, DropNeighQueueFull)
+		return
+	}
+	q := &ps.q[free]
+	*q = pendingQueue{used: true, port: port, ip: nh, since: p.now}
+	if e := p.sh.Neigh.Table(port).Lookup(nh); e != nil {
+		q.seq = e.Seq()
+	}
+	ps.active++
+	p.pushPending(q, ref, buf, l)
+}
+
+func (p *Pipeline) pushPending(q *pendingQueue, ref unsafe.Pointer, buf []byte, l int) {
+	if q.n >= pendingDepth {
+		p.drop(ref, DropNeighQueueFull)
+		return
+	}
+	q.ref[q.n], q.buf[q.n], q.len[q.n] = ref, buf, uint16(l)
+	q.n++
+	p.ctr.local[NeighQueued]++
+}
+
+// pendingPoll releases queued packets, in order, once their neighbour is
+// usable, and turns them into ICMP host unreachable once it has failed.
+func (p *Pipeline) pendingPoll() {
+	ps := &p.pending
+	if ps.active == 0 {
+		return
+	}
+	for i := range ps.q {
+		q := &ps.q[i]
+		if !q.used {
+			continue
+		}
+		e := p.sh.Neigh.Table(q.port).Lookup(q.ip)
+		var st neigh.State
+		if e != nil {
+			st = e.State()
+		}
+		switch {
+		case e != nil && st.Valid():
+			mac, ok := e.MAC()
+			if !ok {
+				continue
+			}
+			var hdr [EthHdrLen]byte
+			copy(hdr[0:6], mac[:])
+			copy(hdr[6:12], p.ports[q.port].MAC[:])
+			be.PutUint16(hdr[EthTypeOff:], EtherIPv4)
+			for j := 0; j < q.n; j++ {
+				copy(q.buf[j][:EthHdrLen], hdr[:])
+				if !p.io.send(q.port, q.ref[j], int(q.len[j])) {
+					p.drop(q.ref[j], DropTxFull)
+				}
+			}
+			p.releasePending(q)
+		case e != nil && st == neigh.Failed && e.Seq() != q.seq, p.now-q.since > pendingTimeout:
+			for j := 0; j < q.n; j++ {
+				p.ctr.local[DropNeighFailed]++
+				buf := q.buf[j]
+				l := int(q.len[j])
+				if p.sh.FIB.IsLocal(be.Uint32(buf[EthHdrLen+ipSrc:])) {
+					// The router's own packets get no error about themselves.
+					p.io.free(q.ref[j])
+					continue
+				}
+				p.icmpError(q.ref[j], buf, l, ICMPDestUnreach, CodeHostUnreach, 0)
+			}
+			p.releasePending(q)
+		}
+	}
+}
+
+func (p *Pipeline) releasePending(q *pendingQueue) {
+	for j := 0; j < q.n; j++ {
+		q.buf[j] = nil
+	}
+	q.used = false
+	q.n = 0
+	p.pending.active--
+}
+
+// Drain frees every buffer the pipeline still holds; called when the core stops.
+func (p *Pipeline) Drain() {
+	for i := range p.pending.q {
+		q := &p.pending.q[i]
+		if !q.used {
+			continue
+		}
+		for j := 0; j < q.n; j++ {
+			p.io.free(q.ref[j])
+		}
+		p.releasePending(q)
+	}
+	p.ctr.publish()
+}

@@ -1,0 +1,214 @@
+package pipeline
+
+import (
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"ferry/cache"
+	"ferry/cache/neigh"
+	"ferry/fib"
+)
+
+// PortInfo is what the packet path needs to know about a port.
+type PortInfo struct {
+	Name  string
+	MAC   MAC
+	MTU   int
+	NoARP bool
+	Up    bool
+}
+
+// Knobs are the run-time settings the packet path reads once a burst.
+type Knobs struct {
+	ICMPRatePerSec int // ICMP errors a core may send per second (icmp_msgs_per_sec)
+	ICMPBurst      int // and in a burst (icmp_msgs_burst)
+}
+
+// DefaultKnobs are the kernel's defaults.
+func DefaultKnobs() Knobs { return Knobs{ICMPRatePerSec: 1000, ICMPBurst: 50} }
+
+// Shared is the state every core reads; writers publish new values
+// atomically and bump the genid when a decision could go stale.
+type Shared struct {
+	FIB   *fib.FIB
+	Gen   *cache.GenID
+	Neigh *neigh.Manager
+	ports atomic.Pointer[[]PortInfo]
+	knobs atomic.Pointer[Knobs]
+	cores []*Pipeline
+	boxes []*Mailbox
+}
+
+// NewShared ties the FIB, genid and neighbour manager together for ncores cores.
+func NewShared(f *fib.FIB, gen *cache.GenID, nm *neigh.Manager, ports []PortInfo, ncores int) *Shared {
+	s := &Shared{FIB: f, Gen: gen, Neigh: nm}
+	s.SetPorts(ports)
+	k := DefaultKnobs()
+	s.knobs.Store(&k)
+	s.boxes = make([]*Mailbox, ncores)
+	for i := range s.boxes {
+		s.boxes[i] = &Mailbox{}
+	}
+	return s
+}
+
+// SetPorts publishes new port information and expires cached decisions.
+func (s *Shared) SetPorts(p []PortInfo) {
+	cp := append([]PortInfo(nil), p...)
+	s.ports.Store(&cp)
+	if s.Gen != nil {
+		s.Gen.Bump()
+	}
+}
+
+// Ports returns the current port information (read only).
+func (s *Shared) Ports() []PortInfo { return *s.ports.Load() }
+
+// SetKnobs publishes new settings.
+func (s *Shared) SetKnobs(k Knobs) { s.knobs.Store(&k) }
+
+// Mailbox returns core's control-frame mailbox.
+func (s *Shared) Mailbox(core int) *Mailbox { return s.boxes[core] }
+
+// Counters sums every core's counters.
+func (s *Shared) Counters() [NumCounters]uint64 {
+	var sum [NumCounters]uint64
+	for _, p := range s.cores {
+		p.ctr.addTo(&sum)
+	}
+	return sum
+}
+
+// Pipeline is one core's packet path. Nothing in it is shared for writing.
+type Pipeline struct {
+	core int
+	sh   *Shared
+	io   *IO
+
+	ports []PortInfo
+	knobs *Knobs
+	gen   uint32
+	now   int64 // nanoseconds, read once a burst
+
+	ctr     counters
+	bursts  uint64
+	icmpTok tokenBucket
+
+	// Per-burst work lists, indices into the rx burst.
+	ipList  [RxMax]uint16
+	nIP     int
+	dec     [RxMax]*cache.Decision
+	out     [RxMax + BurstSize]outItem
+	nOut    int
+	key     fib.Key
+	res     fib.Result
+	hintDst uint32
+	hintTOS uint8
+	hintIif uint16
+	hint    *cache.Decision
+
+	pending pendingSet
+	ipID    uint16
+}
+
+// outItem is a packet ready for the neighbour stage.
+type outItem struct {
+	ref  unsafe.Pointer
+	buf  []byte
+	len  int
+	dec  *cache.Decision
+	nh   uint32
+	port int
+}
+
+// NewPipeline makes core's pipeline over the data plane's io views.
+func (s *Shared) NewPipeline(core int, io *IO) *Pipeline {
+	p := &Pipeline{core: core, sh: s, io: io}
+	p.ipID = uint16(core) << 12
+	s.cores = append(s.cores, p)
+	return p
+}
+
+var epoch = time.Now()
+
+// Process runs one received burst through every stage and leaves the
+// results in the IO transmit and free lists.
+func (p *Pipeline) Process() {
+	p.beginBurst()
+	n := int(*p.io.RxN)
+	p.ctr.local[RxPackets] += uint64(n)
+	p.ethInput(n)
+	p.ipRcv()
+	p.routeInput()
+	p.dispatch()
+	p.pendingPoll()
+	p.mailboxPoll()
+	p.neighOutput()
+	p.endBurst()
+}
+
+// Idle does the timed work of a core that received nothing.
+func (p *Pipeline) Idle() {
+	p.beginBurst()
+	p.pendingPoll()
+	p.mailboxPoll()
+	p.neighOutput()
+	p.ctr.publish()
+}
+
+func (p *Pipeline) beginBurst() {
+	p.ports = *p.sh.ports.Load()
+	p.knobs = p.sh.knobs.Load()
+	p.gen = p.sh.Gen.Current()
+	p.now = int64(time.Since(epoch))
+	p.icmpTok.refill(p.now, p.knobs)
+	p.nIP = 0
+	p.nOut = 0
+	p.hint = nil
+}
+
+func (p *Pipeline) endBurst() {
+	var tx uint64
+	for _, n := range p.io.TxN {
+		tx += uint64(n)
+	}
+	p.ctr.local[TxPackets] += tx
+	p.bursts++
+	if p.bursts&15 == 0 {
+		p.ctr.publish()
+	}
+}
+
+// drop frees a buffer and counts why.
+func (p *Pipeline) drop(ref unsafe.Pointer, why Counter) {
+	p.ctr.local[why]++
+	p.io.free(ref)
+}
+
+// tokenBucket limits the ICMP errors a core sends (icmp_msgs_per_sec).
+type tokenBucket struct {
+	tokens float64
+	last   int64
+}
+
+func (t *tokenBucket) refill(now int64, k *Knobs) {
+	if t.last == 0 {
+		t.tokens = float64(k.ICMPBurst)
+		t.last = now
+		return
+	}
+	t.tokens += float64(now-t.last) * float64(k.ICMPRatePerSec) / 1e9
+	if t.tokens > float64(k.ICMPBurst) {
+		t.tokens = float64(k.ICMPBurst)
+	}
+	t.last = now
+}
+
+func (t *tokenBucket) take() bool {
+	if t.tokens >= 1 {
+		t.tokens--
+		return true
+	}
+	return false
+}

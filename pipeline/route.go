@@ -1,0 +1,152 @@
+package pipeline
+
+import (
+	"errors"
+	"syscall"
+
+	"ferry/cache"
+	"ferry/fib"
+)
+
+// Decisions that name no nexthop are the same for every packet and never
+// stale: they are shared and never cached.
+var (
+	decNetUnreach  = &cache.Decision{Kind: cache.Unreachable, Port: -1, ICMPType: ICMPDestUnreach, ICMPCode: CodeNetUnreach}
+	decHostUnreach = &cache.Decision{Kind: cache.Unreachable, Port: -1, ICMPType: ICMPDestUnreach, ICMPCode: CodeHostUnreach}
+	decProhibit    = &cache.Decision{Kind: cache.Prohibit, Port: -1, ICMPType: ICMPDestUnreach, ICMPCode: CodePktFiltered}
+	decBlackhole   = &cache.Decision{Kind: cache.Blackhole, Port: -1}
+	decLimitedBcst = &cache.Decision{Kind: cache.Broadcast, Port: -1}
+	decMulticast   = &cache.Decision{Kind: cache.Blackhole, Port: -1}
+)
+
+// routeInput gives every valid packet its decision, walking the list once as
+// ip_list_rcv_finish does: a packet with the previous packet's destination,
+// TOS and input port reuses its decision without a FIB lookup, unless policy
+// rules could tell them apart or the decision was a broadcast.
+func (p *Pipeline) routeInput() {
+	io := p.io
+	custom := p.sh.FIB.HasCustomRules()
+	for k := 0; k < p.nIP; k++ {
+		i := int(p.ipList[k])
+		ip := bytesAt(io.RxData[i], int(io.RxLen[i]))[EthHdrLen:]
+		dst := be.Uint32(ip[ipDst:])
+		tos := ip[ipTOS]
+		iif := io.RxPort[i]
+		if p.hint != nil && !custom && dst == p.hintDst && tos == p.hintTOS && iif == p.hintIif {
+			p.dec[i] = p.hint
+			p.ctr.local[HintHits]++
+			continue
+		}
+		var d *cache.Decision
+		switch {
+		case dst == 0xffffffff:
+			d = decLimitedBcst
+		case dst>>28 == 0xe:
+			d = decMulticast
+		default:
+			src := be.Uint32(ip[ipSrc:])
+			p.key = fib.Key{Dst: dst, Src: src, Tos: tos & 0x1c, Iif: int(iif), Oif: -1, Hash: fib.FlowHash(src, dst)}
+			p.sh.FIB.Lookup(&p.key, &p.res)
+			p.ctr.local[FIBLookups]++
+			d = p.inputDecision(&p.res)
+		}
+		p.dec[i] = d
+		if d.Kind != cache.Broadcast {
+			p.hint, p.hintDst, p.hintTOS, p.hintIif = d, dst, tos, iif
+		} else {
+			p.hint = nil
+		}
+	}
+}
+
+// staticDecision maps a result without a usable nexthop to its shared decision.
+func staticDecision(res *fib.Result) *cache.Decision {
+	switch {
+	case res.Err == nil:
+	case errors.Is(res.Err, syscall.EHOSTUNREACH):
+		return decHostUnreach
+	case errors.Is(res.Err, syscall.EACCES):
+		return decProhibit
+	case errors.Is(res.Err, syscall.EINVAL):
+		return decBlackhole
+	default:
+		return decNetUnreach
+	}
+	switch res.Type {
+	case fib.Blackhole:
+		return decBlackhole
+	case fib.Unreachable:
+		return decHostUnreach
+	case fib.Prohibit:
+		return decProhibit
+	case fib.Broadcast:
+		return decLimitedBcst
+	}
+	return nil
+}
+
+// inputDecision returns the nexthop's cached input decision, making and
+// publishing a new one when the genid moved (rt_cache_valid).
+func (p *Pipeline) inputDecision(res *fib.Result) *cache.Decision {
+	if d := staticDecision(res); d != nil {
+		return d
+	}
+	nh := res.Nexthop
+	if nh == nil || nh.Cache == nil {
+		if res.Type == fib.Local {
+			return p.newDecision(res, nil)
+		}
+		return decNetUnreach
+	}
+	if d := nh.Cache.Input(p.sh.Gen); d != nil {
+		p.ctr.local[NhCacheHits]++
+		return d
+	}
+	p.ctr.local[NhCacheMisses]++
+	d := p.newDecision(res, nh)
+	nh.Cache.SetInput(d)
+	return d
+}
+
+// outputDecision routes a packet the router itself sends, through the
+// nexthop's per-core output slot.
+func (p *Pipeline) outputDecision(dst, src uint32) *cache.Decision {
+	p.key = fib.Key{Dst: dst, Src: src, Iif: -1, Oif: -1, Hash: fib.FlowHash(src, dst)}
+	p.sh.FIB.LookupOutput(&p.key, &p.res)
+	p.ctr.local[FIBLookups]++
+	res := &p.res
+	if d := staticDecision(res); d != nil {
+		return d
+	}
+	nh := res.Nexthop
+	if nh == nil || nh.Cache == nil {
+		return p.newDecision(res, nil)
+	}
+	if d := nh.Cache.Output(p.sh.Gen, p.core); d != nil {
+		p.ctr.local[NhCacheHits]++
+		return d
+	}
+	p.ctr.local[NhCacheMisses]++
+	d := p.newDecision(res, nh)
+	nh.Cache.SetOutput(p.core, d)
+	return d
+}
+
+func (p *Pipeline) newDecision(res *fib.Result, nh *fib.Nexthop) *cache.Decision {
+	p.ctr.local[DecisionsMade]++
+	d := &cache.Decision{Port: -1, Src: res.Prefsrc, MTU: res.MTU, Table: res.Table, Genid: p.gen} // read before the lookup: a bump during it leaves the decision stale
+	switch res.Type {
+	case fib.Local:
+		d.Kind = cache.Local
+	case fib.Broadcast:
+		d.Kind = cache.Broadcast
+	default:
+		d.Kind = cache.Forward
+		if nh == nil {
+			return decNetUnreach
+		}
+		d.Port = int32(nh.Port)
+		d.Gateway = nh.Gateway
+	}
+	return d
+}

@@ -1,0 +1,66 @@
+package pipeline
+
+import (
+	"fmt"
+
+	"ferry/cache/neigh"
+)
+
+// Solicit builds an ARP request for target on port and hands it to a core
+// (neigh.Transmitter). The sender address is the port's address on the
+// target's subnet, else its first, as inet_select_addr picks for scope link.
+func (s *Shared) Solicit(port int, target uint32, dst *neigh.MAC) error {
+	ports := s.Ports()
+	if port < 0 || port >= len(ports) {
+		return fmt.Errorf("solicit %s: no port %d", IPString(target), port)
+	}
+	sip, ok := s.sourceFor(port, target)
+	if !ok {
+		return fmt.Errorf("solicit %s: port %s has no IPv4 address", IPString(target), ports[port].Name)
+	}
+	eth := Broadcast
+	if dst != nil {
+		eth = MAC(*dst)
+	}
+	var b [EthHdrLen + ArpLen]byte
+	n := BuildARP(b[:], 1, eth, ports[port].MAC, sip, target, MAC{})
+	return s.post(port, b[:n])
+}
+
+// Announce sends a gratuitous ARP request for addr on port, so neighbours
+// learn (or relearn) the router's MAC at start and on address changes.
+func (s *Shared) Announce(port int, addr uint32) error {
+	ports := s.Ports()
+	if port < 0 || port >= len(ports) {
+		return fmt.Errorf("announce %s: no port %d", IPString(addr), port)
+	}
+	var b [EthHdrLen + ArpLen]byte
+	n := BuildARP(b[:], 1, Broadcast, ports[port].MAC, addr, addr, MAC{})
+	return s.post(port, b[:n])
+}
+
+func (s *Shared) sourceFor(port int, target uint32) (uint32, bool) {
+	addrs := s.FIB.Addresses(port)
+	if len(addrs) == 0 {
+		return 0, false
+	}
+	for _, a := range addrs {
+		mask := ^uint32(0) << (32 - uint(a.Len))
+		if a.Len == 0 {
+			mask = 0
+		}
+		if a.Addr&mask == target&mask {
+			return a.Addr, true
+		}
+	}
+	return addrs[0].Addr, true
+}
+
+// post gives the frame to the first core's mailbox: control frames are rare
+// and one core keeps them in order.
+func (s *Shared) post(port int, b []byte) error {
+	if len(s.boxes) == 0 {
+		return fmt.Errorf("no pipeline core to send on")
+	}
+	return s.boxes[0].Post(port, b)
+}
