@@ -76,7 +76,7 @@ func TestForwardingEndToEnd(t *testing.T) {
 		}
 		want := sha256.Sum256(data)
 		// The receiver writes what it gets and exits at EOF.
-		srv := fmt.Sprintf("exec nc -l -N -q 1 -p 5001 > %s", dst)
+		srv := fmt.Sprintf("exec nc -l -p 5001 > %s < /dev/null", dst)
 		recv := make(chan error, 1)
 		go func() {
 			out, err := b.run(t, "sh", "-c", "timeout 60 sh -c '"+srv+"'")
@@ -90,7 +90,7 @@ func TestForwardingEndToEnd(t *testing.T) {
 		var out string
 		var err error
 		for i := 0; i < 10; i++ {
-			out, err = a.run(t, "sh", "-c", fmt.Sprintf("timeout 60 nc -N -q 1 198.51.100.2 5001 < %s", src))
+			out, err = a.run(t, "sh", "-c", fmt.Sprintf("timeout 60 nc -N 198.51.100.2 5001 < %s", src))
 			if err == nil || !strings.Contains(out, "refused") {
 				break
 			}

@@ -284,8 +284,8 @@ func (f *FIB) portNameLocked(index int) string {
 
 func (f *FIB) publishPortsLocked() {
 	ps := &portSnap{
-		up:    make([]bool, len(f.ports)),
-		mtu:   make([]uint32, len(f.ports)),
+		up:     make([]bool, len(f.ports)),
+		mtu:    make([]uint32, len(f.ports)),
 		addrs:  make([][]ifaddr, len(f.ports)),
 		onlink: make([]*Nexthop, len(f.ports)),
 	}

@@ -37,8 +37,8 @@ type Rule struct {
 // cRule is a rule compiled for the lock-free walk: ports resolved to
 // indexes, tables to pointers.
 type cRule struct {
-	srcMask, src uint32
-	dstMask, dst uint32
+	srcMask, src   uint32
+	dstMask, dst   uint32
 	mark, markMask uint32
 	iif, oif       int
 	tos            uint8

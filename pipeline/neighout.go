@@ -19,7 +19,7 @@ type pendingQueue struct {
 	used  bool
 	port  int
 	ip    uint32
-	seq   uint32 // entry's Seq when the first packet was queued (0: no entry yet)
+	fails uint32 // entry's failure count when the first packet was queued
 	since int64
 	n     int
 	ref   [pendingDepth]unsafe.Pointer
@@ -106,7 +106,7 @@ func (p *Pipeline) enqueuePending(port int, nh uint32, ref unsafe.Pointer, buf [
 	q := &ps.q[free]
 	*q = pendingQueue{used: true, port: port, ip: nh, since: p.now}
 	if e := p.sh.Neigh.Table(port).Lookup(nh); e != nil {
-		q.seq = e.Seq()
+		q.fails = e.Failures()
 	}
 	ps.active++
 	p.pushPending(q, ref, buf, l)
@@ -156,7 +156,7 @@ func (p *Pipeline) pendingPoll() {
 				}
 			}
 			p.releasePending(q)
-		case e != nil && st == neigh.Failed && e.Seq() != q.seq, p.now-q.since > pendingTimeout:
+		case e != nil && (e.Failures() != q.fails || e.Dead()), p.now-q.since > pendingTimeout:
 			for j := 0; j < q.n; j++ {
 				p.ctr.local[DropNeighFailed]++
 				buf := q.buf[j]

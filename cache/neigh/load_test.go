@@ -90,7 +90,8 @@ func TestConcurrentCoresAndOwner(t *testing.T) {
 		go func(c int) {
 			defer cw.Done()
 			r := rand.New(rand.NewPCG(uint64(c), 9))
-			for i := 0; i < 30000; i++ {
+			end := time.Now().Add(300 * time.Millisecond)
+			for i := 0; i < 30000 || time.Now().Before(end); i++ {
 				ip := 0xc0000200 | r.Uint32()&0x3f
 				switch i % 4 {
 				case 0:

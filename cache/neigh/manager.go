@@ -664,8 +664,11 @@ func (m *Manager) arpProcess(p *port, ev *event, t int64) {
 	}
 	if tip>>28 == 0xe || tip>>24 == 127 || sip == 0 || sip == 0xffffffff ||
 		sip>>28 == 0xe || sip>>24 == 127 || ev.sha[0]&1 != 0 || ev.sha == (MAC{}) ||
-		ev.sha == p.cfg.MAC || p.isOurs(sip) {
-		return // nothing sane to learn (DAD probes, loops, bogus senders)
+		p.isOurs(sip) {
+		// Nothing sane to learn (DAD probes, loops, bogus senders). A
+		// sender with our own MAC is accepted, as the kernel does: a
+		// net_tap port and its kernel interface share one MAC.
+		return
 	}
 	if ev.op == 1 && (p.isOurs(tip) || (p.p.ProxyARP && !p.isOurs(tip))) {
 		// A request we answer: neigh_event_ns creates or refreshes the

@@ -1,0 +1,197 @@
+package fib
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"ferry/cache"
+)
+
+const benchSize = 900000
+
+var benchGWs = []uint32{0xc0000202, 0xc0000203, 0xc0000204, 0xc0000205, 0xc6336402, 0xc6336403, 0xc6336404, 0xc6336405}
+
+// buildBGP loads ps into a fresh FIB, each prefix via one of eight gateways
+// on two ports, in one batch.
+func buildBGP(t testing.TB, ps []Prefix) *FIB {
+	f := testFIB(t)
+	must(t, f.Batch(func(b *Batch) error {
+		for i, p := range ps {
+			r := Route{Dst: p.Addr, Len: p.Len, Proto: 186, Nexthops: []*Nexthop{{Gateway: benchGWs[i%len(benchGWs)], Port: -1}}}
+			if err := b.Add(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	return f
+}
+
+var bench struct {
+	once sync.Once
+	f    *FIB
+	ps   []Prefix
+	rnd  []uint32
+	skew []uint32
+}
+
+func benchSetup(b *testing.B) {
+	bench.once.Do(func() {
+		bench.ps = GenerateBGP(benchSize, 1)
+		bench.f = buildBGP(b, bench.ps)
+		bench.rnd = AddrStream(bench.ps, 1<<20, 2)
+		bench.skew = SkewedAddrStream(bench.ps, 1<<20, 100000, 3)
+	})
+}
+
+func benchLookup(b *testing.B, addrs []uint32) {
+	f := bench.f
+	k := Key{Src: 0xc0000263, Iif: 0, Oif: -1}
+	var res Result
+	miss := 0
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		k.Dst = addrs[i&(len(addrs)-1)]
+		f.Lookup(&k, &res)
+		if res.Err != nil {
+			miss++
+		}
+	}
+	b.StopTimer()
+	if miss > b.N/100+1 {
+		b.Fatalf("%d of %d lookups failed", miss, b.N)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Mlookups/s")
+}
+
+func BenchmarkLookup900kRandom(b *testing.B) {
+	benchSetup(b)
+	benchLookup(b, bench.rnd)
+}
+
+func BenchmarkLookup900kSkewed(b *testing.B) {
+	benchSetup(b)
+	benchLookup(b, bench.skew)
+}
+
+// BenchmarkTrieLPM900kRandom is the bare trie walk, without rules and route
+// selection.
+func BenchmarkTrieLPM900kRandom(b *testing.B) {
+	benchSetup(b)
+	root := bench.f.main.root.Load()
+	addrs := bench.rnd
+	n := 0
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if root.lpm(addrs[i&(len(addrs)-1)]) != nil {
+			n++
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Mlookups/s")
+}
+
+func BenchmarkBuild900k(b *testing.B) {
+	ps := GenerateBGP(benchSize, 1)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		buildBGP(b, ps)
+	}
+	b.ReportMetric(float64(b.N*len(ps))/b.Elapsed().Seconds(), "routes/s")
+}
+
+// BenchmarkUpdatesWhileReading replaces routes of the 900k table one
+// change per publish while a reader looks up without pause.
+func BenchmarkUpdatesWhileReading(b *testing.B) {
+	benchSetup(b)
+	f := bench.f
+	var stop atomic.Bool
+	var reads atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		k := Key{Src: 0xc0000263, Iif: 0, Oif: -1}
+		var res Result
+		n := int64(0)
+		for !stop.Load() {
+			for j := 0; j < 256; j++ {
+				k.Dst = bench.rnd[(int(n)+j)&(len(bench.rnd)-1)]
+				f.Lookup(&k, &res)
+			}
+			n += 256
+		}
+		reads.Store(n)
+		close(done)
+	}()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		p := bench.ps[(i*7919)%len(bench.ps)]
+		r := Route{Dst: p.Addr, Len: p.Len, Proto: 186, Nexthops: []*Nexthop{{Gateway: benchGWs[(i+1)%len(benchGWs)], Port: -1}}}
+		if err := f.Replace(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	stop.Store(true)
+	<-done
+	sec := b.Elapsed().Seconds()
+	b.ReportMetric(float64(b.N)/sec, "updates/s")
+	b.ReportMetric(float64(reads.Load())/sec/1e6, "Mreads/s")
+}
+
+// BenchmarkMemory900k reports the lookup structure's bytes per prefix
+// (nodes and their arrays) and the whole heap's, routes included.
+func BenchmarkMemory900k(b *testing.B) {
+	ps := GenerateBGP(benchSize, 1)
+	var f *FIB
+	var before, after runtime.MemStats
+	for i := 0; i < b.N; i++ {
+		f = nil
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		f = buildBGP(b, ps)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+	}
+	nodes, bytes := trieStats(f.main.root.Load())
+	b.ReportMetric(float64(bytes)/float64(len(ps)), "trie-B/prefix")
+	b.ReportMetric(float64(bytes)/1e6, "trie-MB")
+	b.ReportMetric(float64(nodes), "nodes")
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(len(ps)), "heap-B/prefix")
+	runtime.KeepAlive(f)
+}
+
+// TestBGPTable checks a generated table against the reference on a sample.
+func TestBGPTable(t *testing.T) {
+	n := 50000
+	if raceEnabled {
+		n = 5000
+	}
+	ps := GenerateBGP(n, 7)
+	if len(ps) != n || GenerateBGP(n, 7)[n-1] != ps[n-1] {
+		t.Fatal("generator not deterministic")
+	}
+	c24 := 0
+	for _, p := range ps {
+		if p.Len == 24 {
+			c24++
+		}
+	}
+	if c24 < n*55/100 || c24 > n*65/100 {
+		t.Errorf("%d /24 of %d", c24, n)
+	}
+	f := buildBGP(t, ps)
+	rf := newRef()
+	for _, p := range ps {
+		rf.m[p.Len][p.Addr] = 0
+	}
+	root := f.main.root.Load()
+	for _, a := range AddrStream(ps, 20000, 3) {
+		want, _, _ := rf.lpm(a)
+		l := root.lpm(a)
+		if l == nil || l.key != want.Addr || l.plen != want.Len {
+			t.Fatalf("lpm %s: %v, want %v", ipStr(a), l, want)
+		}
+	}
+	_ = cache.GenID{}
+}

@@ -1,0 +1,255 @@
+package fib
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+var typeStrs = [...]string{"unspec", "unicast", "local", "broadcast", "anycast", "multicast", "blackhole",
+	"unreachable", "prohibit", "throw"}
+
+func (t Type) String() string {
+	if int(t) < len(typeStrs) {
+		return typeStrs[t]
+	}
+	return strconv.Itoa(int(t))
+}
+
+func (s Scope) String() string {
+	switch s {
+	case ScopeUniverse:
+		return "global"
+	case ScopeSite:
+		return "site"
+	case ScopeLink:
+		return "link"
+	case ScopeHost:
+		return "host"
+	case ScopeNowhere:
+		return "nowhere"
+	}
+	return strconv.Itoa(int(s))
+}
+
+func protoName(p uint8) string {
+	for n, v := range protoNames {
+		if v == p && n != "unspec" {
+			return n
+		}
+	}
+	if p == 0 {
+		return "unspec"
+	}
+	return strconv.Itoa(int(p))
+}
+
+func prefixStr(a uint32, plen uint8) string {
+	switch {
+	case plen == 0 && a == 0:
+		return "default"
+	case plen == 32:
+		return ipStr(a)
+	}
+	return ipStr(a) + "/" + strconv.Itoa(int(plen))
+}
+
+func portStr(f *FIB, p int) string {
+	if f != nil {
+		if n := f.PortName(p); n != "" {
+			return n
+		}
+	}
+	return "if" + strconv.Itoa(p)
+}
+
+func portDown(f *FIB, p int) bool {
+	return f != nil && p >= 0 && !f.portSnap.Load().alive(p)
+}
+
+// FormatRoute prints a route as `ip route show table X` does (without the
+// trailing blank iproute2 leaves).
+func FormatRoute(r *Route, f *FIB) string {
+	var w []string
+	if r.Type != Unicast {
+		w = append(w, r.Type.String())
+	}
+	w = append(w, prefixStr(r.Dst, r.Len))
+	if r.Tos != 0 {
+		w = append(w, "tos", fmt.Sprintf("0x%02x", r.Tos))
+	}
+	if len(r.Nexthops) == 1 {
+		nh := r.Nexthops[0]
+		if nh.Gateway != 0 {
+			w = append(w, "via", ipStr(nh.Gateway))
+		}
+		if nh.Port >= 0 {
+			w = append(w, "dev", portStr(f, nh.Port))
+		}
+	}
+	if r.Proto != ProtoBoot {
+		w = append(w, "proto", protoName(r.Proto))
+	}
+	if r.Scope != ScopeUniverse {
+		w = append(w, "scope", r.Scope.String())
+	}
+	if r.Prefsrc != 0 {
+		w = append(w, "src", ipStr(r.Prefsrc))
+	}
+	if r.Priority != 0 {
+		w = append(w, "metric", strconv.FormatUint(uint64(r.Priority), 10))
+	}
+	if len(r.Nexthops) == 1 {
+		w = appendFlags(w, r.Nexthops[0], f)
+	}
+	if r.MTU != 0 {
+		w = append(w, "mtu")
+		if r.MTULock {
+			w = append(w, "lock")
+		}
+		w = append(w, strconv.FormatUint(uint64(r.MTU), 10))
+	}
+	s := strings.Join(w, " ")
+	if len(r.Nexthops) > 1 {
+		var sb strings.Builder
+		sb.WriteString(s)
+		for _, nh := range r.Nexthops {
+			nw := []string{"\n\tnexthop"}
+			if nh.Gateway != 0 {
+				nw = append(nw, "via", ipStr(nh.Gateway))
+			}
+			if nh.Port >= 0 {
+				nw = append(nw, "dev", portStr(f, nh.Port))
+			}
+			nw = append(nw, "weight", strconv.Itoa(nh.Weight))
+			nw = appendFlags(nw, nh, f)
+			sb.WriteString(strings.Join(nw, " "))
+		}
+		s = sb.String()
+	}
+	return s
+}
+
+func appendFlags(w []string, nh *Nexthop, f *FIB) []string {
+	if nh.Onlink {
+		w = append(w, "onlink")
+	}
+	if portDown(f, nh.Port) {
+		w = append(w, "linkdown")
+	}
+	return w
+}
+
+// FormatRule prints a rule as `ip rule show` does.
+func FormatRule(r *Rule, f *FIB) string {
+	var w []string
+	if r.Invert {
+		w = append(w, "not")
+	}
+	if r.SrcLen == 0 {
+		w = append(w, "from", "all")
+	} else {
+		w = append(w, "from", prefixStr(r.Src, r.SrcLen))
+	}
+	if r.DstLen != 0 {
+		w = append(w, "to", prefixStr(r.Dst, r.DstLen))
+	}
+	if r.Tos != 0 {
+		w = append(w, "tos", fmt.Sprintf("0x%02x", r.Tos))
+	}
+	if r.Mark != 0 || r.MarkMask != 0 {
+		if r.MarkMask == 0xffffffff {
+			w = append(w, "fwmark", fmt.Sprintf("0x%x", r.Mark))
+		} else {
+			w = append(w, "fwmark", fmt.Sprintf("0x%x/0x%x", r.Mark, r.MarkMask))
+		}
+	}
+	if r.IifName != "" {
+		w = append(w, "iif", r.IifName)
+		if _, ok := f.portIndexOK(r.IifName); !ok && r.IifName != "lo" {
+			w = append(w, "[detached]")
+		}
+	}
+	if r.OifName != "" {
+		w = append(w, "oif", r.OifName)
+		if _, ok := f.portIndexOK(r.OifName); !ok && r.OifName != "lo" {
+			w = append(w, "[detached]")
+		}
+	}
+	switch r.Action {
+	case ActionLookup, 0:
+		w = append(w, "lookup", tableName(r.Table))
+	case ActionBlackhole:
+		w = append(w, "blackhole")
+	case ActionUnreachable:
+		w = append(w, "unreachable")
+	case ActionProhibit:
+		w = append(w, "prohibit")
+	}
+	return strconv.FormatUint(uint64(r.Priority), 10) + ":\t" + strings.Join(w, " ")
+}
+
+func (f *FIB) portIndexOK(name string) (int, bool) {
+	if f == nil {
+		return 0, true // nothing to check against
+	}
+	return f.PortIndex(name)
+}
+
+// FormatGet prints a lookup result as `ip route get` does, without the
+// trailing "uid 0" and cache lines. A failed lookup prints iproute2's error
+// line.
+func FormatGet(dst uint32, k *Key, res *Result, f *FIB) string {
+	if res.Err != nil {
+		return "RTNETLINK answers: " + errText(res.Err)
+	}
+	input := k.Iif >= 0
+	var w []string
+	if res.Type != Unicast && res.Type != 0 {
+		w = append(w, res.Type.String())
+	}
+	w = append(w, ipStr(dst))
+	if k.Src != 0 {
+		w = append(w, "from", ipStr(k.Src))
+	}
+	if k.Tos != 0 {
+		w = append(w, "tos", fmt.Sprintf("0x%02x", k.Tos))
+	}
+	nh := res.Nexthop
+	if nh != nil && nh.Gateway != 0 && res.Type == Unicast {
+		w = append(w, "via", ipStr(nh.Gateway))
+	}
+	switch {
+	case res.Type == Local || input && res.Type == Broadcast:
+		w = append(w, "dev", "lo") // the kernel delivers these through loopback
+	case nh != nil && nh.Port >= 0:
+		w = append(w, "dev", portStr(f, nh.Port))
+	}
+	if res.Table != TableMain && res.Table != TableUnspec {
+		w = append(w, "table", tableName(res.Table))
+	}
+	if !input && k.Src == 0 && res.Prefsrc != 0 {
+		w = append(w, "src", ipStr(res.Prefsrc))
+	}
+	if k.Mark != 0 {
+		w = append(w, "mark", fmt.Sprintf("0x%x", k.Mark))
+	}
+	if input {
+		w = append(w, "iif", portStr(f, k.Iif))
+	}
+	return strings.Join(w, " ")
+}
+
+// errText is the kernel's text for an errno: Go's, capitalized.
+func errText(err error) string {
+	var e syscall.Errno
+	if errors.As(err, &e) {
+		s := e.Error()
+		if s != "" {
+			return strings.ToUpper(s[:1]) + s[1:]
+		}
+	}
+	return err.Error()
+}

@@ -1,0 +1,302 @@
+package fib
+
+import (
+	"errors"
+	"math/rand"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"ferry/cache"
+)
+
+// ref is the brute-force reference: every prefix in a per-length set,
+// longest match by trying each length.
+type ref struct {
+	m [33]map[uint32]uint32 // prefix -> MTU, which identifies the version
+	n int
+}
+
+func newRef() *ref {
+	r := &ref{}
+	for i := range r.m {
+		r.m[i] = map[uint32]uint32{}
+	}
+	return r
+}
+
+func (r *ref) lpm(a uint32) (Prefix, uint32, bool) {
+	for l := 32; l >= 0; l-- {
+		if v, ok := r.m[l][a&mask(uint8(l))]; ok {
+			return Prefix{a & mask(uint8(l)), uint8(l)}, v, true
+		}
+	}
+	return Prefix{}, 0, false
+}
+
+func diffFIB(t testing.TB) *FIB {
+	f := New(&cache.GenID{}, 1)
+	must(t, f.SetPort(0, "port0", 1500, true))
+	return f
+}
+
+func diffRoute(p Prefix, mtu uint32) Route {
+	return Route{Table: TableMain, Dst: p.Addr, Len: p.Len, Type: Unicast, Scope: ScopeLink,
+		Proto: ProtoStatic, MTU: mtu, Nexthops: []*Nexthop{{Port: 0, Weight: 1}}}
+}
+
+// overlapAddr draws addresses from few values per byte so prefixes nest.
+func overlapAddr(rng *rand.Rand) uint32 {
+	vals := [...]uint32{0, 1, 2, 0x80, 0xc0, 0xff}
+	var a uint32
+	for i := 0; i < 4; i++ {
+		var b uint32
+		if rng.Intn(4) == 0 {
+			b = uint32(rng.Intn(256))
+		} else {
+			b = vals[rng.Intn(len(vals))]
+		}
+		a = a<<8 | b
+	}
+	return a
+}
+
+// check compares the trie's answer for a with the reference, through both
+// the readers' compressed lookup and the writers' prefix-list walk.
+func check(t testing.TB, f *FIB, rf *ref, a uint32) {
+	ps := f.portSnap.Load()
+	root := f.main.root.Load()
+	want, wmtu, wok := rf.lpm(a)
+	for _, fast := range []bool{true, false} {
+		var res Result
+		k := Key{Dst: a, Iif: -1, Oif: -1}
+		ok := tableLookup(root, &k, 0, ps, false, fast, &res)
+		if ok != wok || ok && (res.Route.Dst != want.Addr || res.Route.Len != want.Len || res.MTU != wmtu) {
+			got := "none"
+			if ok {
+				got = Prefix{res.Route.Dst, res.Route.Len}.String()
+			}
+			t.Fatalf("lookup %s (fast %v): got %s mtu %d, want %v %s mtu %d", ipStr(a), fast, got, res.MTU, wok, want, wmtu)
+		}
+	}
+}
+
+// randomOps applies n random changes to f and rf, checking lookups after
+// each; apply is f.Apply or a batch's Apply.
+func randomOps(t testing.TB, rng *rand.Rand, f *FIB, rf *ref, apply func(RouteCmd) error, n int, checkEach bool) {
+	for i := 0; i < n; i++ {
+		p := Prefix{Len: uint8(rng.Intn(33))}
+		p.Addr = overlapAddr(rng) & mask(p.Len)
+		mtu := uint32(1000 + rng.Intn(64))
+		cur, exists := rf.m[p.Len][p.Addr]
+		var op Op
+		switch x := rng.Intn(10); {
+		case x < 4:
+			op = OpAdd
+		case x < 7:
+			op = OpDel
+		case x < 9:
+			op = OpReplace
+		default:
+			op = OpChange
+		}
+		if op == OpDel {
+			mtu = 0
+		}
+		err := apply(RouteCmd{op, diffRoute(p, mtu)})
+		switch {
+		case op == OpAdd && exists, op == OpDel && !exists:
+			if err == nil {
+				t.Fatalf("%v %v: no error", op, p)
+			}
+			continue
+		case op == OpChange && !exists:
+			if !errors.Is(err, ErrNoEntry) {
+				t.Fatalf("change %v: %v", p, err)
+			}
+			continue
+		case err != nil:
+			t.Fatalf("%v %v: %v", op, p, err)
+		}
+		switch op {
+		case OpDel:
+			delete(rf.m[p.Len], p.Addr)
+			rf.n--
+		default:
+			if !exists {
+				rf.n++
+			}
+			rf.m[p.Len][p.Addr] = mtu
+		}
+		_ = cur
+		if checkEach {
+			check(t, f, rf, p.Addr)
+			for j := 0; j < 4; j++ {
+				check(t, f, rf, overlapAddr(rng))
+			}
+		}
+	}
+}
+
+func verifyAll(t testing.TB, f *FIB, rf *ref, rng *rand.Rand, lookups int) {
+	if got := len(f.Routes(TableMain)); got != rf.n || f.Count(TableMain) != rf.n {
+		t.Fatalf("table holds %d routes (count %d), reference %d", got, f.Count(TableMain), rf.n)
+	}
+	for i := 0; i < lookups; i++ {
+		check(t, f, rf, overlapAddr(rng))
+	}
+	for l := range rf.m {
+		for a := range rf.m[l] {
+			check(t, f, rf, a)
+			check(t, f, rf, a|^mask(uint8(l)))
+		}
+	}
+}
+
+func TestTrieDifferential(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	f := diffFIB(t)
+	rf := newRef()
+	ops := 60000
+	if testing.Short() || raceEnabled {
+		ops = 15000
+	}
+	for round := 0; round < 4; round++ {
+		randomOps(t, rng, f, rf, f.Apply, ops/4, true)
+		verifyAll(t, f, rf, rng, 20000)
+	}
+	// The same through big batches, published once each.
+	for round := 0; round < 3; round++ {
+		must(t, f.Batch(func(b *Batch) error {
+			randomOps(t, rng, f, rf, b.Apply, ops/2, false)
+			return nil
+		}))
+		verifyAll(t, f, rf, rng, 20000)
+	}
+	// Empty it again: only the root node stays.
+	for l := range rf.m {
+		for a := range rf.m[l] {
+			must(t, f.Del(diffRoute(Prefix{a, uint8(l)}, 0)))
+			delete(rf.m[l], a)
+			rf.n--
+		}
+	}
+	verifyAll(t, f, rf, rng, 1000)
+	if root := f.main.root.Load(); len(root.kids) != 0 || len(root.pfx) != 0 || len(f.nhs) != 0 {
+		t.Errorf("empty table keeps %d kids, %d prefixes, %d nexthop sets", len(root.kids), len(root.pfx), len(f.nhs))
+	}
+}
+
+func FuzzTrie(fz *testing.F) {
+	fz.Add([]byte{0, 10, 0, 0, 0, 8, 0, 10, 1, 0, 0, 16, 1, 10, 0, 0, 0, 8})
+	fz.Add([]byte{0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0})
+	fz.Fuzz(func(t *testing.T, data []byte) {
+		f := diffFIB(t)
+		rf := newRef()
+		for len(data) >= 6 {
+			op := Op(data[0]%4) + OpAdd
+			if op == OpAppend {
+				op = OpReplace
+			}
+			plen := data[5] % 33
+			a := (uint32(data[1])<<24 | uint32(data[2])<<16 | uint32(data[3])<<8 | uint32(data[4])) & mask(plen)
+			mtu := 1000 + uint32(data[0]>>2)
+			if op == OpDel {
+				mtu = 0
+			}
+			data = data[6:]
+			_, exists := rf.m[plen][a]
+			err := f.Apply(RouteCmd{op, diffRoute(Prefix{a, plen}, mtu)})
+			switch {
+			case op == OpAdd && exists, op == OpDel && !exists, op == OpChange && !exists:
+				if err == nil {
+					t.Fatalf("%v %s/%d: no error", op, ipStr(a), plen)
+				}
+			case err != nil:
+				t.Fatalf("%v %s/%d: %v", op, ipStr(a), plen, err)
+			case op == OpDel:
+				delete(rf.m[plen], a)
+				rf.n--
+			default:
+				if !exists {
+					rf.n++
+				}
+				rf.m[plen][a] = mtu
+			}
+			check(t, f, rf, a)
+			check(t, f, rf, a|^mask(plen))
+			check(t, f, rf, a^0x00808080)
+		}
+		verifyAll(t, f, rf, rand.New(rand.NewSource(int64(len(data)))), 200)
+	})
+}
+
+// Readers running during changes see the table before or after each batch,
+// never between: 10.1/16 and 10/8 swap places in one batch, so a lookup in
+// 10.1/16 must always find one of them.
+func TestConcurrentReaders(t *testing.T) {
+	f := diffFIB(t)
+	p8, p16 := Prefix{ip("10.0.0.0"), 8}, Prefix{ip("10.1.0.0"), 16}
+	must(t, f.Add(diffRoute(p16, 1016)))
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var lookups atomic.Int64
+	for g := 0; g < 2; g++ {
+		wg.Add(1)
+		go func(seed int64) {
+			defer wg.Done()
+			rng := rand.New(rand.NewSource(seed))
+			var res Result
+			n := int64(0)
+			for !stop.Load() {
+				k := Key{Dst: ip("10.1.0.0") | uint32(rng.Intn(65536)), Src: ip("192.0.2.1"), Iif: 0, Oif: -1}
+				f.Lookup(&k, &res)
+				n++
+				if res.Err != nil || res.Route == nil || res.MTU != 1008 && res.MTU != 1016 {
+					t.Errorf("half-applied change seen: %+v", res)
+					return
+				}
+				if res.MTU == 1008 && res.Route.Len != 8 || res.MTU == 1016 && res.Route.Len != 16 {
+					t.Errorf("inconsistent route: %+v", res)
+					return
+				}
+			}
+			lookups.Add(n)
+		}(int64(g))
+	}
+	rng := rand.New(rand.NewSource(9))
+	rf := newRef()
+	iters := 3000
+	if raceEnabled {
+		iters = 500
+	}
+	for i := 0; i < iters; i++ {
+		must(t, f.Batch(func(b *Batch) error {
+			if i%2 == 0 {
+				must(t, b.Del(diffRoute(p16, 0)))
+				must(t, b.Add(diffRoute(p8, 1008)))
+			} else {
+				must(t, b.Del(diffRoute(p8, 0)))
+				must(t, b.Add(diffRoute(p16, 1016)))
+			}
+			return nil
+		}))
+		// Unrelated churn elsewhere in the table.
+		for j := 0; j < 5; j++ {
+			p := Prefix{Len: uint8(12 + rng.Intn(21))}
+			p.Addr = (ip("20.0.0.0") | uint32(rng.Intn(1<<20))<<4) & mask(p.Len)
+			if _, ok := rf.m[p.Len][p.Addr]; ok {
+				must(t, f.Del(diffRoute(p, 0)))
+				delete(rf.m[p.Len], p.Addr)
+			} else {
+				must(t, f.Add(diffRoute(p, 1100)))
+				rf.m[p.Len][p.Addr] = 1100
+			}
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	if lookups.Load() == 0 {
+		t.Error("readers made no lookups")
+	}
+}

@@ -1,0 +1,219 @@
+package pipeline
+
+import (
+	"testing"
+	"time"
+	"unsafe"
+
+	"ferry/cache"
+	"ferry/cache/neigh"
+	"ferry/fib"
+)
+
+// testBuf is a packet buffer in Go memory standing in for an mbuf.
+type testBuf struct {
+	id   int
+	data [2048]byte
+}
+
+// harness runs one pipeline over Go-memory IO and checks that every buffer
+// handed in comes out exactly once: sent, freed or still queued.
+type harness struct {
+	t     *testing.T
+	sh    *Shared
+	p     *Pipeline
+	io    IO
+	nm    *neigh.Manager
+	clk   *fakeClock
+	f     *fib.FIB
+	gen   *cache.GenID
+	bufs  map[unsafe.Pointer]*testBuf
+	next  int
+	rxN   uint32
+	freeN uint32
+	alloN uint32
+
+	macs [2]MAC
+}
+
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) Now() time.Time { return c.t }
+
+var (
+	macR0 = MAC{0x02, 0, 0, 0, 0, 0x10}
+	macR1 = MAC{0x02, 0, 0, 0, 0, 0x11}
+	macA  = MAC{0x02, 0, 0, 0, 0, 0xa0}
+	macB  = MAC{0x02, 0, 0, 0, 0, 0xb0}
+)
+
+func ip4(a, b, c, d byte) uint32 { return uint32(a)<<24 | uint32(b)<<16 | uint32(c)<<8 | uint32(d) }
+
+func newHarness(t testing.TB) *harness {
+	tt, _ := t.(*testing.T)
+	h := &harness{t: tt, bufs: map[unsafe.Pointer]*testBuf{}, macs: [2]MAC{macR0, macR1}}
+	h.gen = &cache.GenID{}
+	h.f = fib.New(h.gen, 1)
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(h.f.SetPort(0, "port0", 1500, true))
+	must(h.f.SetPort(1, "port1", 1500, true))
+	must(h.f.AddAddress(0, ip4(192, 0, 2, 1), 24))
+	must(h.f.AddAddress(1, ip4(198, 51, 100, 1), 24))
+	rt, err := fib.ParseRoute([]string{"203.0.113.0/24", "via", "198.51.100.2", "dev", "port1"}, h.f)
+	must(err)
+	must(h.f.Add(rt))
+	ports := []PortInfo{{Name: "port0", MAC: macR0, MTU: 1500, Up: true}, {Name: "port1", MAC: macR1, MTU: 1500, Up: true}}
+	h.sh = NewShared(h.f, h.gen, nil, ports, 1)
+	h.clk = &fakeClock{t: time.Unix(1000, 0)}
+	h.nm = neigh.NewManager([]neigh.PortConfig{
+		{Name: "port0", MAC: neigh.MAC(macR0), Addrs: []uint32{ip4(192, 0, 2, 1)}, Params: neigh.DefaultParams()},
+		{Name: "port1", MAC: neigh.MAC(macR1), Addrs: []uint32{ip4(198, 51, 100, 1)}, Params: neigh.DefaultParams()},
+	}, 1, h.clk, h.sh, nil)
+	h.sh.Neigh = h.nm
+	io := &h.io
+	io.RxN = &h.rxN
+	io.RxRef = make([]unsafe.Pointer, RxMax)
+	io.RxData = make([]unsafe.Pointer, RxMax)
+	io.RxLen = make([]uint16, RxMax)
+	io.RxCap = make([]uint16, RxMax)
+	io.RxPort = make([]uint16, RxMax)
+	io.TxN = make([]uint16, 2)
+	io.TxRef = [][]unsafe.Pointer{make([]unsafe.Pointer, TxMax), make([]unsafe.Pointer, TxMax)}
+	io.TxLen = [][]uint16{make([]uint16, TxMax), make([]uint16, TxMax)}
+	io.FreeN = &h.freeN
+	io.FreeRef = make([]unsafe.Pointer, FreeMax)
+	io.AllocN = &h.alloN
+	io.AllocRef = make([]unsafe.Pointer, BurstSize)
+	io.AllocData = make([]unsafe.Pointer, BurstSize)
+	io.AllocCap = make([]uint16, BurstSize)
+	io.Refill = func(n int) {
+		for int(h.alloN) < n {
+			b := h.newBuf()
+			io.AllocRef[h.alloN] = unsafe.Pointer(b)
+			io.AllocData[h.alloN] = unsafe.Pointer(&b.data[0])
+			io.AllocCap[h.alloN] = uint16(len(b.data))
+			h.alloN++
+		}
+	}
+	h.p = h.sh.NewPipeline(0, io)
+	return h
+}
+
+func (h *harness) newBuf() *testBuf {
+	b := &testBuf{id: h.next}
+	h.next++
+	h.bufs[unsafe.Pointer(b)] = b
+	return b
+}
+
+// sent is one transmitted frame.
+type sent struct {
+	port  int
+	frame []byte
+}
+
+// burst runs frames (port, bytes) through the pipeline and returns what it
+// sent; freed buffers are forgotten.
+func (h *harness) burst(in ...sent) []sent {
+	io := &h.io
+	h.rxN = uint32(len(in))
+	for i, s := range in {
+		b := h.newBuf()
+		copy(b.data[:], s.frame)
+		io.RxRef[i] = unsafe.Pointer(b)
+		io.RxData[i] = unsafe.Pointer(&b.data[0])
+		io.RxLen[i] = uint16(len(s.frame))
+		io.RxCap[i] = uint16(len(b.data))
+		io.RxPort[i] = uint16(s.port)
+	}
+	if len(in) > 0 {
+		h.p.Process()
+	} else {
+		h.p.Idle()
+	}
+	return h.collect()
+}
+
+func (h *harness) collect() []sent {
+	io := &h.io
+	var out []sent
+	for port := range io.TxN {
+		for j := 0; j < int(io.TxN[port]); j++ {
+			ref := io.TxRef[port][j]
+			b, ok := h.bufs[ref]
+			if !ok {
+				h.t.Fatalf("sent a buffer twice or one never handed in")
+			}
+			delete(h.bufs, ref)
+			out = append(out, sent{port: port, frame: append([]byte(nil), b.data[:io.TxLen[port][j]]...)})
+		}
+		io.TxN[port] = 0
+	}
+	for j := 0; j < int(h.freeN); j++ {
+		if _, ok := h.bufs[io.FreeRef[j]]; !ok {
+			h.t.Fatalf("freed a buffer twice or one never handed in")
+		}
+		delete(h.bufs, io.FreeRef[j])
+	}
+	h.freeN = 0
+	return out
+}
+
+// held is how many buffers the pipeline still owns (queued or spare).
+func (h *harness) held() int { return len(h.bufs) - int(h.alloN) }
+
+// step lets the neighbour owner run at the fake clock's time.
+func (h *harness) step(d time.Duration) {
+	h.clk.t = h.clk.t.Add(d)
+	h.nm.Step(h.clk.t)
+}
+
+func (h *harness) counter(c Counter) uint64 { return h.p.ctr.local[c] }
+
+// Frame builders.
+
+func ethHdr(b []byte, dst, src MAC, typ uint16) {
+	copy(b[0:6], dst[:])
+	copy(b[6:12], src[:])
+	be.PutUint16(b[12:], typ)
+}
+
+// ipPacket builds Ethernet+IPv4 with payload; proto ICMP payloads get a checksum.
+func ipPacket(dst, src MAC, sip, dip uint32, ttl, proto uint8, payload []byte) []byte {
+	b := make([]byte, EthHdrLen+IPv4MinHdr+len(payload))
+	ethHdr(b, dst, src, EtherIPv4)
+	ip := b[EthHdrLen:]
+	ip[0] = 0x45
+	be.PutUint16(ip[ipTotLen:], uint16(IPv4MinHdr+len(payload)))
+	be.PutUint16(ip[ipID:], 0x1234)
+	be.PutUint16(ip[ipFragOff:], ipFlagDF)
+	ip[ipTTL] = ttl
+	ip[ipProto] = proto
+	be.PutUint32(ip[ipSrc:], sip)
+	be.PutUint32(ip[ipDst:], dip)
+	copy(ip[IPv4MinHdr:], payload)
+	setIPv4Checksum(ip, IPv4MinHdr)
+	return b
+}
+
+func echoRequest(dst, src MAC, sip, dip uint32, ttl uint8, seq uint16) []byte {
+	pl := make([]byte, 8+32)
+	pl[0] = ICMPEcho
+	be.PutUint16(pl[4:], 0x77)
+	be.PutUint16(pl[6:], seq)
+	for i := 8; i < len(pl); i++ {
+		pl[i] = byte(i)
+	}
+	be.PutUint16(pl[2:], checksum(pl, 0))
+	return ipPacket(dst, src, sip, dip, ttl, ProtoICMP, pl)
+}
+
+func arpFrame(op uint16, dst, src MAC, sip, tip uint32, tha MAC) []byte {
+	b := make([]byte, 60)
+	BuildARP(b, op, dst, src, sip, tip, tha)
+	return b
+}

@@ -1,0 +1,297 @@
+package pipeline
+
+import (
+	"testing"
+	"time"
+
+	"ferry/cache/neigh"
+)
+
+var (
+	ipR0 = ip4(192, 0, 2, 1)
+	ipA  = ip4(192, 0, 2, 2)
+	ipR1 = ip4(198, 51, 100, 1)
+	ipB  = ip4(198, 51, 100, 2)
+)
+
+func (h *harness) permanent(port int, ip uint32, mac MAC) {
+	h.t.Helper()
+	err := h.nm.Apply(neigh.Request{Cmd: neigh.CmdAdd, Port: port, IP: ip, MAC: neigh.MAC(mac), HasMAC: true, State: neigh.Permanent})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.step(0)
+}
+
+func ipOf(f []byte) []byte { return f[EthHdrLen:] }
+
+func checkIPv4(t *testing.T, f []byte) {
+	t.Helper()
+	ip := ipOf(f)
+	if !ipv4HeaderOK(ip, int(ip[0]&0xf)*4) {
+		t.Fatalf("bad IPv4 header checksum in % x", ip[:20])
+	}
+}
+
+func TestARPRequestForUsIsAnswered(t *testing.T) {
+	h := newHarness(t)
+	out := h.burst(sent{0, arpFrame(1, Broadcast, macA, ipA, ipR0, MAC{})})
+	if len(out) != 1 || out[0].port != 0 {
+		t.Fatalf("want one reply on port0, got %d frames", len(out))
+	}
+	f := out[0].frame
+	a := f[EthHdrLen:]
+	if MAC(f[0:6]) != macA || MAC(f[6:12]) != macR0 || be.Uint16(a[ArpOpOff:]) != 2 ||
+		MAC(a[ArpShaOff:ArpShaOff+6]) != macR0 || be.Uint32(a[ArpSpaOff:]) != ipR0 ||
+		MAC(a[ArpThaOff:ArpThaOff+6]) != macA || be.Uint32(a[ArpTpaOff:]) != ipA {
+		t.Fatalf("bad ARP reply % x", f[:42])
+	}
+	// A request for someone else is not answered.
+	if out := h.burst(sent{0, arpFrame(1, Broadcast, macA, ipA, ip4(192, 0, 2, 77), MAC{})}); len(out) != 0 {
+		t.Fatalf("answered ARP for an address that is not ours")
+	}
+	if h.held() != 0 {
+		t.Fatalf("%d buffers leaked", h.held())
+	}
+}
+
+func TestEchoReply(t *testing.T) {
+	h := newHarness(t)
+	h.permanent(0, ipA, macA)
+	out := h.burst(sent{0, echoRequest(macR0, macA, ipA, ipR0, 64, 1)})
+	if len(out) != 1 || out[0].port != 0 {
+		t.Fatalf("want one reply on port0, got %v", out)
+	}
+	f := out[0].frame
+	checkIPv4(t, f)
+	ip := ipOf(f)
+	if MAC(f[0:6]) != macA || be.Uint32(ip[ipSrc:]) != ipR0 || be.Uint32(ip[ipDst:]) != ipA || ip[20] != ICMPEchoReply {
+		t.Fatalf("bad echo reply % x", f[:40])
+	}
+	if checksum(ip[20:], 0) != 0 {
+		t.Fatalf("bad ICMP checksum")
+	}
+	// The router answers for its other port's address too.
+	if out := h.burst(sent{0, echoRequest(macR0, macA, ipA, ipR1, 64, 2)}); len(out) != 1 {
+		t.Fatalf("no reply for 198.51.100.1")
+	}
+}
+
+func TestForward(t *testing.T) {
+	h := newHarness(t)
+	h.permanent(1, ipB, macB)
+	in := echoRequest(macR0, macA, ipA, ipB, 64, 1)
+	out := h.burst(sent{0, in})
+	if len(out) != 1 || out[0].port != 1 {
+		t.Fatalf("want one frame on port1, got %v", out)
+	}
+	f := out[0].frame
+	checkIPv4(t, f)
+	if MAC(f[0:6]) != macB || MAC(f[6:12]) != macR1 {
+		t.Fatalf("bad L2 rewrite % x", f[:14])
+	}
+	if ipOf(f)[ipTTL] != 63 {
+		t.Fatalf("TTL %d, want 63", ipOf(f)[ipTTL])
+	}
+	// Via a gateway: the frame goes to the gateway's MAC.
+	out = h.burst(sent{0, echoRequest(macR0, macA, ipA, ip4(203, 0, 113, 5), 64, 1)})
+	if len(out) != 1 || MAC(out[0].frame[0:6]) != macB {
+		t.Fatalf("via gateway: %v", out)
+	}
+}
+
+func TestTTLExceeded(t *testing.T) {
+	h := newHarness(t)
+	h.permanent(0, ipA, macA)
+	h.permanent(1, ipB, macB)
+	in := echoRequest(macR0, macA, ipA, ipB, 1, 1)
+	out := h.burst(sent{0, in})
+	if len(out) != 1 || out[0].port != 0 {
+		t.Fatalf("want an ICMP error back on port0, got %v", out)
+	}
+	f := out[0].frame
+	checkIPv4(t, f)
+	ip := ipOf(f)
+	if be.Uint32(ip[ipSrc:]) != ipR0 || be.Uint32(ip[ipDst:]) != ipA || ip[20] != ICMPTimeExceeded || ip[21] != 0 {
+		t.Fatalf("bad time exceeded % x", ip[:28])
+	}
+	// The quote starts with the original IP header.
+	if be.Uint32(ip[28+ipDst:]) != ipB {
+		t.Fatalf("quote does not hold the original header")
+	}
+	if checksum(ip[20:], 0) != 0 {
+		t.Fatal("bad ICMP checksum")
+	}
+}
+
+func TestNetUnreachable(t *testing.T) {
+	h := newHarness(t)
+	h.permanent(0, ipA, macA)
+	out := h.burst(sent{0, echoRequest(macR0, macA, ipA, ip4(10, 9, 9, 9), 64, 1)})
+	if len(out) != 1 {
+		t.Fatalf("want net unreachable, got %v", out)
+	}
+	ip := ipOf(out[0].frame)
+	if ip[20] != ICMPDestUnreach || ip[21] != CodeNetUnreach {
+		t.Fatalf("got ICMP %d/%d", ip[20], ip[21])
+	}
+	if h.counter(DropNoRoute) != 1 {
+		t.Fatalf("drop_no_route = %d", h.counter(DropNoRoute))
+	}
+}
+
+func TestBadPacketsAreCountedDrops(t *testing.T) {
+	h := newHarness(t)
+	good := echoRequest(macR0, macA, ipA, ipB, 64, 1)
+	badSum := append([]byte(nil), good...)
+	badSum[EthHdrLen+ipCsum] ^= 0xff
+	badVer := append([]byte(nil), good...)
+	badVer[EthHdrLen] = 0x65
+	badLen := append([]byte(nil), good...)
+	be.PutUint16(badLen[EthHdrLen+ipTotLen:], 2000)
+	short := good[:20]
+	other := append([]byte(nil), good...)
+	copy(other[0:6], []byte{0x02, 9, 9, 9, 9, 9})
+	cases := []struct {
+		name  string
+		frame []byte
+		ctr   Counter
+	}{
+		{"checksum", badSum, DropIPChecksum},
+		{"version", badVer, DropIPVersion},
+		{"total length", badLen, DropIPTotalLen},
+		{"short", short, DropShort},
+		{"not for us", other, DropNotForUs},
+	}
+	for _, c := range cases {
+		before := h.counter(c.ctr)
+		if out := h.burst(sent{0, c.frame}); len(out) != 0 {
+			t.Errorf("%s: forwarded a bad packet", c.name)
+		}
+		if h.counter(c.ctr) != before+1 {
+			t.Errorf("%s: %s not counted", c.name, c.ctr.Name())
+		}
+	}
+	if h.held() != 0 {
+		t.Fatalf("%d buffers leaked", h.held())
+	}
+}
+
+func TestRouteHintsReuseDecision(t *testing.T) {
+	h := newHarness(t)
+	h.permanent(1, ipB, macB)
+	var in []sent
+	for i := 0; i < BurstSize; i++ {
+		in = append(in, sent{0, echoRequest(macR0, macA, ipA, ipB, 64, uint16(i))})
+	}
+	out := h.burst(in...)
+	if len(out) != BurstSize {
+		t.Fatalf("forwarded %d of %d", len(out), BurstSize)
+	}
+	if h.counter(FIBLookups) != 1 || h.counter(HintHits) != BurstSize-1 {
+		t.Fatalf("fib lookups %d, hint hits %d", h.counter(FIBLookups), h.counter(HintHits))
+	}
+	// One neighbour lookup for the whole sublist.
+	if h.counter(NeighLookups) != 1 {
+		t.Fatalf("neighbour lookups %d, want 1", h.counter(NeighLookups))
+	}
+	// Order is kept.
+	for i, s := range out {
+		if got := be.Uint16(ipOf(s.frame)[26:]); got != uint16(i) {
+			t.Fatalf("packet %d carries seq %d", i, got)
+		}
+	}
+}
+
+func TestUnresolvedNeighbourQueuesThenReleasesInOrder(t *testing.T) {
+	h := newHarness(t)
+	var in []sent
+	for i := 0; i < 5; i++ {
+		in = append(in, sent{0, echoRequest(macR0, macA, ipA, ipB, 64, uint16(i))})
+	}
+	if out := h.burst(in...); len(out) != 0 {
+		t.Fatalf("sent %d frames before resolution", len(out))
+	}
+	h.step(time.Millisecond) // the owner creates INCOMPLETE and solicits
+	out := h.burst()
+	var req []byte
+	for _, s := range out {
+		if be.Uint16(s.frame[EthTypeOff:]) == EtherARP {
+			req = s.frame
+		}
+	}
+	if req == nil || MAC(req[0:6]) != Broadcast || be.Uint32(req[EthHdrLen+ArpTpaOff:]) != ipB || be.Uint32(req[EthHdrLen+ArpSpaOff:]) != ipR1 {
+		t.Fatalf("no ARP request for B on port1: %v", out)
+	}
+	// B answers.
+	h.burst(sent{1, arpFrame(2, macR1, macB, ipB, ipR1, macR1)})
+	h.step(time.Millisecond)
+	out = h.burst()
+	if len(out) != 5 {
+		t.Fatalf("released %d of 5 queued packets", len(out))
+	}
+	for i, s := range out {
+		if MAC(s.frame[0:6]) != macB || be.Uint16(ipOf(s.frame)[26:]) != uint16(i) {
+			t.Fatalf("released packet %d wrong or out of order", i)
+		}
+	}
+	if h.held() != 0 {
+		t.Fatalf("%d buffers leaked", h.held())
+	}
+}
+
+func TestFailedNeighbourSendsHostUnreachable(t *testing.T) {
+	h := newHarness(t)
+	h.permanent(0, ipA, macA)
+	h.burst(sent{0, echoRequest(macR0, macA, ipA, ipB, 64, 1)})
+	for i := 0; i < 10; i++ {
+		h.step(time.Second)
+		out := h.burst()
+		for _, s := range out {
+			if be.Uint16(s.frame[EthTypeOff:]) == EtherIPv4 {
+				ip := ipOf(s.frame)
+				if ip[20] != ICMPDestUnreach || ip[21] != CodeHostUnreach || be.Uint32(ip[ipDst:]) != ipA {
+					t.Fatalf("want host unreachable to A, got % x", ip[:24])
+				}
+				return
+			}
+		}
+	}
+	t.Fatal("no host unreachable after the neighbour failed")
+}
+
+func TestWarmForwardPathDoesNotAllocate(t *testing.T) {
+	h := newHarness(t)
+	h.permanent(1, ipB, macB)
+	frame := echoRequest(macR0, macA, ipA, ip4(203, 0, 113, 9), 64, 1)
+	bufs := make([]*testBuf, BurstSize)
+	for i := range bufs {
+		bufs[i] = h.newBuf()
+	}
+	load := func() {
+		for i, b := range bufs {
+			copy(b.data[:], frame)
+			h.io.RxRef[i] = unsafePtr(b)
+			h.io.RxData[i] = unsafePtr(&b.data[0])
+			h.io.RxLen[i] = uint16(len(frame))
+			h.io.RxCap[i] = uint16(len(b.data))
+			h.io.RxPort[i] = 0
+		}
+		h.rxN = BurstSize
+	}
+	load()
+	h.p.Process()
+	allocs := testing.AllocsPerRun(200, func() {
+		for p := range h.io.TxN {
+			h.io.TxN[p] = 0
+		}
+		load()
+		h.p.Process()
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per burst on the warm forward path", allocs)
+	}
+	if h.io.TxN[1] != BurstSize {
+		t.Fatalf("forwarded %d of %d", h.io.TxN[1], BurstSize)
+	}
+}
