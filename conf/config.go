@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -92,7 +93,7 @@ func Load(path string) (*Config, error) {
 func Parse(name string, b []byte) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(b, &root); err != nil {
-		return nil, &Error{File: name, Err: err}
+		return nil, yamlError(name, err)
 	}
 	c := &Config{lines: map[string]int{}}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
@@ -101,7 +102,7 @@ func Parse(name string, b []byte) (*Config, error) {
 		if errors.Is(err, errEOF()) {
 			return nil, &Error{File: name, Err: errors.New("empty configuration")}
 		}
-		return nil, &Error{File: name, Err: err}
+		return nil, yamlError(name, err)
 	}
 	c.lines = map[string]int{}
 	if len(root.Content) > 0 {
@@ -143,7 +144,22 @@ func recordLines(n *yaml.Node, path string, out map[string]int) {
 
 // Errorf builds an error for field, with its line when known.
 func (c *Config) Errorf(file, field string, format string, args ...any) error {
-	return &Error{File: file, Line: c.lines[field], Field: field, Err: fmt.Errorf(format, args...)}
+	return &Error{File: file, Line: c.lineNear(field), Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+// lineNear is the line of field or, for a missing key, of its parent.
+func (c *Config) lineNear(field string) int {
+	for field != "" {
+		if l, ok := c.lines[field]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(field, ".[")
+		if i < 0 {
+			break
+		}
+		field = field[:i]
+	}
+	return 0
 }
 
 func (c *Config) check(file string) error {
@@ -272,4 +288,26 @@ func DevName(dev string) string {
 // than a PCI device (given to -a).
 func IsVdev(dev string) bool {
 	return strings.HasPrefix(dev, "net_") || strings.HasPrefix(dev, "eth_")
+}
+
+// yamlError turns yaml's (possibly multi-line) errors into one Error with
+// the first problem's line.
+func yamlError(file string, err error) error {
+	msg := err.Error()
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		msg = te.Errors[0]
+	}
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	line := 0
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if i := strings.IndexByte(rest, ':'); i > 0 {
+			if n, err := strconv.Atoi(rest[:i]); err == nil {
+				line, msg = n, strings.TrimSpace(rest[i+1:])
+			}
+		}
+	}
+	msg = strings.Replace(msg, " in type conf.Config", "", 1)
+	msg = strings.Replace(msg, " in type conf.Port", " in a port", 1)
+	return &Error{File: file, Line: line, Err: errors.New(msg)}
 }

@@ -192,6 +192,9 @@ type FIB struct {
 	rules    []*Rule
 	batchGen uint64
 	nhs      map[string]*nhEntry // interned nexthop sets (the kernel's shared fib_info)
+	// gwCache remembers gateway resolutions; any change to a route that can
+	// resolve a gateway (link or host scope, local table) or to ports clears it.
+	gwCache map[gwKey]gwRes
 
 	portSnap atomic.Pointer[portSnap]
 	ruleSnap atomic.Pointer[ruleSnap]
@@ -254,6 +257,7 @@ func (f *FIB) SetPort(index int, name string, mtu int, up bool) error {
 	}
 	p.name, p.mtu, p.up, p.used = name, mtu, up, true
 	f.byName[name] = index
+	f.gwCache = nil
 	f.publishPortsLocked()
 	f.publishRulesLocked() // rules name ports: resolve iif/oif again
 	f.gen.Bump()

@@ -67,7 +67,6 @@ type Batch struct {
 	gen     uint64
 	txs     []*tableTx
 	changed bool
-	gwCache map[gwKey]gwRes
 }
 
 type tableTx struct {
@@ -321,7 +320,7 @@ func (b *Batch) insert(r *Route, op Op) error {
 	}
 	b.put(x, r.Dst, r.Len, newLeaf(r.Dst, r.Len, routes))
 	if r.Scope != ScopeUniverse || r.Table == TableLocal || removed != nil && removed.Scope != ScopeUniverse {
-		b.gwCache = nil // gateways resolve through link and host routes
+		b.f.gwCache = nil // gateways resolve through link and host routes
 	}
 	return nil
 }
@@ -428,13 +427,13 @@ func (b *Batch) checkNexthop(r *Route, nh *Nexthop) error {
 		return nil
 	}
 	k := gwKey{r.Table, nh.Gateway, nh.Port, r.Scope}
-	res, ok := b.gwCache[k]
+	res, ok := f.gwCache[k]
 	if !ok {
 		res = b.resolveGateway(k)
-		if b.gwCache == nil {
-			b.gwCache = make(map[gwKey]gwRes)
+		if f.gwCache == nil {
+			f.gwCache = make(map[gwKey]gwRes)
 		}
-		b.gwCache[k] = res
+		f.gwCache[k] = res
 	}
 	if res.err != nil {
 		return fmt.Errorf("route %s: %w", routeName(r), res.err)
@@ -542,7 +541,7 @@ func (b *Batch) del(r *Route) error {
 	t.count--
 	b.release(gone)
 	if gone.Scope != ScopeUniverse || t.id == TableLocal {
-		b.gwCache = nil
+		b.f.gwCache = nil
 	}
 	return nil
 }
@@ -622,7 +621,7 @@ func (f *FIB) Flush(id uint32) (int, error) {
 			x.root.gen = b.gen
 			x.changed, b.changed = true, true
 			t.count = 0
-			b.gwCache = nil
+			b.f.gwCache = nil
 		}
 		return nil
 	})

@@ -23,12 +23,14 @@ type leaf struct {
 	plen   uint8
 	routes []*Route
 	one    [1]*Route // backing of routes for the common single-route prefix
+	r0     Route     // that route, in the same allocation: one cache miss less per lookup
 }
 
 func newLeaf(key uint32, plen uint8, routes []*Route) *leaf {
 	l := &leaf{key: key, plen: plen}
 	if len(routes) == 1 {
-		l.one[0] = routes[0]
+		l.r0 = *routes[0]
+		l.one[0] = &l.r0
 		l.routes = l.one[:]
 	} else {
 		l.routes = routes
@@ -46,6 +48,9 @@ type node struct {
 	pfx    []*leaf // the prefixes this node owns, sorted by (plen, key)
 	gen    uint64  // batch that owns this unpublished node; 0 once published
 	dirty  bool    // leaves/lbits are stale (private nodes only)
+	// ownP and ownK: a private node's pfx and kids are its own copies, not
+	// still shared with the published node it was cloned from.
+	ownP, ownK bool
 }
 
 func depthOf(plen uint8) int {
@@ -185,11 +190,11 @@ func (n *node) rebuildLeaves(depth int) {
 	n.dirty = false
 }
 
+// clone makes a private copy sharing pfx and kids until they change.
 func (n *node) clone(gen uint64) *node {
 	c := *n
-	c.kids = append([]*node(nil), n.kids...)
-	c.pfx = append([]*leaf(nil), n.pfx...)
 	c.gen = gen
+	c.ownP, c.ownK = false, false
 	return &c
 }
 
@@ -198,6 +203,13 @@ func (n *node) clone(gen uint64) *node {
 func (n *node) setPfx(key uint32, plen uint8, l *leaf) {
 	i := n.search(key, plen)
 	hit := i < len(n.pfx) && n.pfx[i].plen == plen && n.pfx[i].key == key
+	if !hit && l == nil {
+		return
+	}
+	if !n.ownP {
+		n.pfx = append(make([]*leaf, 0, len(n.pfx)+1), n.pfx...)
+		n.ownP = true
+	}
 	switch {
 	case hit && l != nil:
 		n.pfx[i] = l
@@ -219,6 +231,13 @@ func (n *node) setKid(c uint, k *node) {
 	w, b := c>>6&3, c&63
 	r := int(n.kbase[w]) + bits.OnesCount64(n.kbits[w]&(1<<b-1))
 	has := n.kbits[w]&(1<<b) != 0
+	if !has && k == nil {
+		return
+	}
+	if !n.ownK {
+		n.kids = append(make([]*node, 0, len(n.kids)+1), n.kids...)
+		n.ownK = true
+	}
 	switch {
 	case has && k != nil:
 		n.kids[r] = k
@@ -249,7 +268,7 @@ func set(n *node, gen uint64, depth int, key uint32, plen uint8, l *leaf) *node 
 		if l == nil {
 			return nil
 		}
-		n = &node{gen: gen}
+		n = &node{gen: gen, ownP: true, ownK: true}
 	} else if n.gen != gen {
 		n = n.clone(gen)
 	}
@@ -280,6 +299,13 @@ func finalize(n *node, gen uint64, depth int) {
 	if n.dirty || n.leaves == nil {
 		n.rebuildLeaves(depth)
 	}
+	if n.ownP && cap(n.pfx) > len(n.pfx)+len(n.pfx)/8 {
+		n.pfx = append([]*leaf(nil), n.pfx...) // published nodes keep little slack
+	}
+	if n.ownK && cap(n.kids) > len(n.kids)+len(n.kids)/8 {
+		n.kids = append([]*node(nil), n.kids...)
+	}
+	n.ownP, n.ownK = false, false
 	n.gen = 0
 }
 
