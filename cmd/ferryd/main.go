@@ -162,6 +162,12 @@ func ealArgs(cfg *conf.Config, log *zap.Logger) ([]string, string) {
 		args = append(args, "-l", strconv.Itoa(main))
 	}
 	if !has("--no-huge") {
+		// Files a killed ferryd left hold hugepages: free them before counting.
+		if n, err := dpdk.RemoveStaleHugeFiles(prefix); err != nil {
+			log.Warn("could not check for stale hugepage files", zap.String("prefix", prefix), zap.Error(err))
+		} else if n > 0 {
+			log.Info("removed stale hugepage files", zap.String("prefix", prefix), zap.Int("files", n))
+		}
 		useHuge := false
 		switch cfg.Hugepages {
 		case "off":
@@ -188,10 +194,9 @@ func ealArgs(cfg *conf.Config, log *zap.Logger) ([]string, string) {
 			if !has("-m", "--socket-mem") {
 				args = append(args, "-m", "1024")
 			}
-		} else if n, err := dpdk.RemoveStaleHugeFiles(prefix); err != nil {
-			log.Warn("could not check for stale hugepage files", zap.String("prefix", prefix), zap.Error(err))
-		} else if n > 0 {
-			log.Info("removed stale hugepage files", zap.String("prefix", prefix), zap.Int("files", n))
+		} else if !has("--huge-unlink") {
+			// Unlinked hugepage files vanish with the process, even a killed one.
+			args = append(args, "--huge-unlink")
 		}
 	}
 	for _, p := range cfg.Ports {
