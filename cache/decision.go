@@ -56,6 +56,22 @@ type coreSlot struct {
 type NhCache struct {
 	input  atomic.Pointer[Decision]
 	output []coreSlot
+	exc    atomic.Pointer[ExceptionTable] // created on the first exception
+}
+
+// Exceptions returns the nexthop's exception table, nil while it has none.
+func (c *NhCache) Exceptions() *ExceptionTable { return c.exc.Load() }
+
+// ExceptionsForUpdate returns the table, creating it on first use.
+func (c *NhCache) ExceptionsForUpdate() *ExceptionTable {
+	if t := c.exc.Load(); t != nil {
+		return t
+	}
+	t := &ExceptionTable{cores: len(c.output)}
+	if c.exc.CompareAndSwap(nil, t) {
+		return t
+	}
+	return c.exc.Load()
 }
 
 // NewNhCache sizes the per-core output slots.

@@ -47,6 +47,7 @@ type Router struct {
 	Neigh  *neigh.Manager
 	Shared *pipeline.Shared
 	Links  LinkSource
+	MTU    MTUSetter // nil: MTU changes touch only the FIB and pipeline
 	Log    *zap.Logger
 }
 
@@ -72,6 +73,8 @@ func (r *Router) Exec(args []string, asJSON bool) (string, any, error) {
 		return r.linkShow()
 	case "stats":
 		return r.stats()
+	case "knob", "knobs":
+		return r.knob(args[1:])
 	case "cache":
 		if len(args) < 2 || args[1] != "stats" {
 			return "", nil, fmt.Errorf("cache: try 'ferryctl cache stats'")
@@ -171,7 +174,7 @@ func (r *Router) routeShow(args []string) (string, any, error) {
 			}
 			tables = []uint32{t}
 		case "cache":
-			return "", []RouteJSON{}, nil
+			return r.routeShowCache()
 		default:
 			return "", nil, fmt.Errorf("route show: unknown argument %q", args[i])
 		}
@@ -307,7 +310,22 @@ func (r *Router) routeGet(args []string) (string, any, error) {
 	if res.Err != nil {
 		return "", nil, fmt.Errorf("RTNETLINK answers: %s", errText(res.Err))
 	}
+	var exc *cache.Exception
+	if nh := res.Nexthop; nh != nil && nh.Cache != nil && res.Type == fib.Unicast {
+		if t := nh.Cache.Exceptions(); t != nil {
+			exc = t.Find(k.Dst, cache.Now())
+		}
+	}
+	if exc != nil && exc.Gateway != 0 {
+		// The redirected gateway replaces the route's for this destination.
+		redirected := *res.Nexthop
+		redirected.Gateway = exc.Gateway
+		res.Nexthop = &redirected
+	}
 	text := fib.FormatGet(k.Dst, &k, &res, r.FIB)
+	if exc != nil {
+		text = strings.TrimRight(text, "\n") + "\n    " + exceptionText(exc)
+	}
 	j := RouteGetJSON{Dst: pipeline.IPString(k.Dst), Type: typeNames[res.Type], Table: res.Table, MTU: res.MTU, Text: text}
 	if nh := res.Nexthop; nh != nil {
 		if nh.Gateway != 0 {
@@ -325,8 +343,9 @@ func (r *Router) routeGet(args []string) (string, any, error) {
 
 func (r *Router) routeFlush(args []string) (string, any, error) {
 	if len(args) == 1 && args[0] == "cache" {
+		n := cache.FlushExceptions()
 		r.Gen.Bump()
-		return "", nil, nil
+		return "", map[string]int{"flushed": n}, nil
 	}
 	if len(args) != 2 || args[0] != "table" {
 		return "", nil, fmt.Errorf("route flush: use 'route flush table T' or 'route flush cache'")
@@ -474,13 +493,93 @@ func (r *Router) cacheStats() (string, any, error) {
 		"nh_cache_hits":   c[pipeline.NhCacheHits],
 		"nh_cache_misses": c[pipeline.NhCacheMisses],
 		"decisions_made":  c[pipeline.DecisionsMade],
+		"exception_hits":  c[pipeline.ExceptionHits],
+		"exceptions":      uint64(countExceptions()),
 		"genid_bumps":     r.Gen.Bumps(),
 		"genid":           uint64(r.Gen.Current()),
 	}
-	keys := []string{"hint_hits", "fib_lookups", "nh_cache_hits", "nh_cache_misses", "decisions_made", "genid_bumps", "genid"}
+	keys := []string{"hint_hits", "fib_lookups", "nh_cache_hits", "nh_cache_misses", "exception_hits", "decisions_made", "exceptions", "genid_bumps", "genid"}
 	var b strings.Builder
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%-16s %d\n", k, data[k])
 	}
 	return b.String(), data, nil
+}
+
+// exceptionText is the "cache" line ip route get prints for an exception.
+func exceptionText(e *cache.Exception) string {
+	var b strings.Builder
+	b.WriteString("cache")
+	if e.Gateway != 0 {
+		b.WriteString(" <redirected>")
+	}
+	if e.Expires != 0 {
+		left := (e.Expires - cache.Now()) / 1e9
+		if left < 0 {
+			left = 0
+		}
+		fmt.Fprintf(&b, " expires %dsec", left)
+	}
+	if e.PMTU != 0 {
+		if e.Locked {
+			fmt.Fprintf(&b, " mtu lock %d", e.PMTU)
+		} else {
+			fmt.Fprintf(&b, " mtu %d", e.PMTU)
+		}
+	}
+	return b.String()
+}
+
+// ExceptionJSON is one live exception as -json shows it.
+type ExceptionJSON struct {
+	Dst        string `json:"dst"`
+	Gateway    string `json:"gateway,omitempty"`
+	Dev        string `json:"dev"`
+	Redirected bool   `json:"redirected"`
+	MTU        uint32 `json:"mtu,omitempty"`
+	Expires    int64  `json:"expires_sec"`
+}
+
+// routeShowCache lists live nexthop exceptions as ip route show cache does.
+func (r *Router) routeShowCache() (string, any, error) {
+	now := cache.Now()
+	var b strings.Builder
+	data := []ExceptionJSON{}
+	for _, o := range cache.ExceptionOwners() {
+		t := o.Cache.Exceptions()
+		if t == nil {
+			continue
+		}
+		t.Each(now, func(e *cache.Exception) {
+			gw := o.Gateway
+			if e.Gateway != 0 {
+				gw = e.Gateway
+			}
+			dev := r.FIB.PortName(o.Port)
+			b.WriteString(pipeline.IPString(e.Daddr))
+			if gw != 0 {
+				b.WriteString(" via " + pipeline.IPString(gw))
+			}
+			fmt.Fprintf(&b, " dev %s \n    %s\n", dev, exceptionText(e))
+			j := ExceptionJSON{Dst: pipeline.IPString(e.Daddr), Dev: dev, Redirected: e.Gateway != 0, MTU: e.PMTU}
+			if gw != 0 {
+				j.Gateway = pipeline.IPString(gw)
+			}
+			if e.Expires != 0 {
+				j.Expires = max(0, (e.Expires-now)/1e9)
+			}
+			data = append(data, j)
+		})
+	}
+	return b.String(), data, nil
+}
+
+func countExceptions() int {
+	n := 0
+	for _, o := range cache.ExceptionOwners() {
+		if t := o.Cache.Exceptions(); t != nil {
+			n += t.Len()
+		}
+	}
+	return n
 }

@@ -33,6 +33,13 @@ type Config struct {
 	Rules     []string `yaml:"rules"`
 	Neighbors []string `yaml:"neighbors"`
 
+	// Kernel-named knobs (net.ipv4.route.* and friends).
+	ForwardUsePMTU  *bool `yaml:"forward_use_pmtu"`
+	MinPMTU         int   `yaml:"min_pmtu"`
+	MTUExpires      int   `yaml:"mtu_expires"`      // seconds
+	RedirectNumber  *int  `yaml:"redirect_number"`  // redirects sent before going silent
+	RedirectSilence int   `yaml:"redirect_silence"` // milliseconds
+
 	lines map[string]int // field path → line, for error messages
 }
 
@@ -45,6 +52,11 @@ type Port struct {
 	NoARP     bool     `yaml:"noarp"`
 	RxDesc    int      `yaml:"rx_desc"`
 	TxDesc    int      `yaml:"tx_desc"`
+
+	// net.ipv4.conf.<port>.* redirect knobs; nil means the kernel's default.
+	AcceptRedirects *bool `yaml:"accept_redirects"`
+	SecureRedirects *bool `yaml:"secure_redirects"`
+	SendRedirects   *bool `yaml:"send_redirects"`
 }
 
 // Error names the config field (and line) that is wrong.
@@ -185,6 +197,18 @@ func (c *Config) check(file string) error {
 	case "debug", "info", "warn", "error":
 	default:
 		return c.Errorf(file, "log_level", "must be debug, info, warn or error, not %q", c.LogLevel)
+	}
+	if c.MinPMTU != 0 && (c.MinPMTU < 68 || c.MinPMTU > 9000) {
+		return c.Errorf(file, "min_pmtu", "%d out of range 68-9000", c.MinPMTU)
+	}
+	if c.MTUExpires < 0 {
+		return c.Errorf(file, "mtu_expires", "must not be negative")
+	}
+	if c.RedirectNumber != nil && *c.RedirectNumber < 0 {
+		return c.Errorf(file, "redirect_number", "must not be negative")
+	}
+	if c.RedirectSilence < 0 {
+		return c.Errorf(file, "redirect_silence", "must not be negative")
 	}
 	if len(c.Cores) == 0 {
 		return c.Errorf(file, "cores", "at least one pipeline core is needed")

@@ -53,7 +53,7 @@ func TestEmbeddedDefaultIsValid(t *testing.T) {
 func TestBadConfigNamesFieldAndLine(t *testing.T) {
 	cases := []struct {
 		name, edit, want string
-		line            int
+		line             int
 	}{
 		{"unknown key", "cores: [1]", "cores: [1]\nbogus: 3", 0},
 		{"bad address", `"192.0.2.1/24"`, `"192.0.2.300/24"`, 7},

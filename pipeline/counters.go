@@ -18,10 +18,16 @@ const (
 	FIBLookups
 	NhCacheHits
 	NhCacheMisses
+	ExceptionHits
 	DecisionsMade
 	NeighQueued
 	NeighLookups
 	ControlFramesSent
+	Fragmented
+	FragmentsCreated
+	RedirectsSent
+	RedirectsAccepted
+	PMTUUpdates
 
 	DropShort
 	DropEtherType
@@ -47,50 +53,62 @@ const (
 	DropICMPRateLimited
 	DropFragment
 	DropBroadcastFwd
+	DropRedirectRejected
+	DropPMTURejected
+	DropExceptionBusy
 	numCounters
 )
 
 var counterNames = [numCounters]string{
-	RxPackets:           "rx_packets",
-	TxPackets:           "tx_packets",
-	Forwarded:           "forwarded",
-	LocalDelivered:      "local_delivered",
-	ARPIn:               "arp_in",
-	ARPReplied:          "arp_replied",
-	ICMPEchoReplied:     "icmp_echo_replied",
-	ICMPErrorsSent:      "icmp_errors_sent",
-	HintHits:            "hint_hits",
-	FIBLookups:          "fib_lookups",
-	NhCacheHits:         "nh_cache_hits",
-	NhCacheMisses:       "nh_cache_misses",
-	DecisionsMade:       "decisions_made",
-	NeighQueued:         "neigh_queued",
-	NeighLookups:        "neigh_lookups",
-	ControlFramesSent:   "control_frames_sent",
-	DropShort:           "drop_short_frame",
-	DropEtherType:       "drop_unknown_ethertype",
-	DropNotForUs:        "drop_not_for_us",
-	DropARPBad:          "drop_arp_malformed",
-	DropIPVersion:       "drop_ip_version",
-	DropIPHeaderLen:     "drop_ip_header_length",
-	DropIPTotalLen:      "drop_ip_total_length",
-	DropIPChecksum:      "drop_ip_checksum",
-	DropMartianSrc:      "drop_martian_source",
-	DropMartianDst:      "drop_martian_destination",
-	DropTTLExceeded:     "drop_ttl_exceeded",
-	DropNoRoute:         "drop_no_route",
-	DropHostUnreach:     "drop_host_unreachable",
-	DropProhibited:      "drop_prohibited",
-	DropBlackhole:       "drop_blackhole",
-	DropFragNeeded:      "drop_frag_needed",
-	DropNoLocalHandler:  "drop_local_unhandled",
-	DropNeighFailed:     "drop_neigh_failed",
-	DropNeighQueueFull:  "drop_neigh_queue_full",
-	DropTxFull:          "drop_tx_full",
-	DropNoBuffer:        "drop_no_buffer",
-	DropICMPRateLimited: "icmp_rate_limited",
-	DropFragment:        "drop_fragment",
-	DropBroadcastFwd:    "drop_broadcast_forward",
+	RxPackets:            "rx_packets",
+	TxPackets:            "tx_packets",
+	Forwarded:            "forwarded",
+	LocalDelivered:       "local_delivered",
+	ARPIn:                "arp_in",
+	ARPReplied:           "arp_replied",
+	ICMPEchoReplied:      "icmp_echo_replied",
+	ICMPErrorsSent:       "icmp_errors_sent",
+	HintHits:             "hint_hits",
+	FIBLookups:           "fib_lookups",
+	NhCacheHits:          "nh_cache_hits",
+	NhCacheMisses:        "nh_cache_misses",
+	ExceptionHits:        "exception_hits",
+	DecisionsMade:        "decisions_made",
+	NeighQueued:          "neigh_queued",
+	NeighLookups:         "neigh_lookups",
+	ControlFramesSent:    "control_frames_sent",
+	Fragmented:           "fragmented",
+	FragmentsCreated:     "fragments_created",
+	RedirectsSent:        "redirects_sent",
+	RedirectsAccepted:    "redirects_accepted",
+	PMTUUpdates:          "pmtu_updates",
+	DropShort:            "drop_short_frame",
+	DropEtherType:        "drop_unknown_ethertype",
+	DropNotForUs:         "drop_not_for_us",
+	DropARPBad:           "drop_arp_malformed",
+	DropIPVersion:        "drop_ip_version",
+	DropIPHeaderLen:      "drop_ip_header_length",
+	DropIPTotalLen:       "drop_ip_total_length",
+	DropIPChecksum:       "drop_ip_checksum",
+	DropMartianSrc:       "drop_martian_source",
+	DropMartianDst:       "drop_martian_destination",
+	DropTTLExceeded:      "drop_ttl_exceeded",
+	DropNoRoute:          "drop_no_route",
+	DropHostUnreach:      "drop_host_unreachable",
+	DropProhibited:       "drop_prohibited",
+	DropBlackhole:        "drop_blackhole",
+	DropFragNeeded:       "drop_frag_needed",
+	DropNoLocalHandler:   "drop_local_unhandled",
+	DropNeighFailed:      "drop_neigh_failed",
+	DropNeighQueueFull:   "drop_neigh_queue_full",
+	DropTxFull:           "drop_tx_full",
+	DropNoBuffer:         "drop_no_buffer",
+	DropICMPRateLimited:  "icmp_rate_limited",
+	DropFragment:         "drop_fragment",
+	DropBroadcastFwd:     "drop_broadcast_forward",
+	DropRedirectRejected: "redirect_rejected",
+	DropPMTURejected:     "pmtu_rejected",
+	DropExceptionBusy:    "exception_update_busy",
 }
 
 // Name is the counter's name as ferryctl shows it.

@@ -17,7 +17,7 @@ func (p *Pipeline) dispatch() {
 		l := int(io.RxLen[i])
 		switch d.Kind {
 		case cache.Forward:
-			p.forward(ref, buf, l, d, buf[0]&1 != 0)
+			p.forward(ref, buf, l, d, int(io.RxPort[i]))
 		case cache.Local, cache.Broadcast:
 			p.localDeliver(ref, buf, l, d, int(io.RxPort[i]))
 		case cache.Blackhole:
@@ -37,8 +37,8 @@ func (p *Pipeline) dispatch() {
 }
 
 // forward is ip_forward: TTL, MTU, then the packet joins the output list.
-func (p *Pipeline) forward(ref unsafe.Pointer, buf []byte, l int, d *cache.Decision, l2bcast bool) {
-	if l2bcast {
+func (p *Pipeline) forward(ref unsafe.Pointer, buf []byte, l int, d *cache.Decision, inPort int) {
+	if buf[0]&1 != 0 {
 		// Frames sent to a link-layer broadcast are never forwarded.
 		p.drop(ref, DropBroadcastFwd)
 		return
@@ -59,11 +59,14 @@ func (p *Pipeline) forward(ref unsafe.Pointer, buf []byte, l int, d *cache.Decis
 			p.icmpError(ref, buf, l, ICMPDestUnreach, CodeFragNeeded, uint32(mtu))
 			return
 		}
-		p.drop(ref, DropFragNeeded)
+		decTTL(ip)
+		p.ctr.local[Forwarded]++
+		p.fragment(ref, buf, l, d, mtu)
 		return
 	}
 	decTTL(ip)
 	p.ctr.local[Forwarded]++
+	p.maybeRedirect(buf, l, d, inPort)
 	p.queueOut(ref, buf, l, d, d.NextHop(be.Uint32(ip[ipDst:])))
 }
 

@@ -13,7 +13,7 @@ import (
 // testBuf is a packet buffer in Go memory standing in for an mbuf.
 type testBuf struct {
 	id   int
-	data [2048]byte
+	data [9600]byte
 }
 
 // harness runs one pipeline over Go-memory IO and checks that every buffer

@@ -28,6 +28,10 @@ func (p *Pipeline) localDeliver(ref unsafe.Pointer, buf []byte, l int, d *cache.
 			p.echoReply(ref, buf, l, hlen)
 			return
 		}
+		if p.icmpInput(ip, hlen, port) {
+			p.io.free(ref)
+			return
+		}
 		p.drop(ref, DropNoLocalHandler)
 	case ProtoUDP:
 		p.ctr.local[DropNoLocalHandler]++

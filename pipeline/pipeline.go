@@ -17,16 +17,69 @@ type PortInfo struct {
 	MTU   int
 	NoARP bool
 	Up    bool
+	Addrs []Prefix // the port's IPv4 addresses
+
+	// ICMP redirect knobs, as net.ipv4.conf.<port>.*.
+	AcceptRedirects bool // default off on a router
+	SecureRedirects bool // default on
+	SendRedirects   bool // default on
+}
+
+// Prefix is an address with its prefix length.
+type Prefix struct {
+	Addr uint32
+	Len  uint8
+}
+
+// Contains reports whether a is inside the prefix.
+func (p Prefix) Contains(a uint32) bool {
+	if p.Len == 0 {
+		return true
+	}
+	m := ^uint32(0) << (32 - uint(p.Len))
+	return a&m == p.Addr&m
+}
+
+// onlink reports whether a is on one of the port's subnets.
+func (pi *PortInfo) onlink(a uint32) bool {
+	for _, p := range pi.Addrs {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // Knobs are the run-time settings the packet path reads once a burst.
 type Knobs struct {
 	ICMPRatePerSec int // ICMP errors a core may send per second (icmp_msgs_per_sec)
 	ICMPBurst      int // and in a burst (icmp_msgs_burst)
+
+	ForwardUsePMTU  bool          // forwarded packets honour PMTU exceptions
+	MinPMTU         uint32        // learned PMTUs below this are clamped and locked
+	MTUExpires      time.Duration // lifetime of a PMTU exception
+	RedirectNumber  int           // redirects sent to a host before going silent
+	RedirectSilence time.Duration // quiet time that resets the redirect count
+	RedirectLoad    time.Duration // base gap between redirects, doubled each time
+	RedirectExpires time.Duration // lifetime of a learned redirect (ip_rt_gc_timeout)
 }
 
 // DefaultKnobs are the kernel's defaults.
-func DefaultKnobs() Knobs { return Knobs{ICMPRatePerSec: 1000, ICMPBurst: 50} }
+func DefaultKnobs() Knobs {
+	return Knobs{
+		ICMPRatePerSec:  1000,
+		ICMPBurst:       50,
+		MinPMTU:         552,
+		MTUExpires:      600 * time.Second,
+		RedirectNumber:  9,
+		RedirectLoad:    20 * time.Millisecond,
+		RedirectSilence: 20 * time.Millisecond << 10,
+		RedirectExpires: 300 * time.Second,
+	}
+}
+
+// Knobs returns the current settings.
+func (s *Shared) Knobs() Knobs { return *s.knobs.Load() }
 
 // Shared is the state every core reads; writers publish new values
 // atomically and bump the genid when a decision could go stale.
@@ -65,8 +118,13 @@ func (s *Shared) SetPorts(p []PortInfo) {
 // Ports returns the current port information (read only).
 func (s *Shared) Ports() []PortInfo { return *s.ports.Load() }
 
-// SetKnobs publishes new settings.
-func (s *Shared) SetKnobs(k Knobs) { s.knobs.Store(&k) }
+// SetKnobs publishes new settings; decisions depend on them, so they expire.
+func (s *Shared) SetKnobs(k Knobs) {
+	s.knobs.Store(&k)
+	if s.Gen != nil {
+		s.Gen.Bump()
+	}
+}
 
 // Mailbox returns core's control-frame mailbox.
 func (s *Shared) Mailbox(core int) *Mailbox { return s.boxes[core] }
@@ -108,8 +166,9 @@ type Pipeline struct {
 	hintIif uint16
 	hint    *cache.Decision
 
-	pending pendingSet
-	ipID    uint16
+	pending   pendingSet
+	ipID      uint16
+	redirects redirectLimiter
 }
 
 // outItem is a packet ready for the neighbour stage.
@@ -129,8 +188,6 @@ func (s *Shared) NewPipeline(core int, io *IO) *Pipeline {
 	s.cores = append(s.cores, p)
 	return p
 }
-
-var epoch = time.Now()
 
 // Process runs one received burst through every stage and leaves the
 // results in the IO transmit and free lists.
@@ -161,7 +218,7 @@ func (p *Pipeline) beginBurst() {
 	p.ports = *p.sh.ports.Load()
 	p.knobs = p.sh.knobs.Load()
 	p.gen = p.sh.Gen.Current()
-	p.now = int64(time.Since(epoch))
+	p.now = cache.Now()
 	p.icmpTok.refill(p.now, p.knobs)
 	p.nIP = 0
 	p.nOut = 0

@@ -48,7 +48,7 @@ func (p *Pipeline) routeInput() {
 			p.key = fib.Key{Dst: dst, Src: src, Tos: tos & 0x1c, Iif: int(iif), Oif: -1, Hash: fib.FlowHash(src, dst)}
 			p.sh.FIB.Lookup(&p.key, &p.res)
 			p.ctr.local[FIBLookups]++
-			d = p.inputDecision(&p.res)
+			d = p.inputDecision(&p.res, dst)
 		}
 		p.dec[i] = d
 		if d.Kind != cache.Broadcast {
@@ -87,23 +87,36 @@ func staticDecision(res *fib.Result) *cache.Decision {
 
 // inputDecision returns the nexthop's cached input decision, making and
 // publishing a new one when the genid moved (rt_cache_valid).
-func (p *Pipeline) inputDecision(res *fib.Result) *cache.Decision {
+func (p *Pipeline) inputDecision(res *fib.Result, dst uint32) *cache.Decision {
 	if d := staticDecision(res); d != nil {
 		return d
 	}
 	nh := res.Nexthop
 	if nh == nil || nh.Cache == nil {
 		if res.Type == fib.Local {
-			return p.newDecision(res, nil)
+			return p.newDecision(res, nil, nil, false)
 		}
 		return decNetUnreach
+	}
+	// A nexthop exception for this destination has its own decisions
+	// (find_exception in __mkroute_input).
+	if t := nh.Cache.Exceptions(); t != nil && res.Type == fib.Unicast {
+		if e := t.Find(dst, p.now); e != nil {
+			p.ctr.local[ExceptionHits]++
+			if d := e.Input(p.sh.Gen); d != nil {
+				return d
+			}
+			d := p.newDecision(res, nh, e, p.knobs.ForwardUsePMTU)
+			e.SetInput(d)
+			return d
+		}
 	}
 	if d := nh.Cache.Input(p.sh.Gen); d != nil {
 		p.ctr.local[NhCacheHits]++
 		return d
 	}
 	p.ctr.local[NhCacheMisses]++
-	d := p.newDecision(res, nh)
+	d := p.newDecision(res, nh, nil, false)
 	nh.Cache.SetInput(d)
 	return d
 }
@@ -120,21 +133,36 @@ func (p *Pipeline) outputDecision(dst, src uint32) *cache.Decision {
 	}
 	nh := res.Nexthop
 	if nh == nil || nh.Cache == nil {
-		return p.newDecision(res, nil)
+		return p.newDecision(res, nil, nil, false)
+	}
+	if t := nh.Cache.Exceptions(); t != nil && res.Type == fib.Unicast {
+		if e := t.Find(dst, p.now); e != nil {
+			p.ctr.local[ExceptionHits]++
+			if d := e.Output(p.sh.Gen, p.core); d != nil {
+				return d
+			}
+			d := p.newDecision(res, nh, e, true)
+			e.SetOutput(p.core, d)
+			return d
+		}
 	}
 	if d := nh.Cache.Output(p.sh.Gen, p.core); d != nil {
 		p.ctr.local[NhCacheHits]++
 		return d
 	}
 	p.ctr.local[NhCacheMisses]++
-	d := p.newDecision(res, nh)
+	d := p.newDecision(res, nh, nil, false)
 	nh.Cache.SetOutput(p.core, d)
 	return d
 }
 
-func (p *Pipeline) newDecision(res *fib.Result, nh *fib.Nexthop) *cache.Decision {
+// newDecision makes a decision from a FIB result, with an exception's
+// gateway and (when usePMTU) its path MTU applied.
+func (p *Pipeline) newDecision(res *fib.Result, nh *fib.Nexthop, e *cache.Exception, usePMTU bool) *cache.Decision {
 	p.ctr.local[DecisionsMade]++
-	d := &cache.Decision{Port: -1, Src: res.Prefsrc, MTU: res.MTU, Table: res.Table, Genid: p.gen} // read before the lookup: a bump during it leaves the decision stale
+	// The genid was read before the lookup: a bump during it leaves the
+	// decision stale rather than current.
+	d := &cache.Decision{Port: -1, Src: res.Prefsrc, MTU: res.MTU, Table: res.Table, Genid: p.gen}
 	switch res.Type {
 	case fib.Local:
 		d.Kind = cache.Local
@@ -147,6 +175,14 @@ func (p *Pipeline) newDecision(res *fib.Result, nh *fib.Nexthop) *cache.Decision
 		}
 		d.Port = int32(nh.Port)
 		d.Gateway = nh.Gateway
+		if e != nil {
+			if e.Gateway != 0 {
+				d.Gateway = e.Gateway
+			}
+			if usePMTU && e.PMTU != 0 && (d.MTU == 0 || e.PMTU < d.MTU) {
+				d.MTU = e.PMTU
+			}
+		}
 	}
 	return d
 }

@@ -282,15 +282,19 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 		if err != nil {
 			return err
 		}
-		infos = append(infos, pipeline.PortInfo{Name: pc.Name, MAC: pipeline.MAC(mac), MTU: pc.MTU, NoARP: pc.NoARP, Up: true})
+		pi := pipeline.PortInfo{Name: pc.Name, MAC: pipeline.MAC(mac), MTU: pc.MTU, NoARP: pc.NoARP, Up: true}
+		pc.ApplyPortKnobs(&pi)
 		var addrs []uint32
 		for _, a := range f.Addresses(i) {
 			addrs = append(addrs, a.Addr)
+			pi.Addrs = append(pi.Addrs, pipeline.Prefix{Addr: a.Addr, Len: a.Len})
 		}
+		infos = append(infos, pi)
 		nports = append(nports, neigh.PortConfig{Name: pc.Name, MAC: neigh.MAC(mac), Addrs: addrs, NoARP: pc.NoARP, Params: neigh.DefaultParams()})
 	}
 
 	sh := pipeline.NewShared(f, gen, nil, infos, len(cfg.Cores))
+	sh.SetKnobs(cfg.Knobs())
 	nm := neigh.NewManager(nports, len(cfg.Cores), realClock{}, sh, func(msg string, kv ...any) {
 		log.Sugar().Debugw(msg, kv...)
 	})
@@ -339,7 +343,8 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 		}
 	}()
 
-	srv := &conf.Server{Path: cfg.API, Log: log, Handler: &conf.Router{FIB: f, Gen: gen, Neigh: nm, Shared: sh, Links: dp, Log: log}}
+	go expireExceptions(runCtx)
+	srv := &conf.Server{Path: cfg.API, Log: log, Handler: &conf.Router{FIB: f, Gen: gen, Neigh: nm, Shared: sh, Links: dp, MTU: dp, Log: log}}
 	if err := srv.Listen(); err != nil {
 		return err
 	}
@@ -366,6 +371,29 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 	return nil
 }
 
+// expireExceptions reclaims expired nexthop exceptions, as the kernel's
+// fnhe expiry does lazily; lookups already ignore them.
+func expireExceptions(ctx context.Context) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			cache.ExpireExceptions(cache.Now())
+		}
+	}
+}
+
+// SetMTU changes a port's MTU in the PMD.
+func (d *dataplane) SetMTU(port, mtu int) error {
+	if port < 0 || port >= len(d.ports) {
+		return fmt.Errorf("no port %d", port)
+	}
+	return d.ports[port].SetMTU(mtu)
+}
+
 func logSummary(log *zap.Logger, cfg *conf.Config, f *fib.FIB, infos []pipeline.PortInfo) {
 	for i, p := range cfg.Ports {
 		var addrs []string
@@ -375,14 +403,19 @@ func logSummary(log *zap.Logger, cfg *conf.Config, f *fib.FIB, infos []pipeline.
 		log.Info("port ready", zap.String("port", p.Name), zap.String("dev", p.Dev),
 			zap.String("mac", infos[i].MAC.String()), zap.Int("mtu", p.MTU), zap.Strings("addresses", addrs))
 	}
+	// A full table is counted, not listed.
 	var routes []string
+	total := 0
 	for _, t := range f.Tables() {
 		if t == fib.TableLocal {
 			continue
 		}
-		for _, r := range f.Routes(t) {
-			routes = append(routes, fib.FormatRoute(r, f))
+		total += f.Count(t)
+		if total <= 20 {
+			for _, r := range f.Routes(t) {
+				routes = append(routes, fib.FormatRoute(r, f))
+			}
 		}
 	}
-	log.Info("ferryd running", zap.Ints("cores", cfg.Cores), zap.String("api", cfg.API), zap.Strings("routes", routes))
+	log.Info("ferryd running", zap.Ints("cores", cfg.Cores), zap.String("api", cfg.API), zap.Int("routes", total), zap.Strings("route_list", routes))
 }

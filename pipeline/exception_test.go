@@ -1,0 +1,247 @@
+package pipeline
+
+import (
+	"testing"
+
+	"ferry/cache"
+	"ferry/fib"
+)
+
+func (h *harness) setPort(i int, fn func(*PortInfo)) {
+	ports := append([]PortInfo(nil), h.sh.Ports()...)
+	fn(&ports[i])
+	h.sh.SetPorts(ports)
+}
+
+func (h *harness) addRoute(args ...string) {
+	h.t.Helper()
+	rt, err := fib.ParseRoute(args, h.f)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.f.Add(rt); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// setMTU changes a port's MTU where ferryd does: in the FIB and the ports.
+func (h *harness) setMTU(i, mtu int) {
+	h.t.Helper()
+	if err := h.f.SetPort(i, h.sh.Ports()[i].Name, mtu, true); err != nil {
+		h.t.Fatal(err)
+	}
+	h.setPort(i, func(p *PortInfo) { p.MTU = mtu })
+}
+
+func bigPacket(size int, df bool) []byte {
+	f := ipPacket(macR0, macA, ipA, ipB, 64, ProtoUDP, make([]byte, size-IPv4MinHdr))
+	ip := ipOf(f)
+	for i := IPv4MinHdr; i < len(ip); i++ {
+		ip[i] = byte(i * 7)
+	}
+	if !df {
+		be.PutUint16(ip[ipFragOff:], 0)
+	}
+	setIPv4Checksum(ip, IPv4MinHdr)
+	return f
+}
+
+func TestFragmentWhenDFClear(t *testing.T) {
+	h := newHarness(t)
+	h.permanent(1, ipB, macB)
+	h.setMTU(1, 1400)
+	in := bigPacket(3000, false)
+	out := h.burst(sent{0, in})
+	if len(out) != 3 {
+		t.Fatalf("%d fragments, want 3", len(out))
+	}
+	orig := ipOf(in)[IPv4MinHdr:]
+	var got []byte
+	for i, s := range out {
+		checkIPv4(t, s.frame)
+		ip := ipOf(s.frame)
+		if len(ip) > 1400 {
+			t.Fatalf("fragment %d is %d bytes, over the MTU", i, len(ip))
+		}
+		fo := be.Uint16(ip[ipFragOff:])
+		if int(fo&ipOffsetMask)*8 != len(got) {
+			t.Fatalf("fragment %d offset %d, want %d", i, int(fo&ipOffsetMask)*8, len(got))
+		}
+		if (fo&ipFlagMF != 0) != (i < 2) {
+			t.Fatalf("fragment %d MF flag wrong", i)
+		}
+		if be.Uint16(ip[ipID:]) != 0x1234 || ip[ipTTL] != 63 {
+			t.Fatal("fragments must keep the id and carry the decremented TTL")
+		}
+		got = append(got, ip[IPv4MinHdr:be.Uint16(ip[ipTotLen:])]...)
+	}
+	if string(got) != string(orig) {
+		t.Fatal("reassembled payload differs")
+	}
+	if h.held() != 0 {
+		t.Fatalf("%d buffers leaked", h.held())
+	}
+}
+
+func TestFragNeededWhenDFSet(t *testing.T) {
+	h := newHarness(t)
+	h.permanent(0, ipA, macA)
+	h.permanent(1, ipB, macB)
+	h.setMTU(1, 1400)
+	out := h.burst(sent{0, bigPacket(1500, true)})
+	if len(out) != 1 || out[0].port != 0 {
+		t.Fatalf("want frag-needed back to A, got %d frames", len(out))
+	}
+	ip := ipOf(out[0].frame)
+	if ip[20] != ICMPDestUnreach || ip[21] != CodeFragNeeded || be.Uint16(ip[26:]) != 1400 {
+		t.Fatalf("got ICMP %d/%d mtu %d", ip[20], ip[21], be.Uint16(ip[26:]))
+	}
+}
+
+// A packet leaving by the port it came in on, to a next hop the sender
+// reaches directly, is forwarded and earns the sender a host redirect.
+func TestSendRedirect(t *testing.T) {
+	h := newHarness(t)
+	ipC := ip4(192, 0, 2, 3)
+	macC := MAC{2, 0, 0, 0, 0, 0xc0}
+	h.permanent(0, ipA, macA)
+	h.permanent(0, ipC, macC)
+	h.addRoute("10.7.0.0/16", "via", "192.0.2.3", "dev", "port0")
+	h.setPort(0, func(p *PortInfo) { p.Addrs = []Prefix{{ipR0, 24}}; p.SendRedirects = true })
+	out := h.burst(sent{0, echoRequest(macR0, macA, ipA, ip4(10, 7, 0, 1), 64, 1)})
+	var fwd, redir bool
+	for _, s := range out {
+		ip := ipOf(s.frame)
+		switch {
+		case MAC(s.frame[0:6]) == macC:
+			fwd = true
+		case ip[ipProto] == ProtoICMP && ip[20] == ICMPRedirect:
+			if ip[21] != CodeRedirectHost || be.Uint32(ip[24:]) != ipC || be.Uint32(ip[ipDst:]) != ipA {
+				t.Fatalf("bad redirect % x", ip[:28])
+			}
+			redir = true
+		}
+	}
+	if !fwd || !redir {
+		t.Fatalf("forwarded %v, redirect %v", fwd, redir)
+	}
+	// The kernel's backoff: the next packet right away earns no redirect.
+	out = h.burst(sent{0, echoRequest(macR0, macA, ipA, ip4(10, 7, 0, 1), 64, 2)})
+	if len(out) != 1 {
+		t.Fatalf("second packet: %d frames, want only the forwarded one", len(out))
+	}
+	// send_redirects off: none.
+	h.setPort(0, func(p *PortInfo) { p.SendRedirects = false })
+	h.p.redirects = redirectLimiter{}
+	if out = h.burst(sent{0, echoRequest(macR0, macA, ipA, ip4(10, 7, 0, 1), 64, 3)}); len(out) != 1 {
+		t.Fatalf("send_redirects off: %d frames", len(out))
+	}
+}
+
+func redirectFrame(from MAC, oldGW, newGW, innerSrc, innerDst uint32) []byte {
+	inner := echoRequest(macR1, macR1, innerSrc, innerDst, 64, 9)[EthHdrLen:][:28]
+	pl := make([]byte, 8+len(inner))
+	pl[0], pl[1] = ICMPRedirect, CodeRedirectHost
+	be.PutUint32(pl[4:], newGW)
+	copy(pl[8:], inner)
+	be.PutUint16(pl[2:], checksum(pl, 0))
+	return ipPacket(macR1, from, oldGW, ipR1, 64, ProtoICMP, pl)
+}
+
+func TestAcceptRedirect(t *testing.T) {
+	h := newHarness(t)
+	ipG2 := ip4(198, 51, 100, 3)
+	macG2 := MAC{2, 0, 0, 0, 0, 0xd0}
+	h.permanent(1, ipB, macB)
+	h.permanent(1, ipG2, macG2)
+	target := ip4(203, 0, 113, 5)
+	other := ip4(203, 0, 113, 6)
+	red := redirectFrame(macB, ipB, ipG2, ipR1, target)
+
+	// accept_redirects is off by default on a router.
+	h.burst(sent{1, red})
+	if h.counter(RedirectsAccepted) != 0 {
+		t.Fatal("accepted a redirect with accept_redirects off")
+	}
+	h.setPort(1, func(p *PortInfo) {
+		p.AcceptRedirects, p.SecureRedirects = true, false
+		p.Addrs = []Prefix{{ipR1, 24}}
+	})
+	// Not from the current gateway: rejected.
+	h.burst(sent{1, redirectFrame(macB, ip4(198, 51, 100, 9), ipG2, ipR1, target)})
+	if h.counter(RedirectsAccepted) != 0 {
+		t.Fatal("accepted a redirect from a host that is not the gateway")
+	}
+	h.burst(sent{1, red})
+	if h.counter(RedirectsAccepted) != 1 {
+		t.Fatalf("redirect not accepted (rejected %d)", h.counter(DropRedirectRejected))
+	}
+	// Traffic to the target now goes to the new gateway; other destinations do not.
+	out := h.burst(sent{0, echoRequest(macR0, macA, ipA, target, 64, 1)}, sent{0, echoRequest(macR0, macA, ipA, other, 64, 2)})
+	if len(out) != 2 || MAC(out[0].frame[0:6]) != macG2 || MAC(out[1].frame[0:6]) != macB {
+		t.Fatalf("after redirect: %v", out)
+	}
+	if cache.FlushExceptions() == 0 {
+		t.Fatal("no exception to flush")
+	}
+	h.gen.Bump()
+	out = h.burst(sent{0, echoRequest(macR0, macA, ipA, target, 64, 3)})
+	if len(out) != 1 || MAC(out[0].frame[0:6]) != macB {
+		t.Fatal("flush did not restore the route's gateway")
+	}
+}
+
+// A fragmentation-needed message about a packet the router sent lowers the
+// path MTU for that destination only; forwarding uses it only with
+// forward_use_pmtu.
+func TestPMTUException(t *testing.T) {
+	h := newHarness(t)
+	h.permanent(1, ipB, macB)
+	h.permanent(0, ipA, macA)
+	target := ip4(203, 0, 113, 7)
+	inner := echoRequest(macR1, macR1, ipR1, target, 64, 1)[EthHdrLen:][:28]
+	pl := make([]byte, 8+len(inner))
+	pl[0], pl[1] = ICMPDestUnreach, CodeFragNeeded
+	be.PutUint16(pl[6:], 1300)
+	copy(pl[8:], inner)
+	be.PutUint16(pl[2:], checksum(pl, 0))
+	h.burst(sent{1, ipPacket(macR1, macB, ipB, ipR1, 64, ProtoICMP, pl)})
+	if h.counter(PMTUUpdates) != 1 {
+		t.Fatalf("pmtu not learned (rejected %d)", h.counter(DropPMTURejected))
+	}
+	// Forwarding ignores it by default…
+	if out := h.burst(sent{0, bigPacket(1400, true)}); len(out) != 1 || out[0].port != 1 {
+		t.Fatal("forwarded packet used the PMTU exception without forward_use_pmtu")
+	}
+	k := h.sh.Knobs()
+	k.ForwardUsePMTU = true
+	h.sh.SetKnobs(k)
+	f := bigPacket(1400, true)
+	be.PutUint32(ipOf(f)[ipDst:], target)
+	setIPv4Checksum(ipOf(f), 20)
+	out := h.burst(sent{0, f})
+	if len(out) != 1 || out[0].port != 0 || ipOf(out[0].frame)[21] != CodeFragNeeded || be.Uint16(ipOf(out[0].frame)[26:]) != 1300 {
+		t.Fatalf("with forward_use_pmtu: %v", out)
+	}
+}
+
+// Hints are not used when policy rules exist.
+func TestNoHintsWithCustomRules(t *testing.T) {
+	h := newHarness(t)
+	h.permanent(1, ipB, macB)
+	ru, err := fib.ParseRule([]string{"from", "10.0.0.0/8", "lookup", "100"}, h.f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.f.AddRule(ru); err != nil {
+		t.Fatal(err)
+	}
+	var in []sent
+	for i := 0; i < 4; i++ {
+		in = append(in, sent{0, echoRequest(macR0, macA, ipA, ipB, 64, uint16(i))})
+	}
+	h.burst(in...)
+	if h.counter(HintHits) != 0 || h.counter(FIBLookups) != 4 {
+		t.Fatalf("hint hits %d, lookups %d", h.counter(HintHits), h.counter(FIBLookups))
+	}
+}
