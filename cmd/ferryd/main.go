@@ -282,6 +282,14 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 		if err != nil {
 			return err
 		}
+		if ifname := dpdk.TapIface(pc.Dev); ifname != "" {
+			peer := dpdk.PeerMAC(mac)
+			if err := dpdk.SetKernelMAC(ifname, peer); err != nil {
+				log.Warn("tap kernel side keeps the port's MAC", zap.String("iface", ifname), zap.Error(err))
+			} else {
+				log.Debug("tap kernel side has its own MAC", zap.String("iface", ifname), zap.String("mac", pipeline.MAC(peer).String()))
+			}
+		}
 		pi := pipeline.PortInfo{Name: pc.Name, MAC: pipeline.MAC(mac), MTU: pc.MTU, NoARP: pc.NoARP, Up: true}
 		pc.ApplyPortKnobs(&pi)
 		var addrs []uint32
