@@ -32,6 +32,9 @@ type Config struct {
 	Routes    []string `yaml:"routes"`
 	Rules     []string `yaml:"rules"`
 	Neighbors []string `yaml:"neighbors"`
+	// GratuitousARP is how many gratuitous ARPs announce each address at
+	// start, a second apart (default 3), so hosts that attach late learn too.
+	GratuitousARP *int `yaml:"gratuitous_arp"`
 
 	// Kernel-named knobs (net.ipv4.route.* and friends).
 	ForwardUsePMTU  *bool `yaml:"forward_use_pmtu"`
@@ -57,6 +60,10 @@ type Port struct {
 	AcceptRedirects *bool `yaml:"accept_redirects"`
 	SecureRedirects *bool `yaml:"secure_redirects"`
 	SendRedirects   *bool `yaml:"send_redirects"`
+
+	// Neigh holds net.ipv4.neigh.<port>.* knobs by their kernel names,
+	// e.g. base_reachable_time_ms: 30000, gc_thresh3: 1024, arp_accept: 1.
+	Neigh map[string]int `yaml:"neigh"`
 }
 
 // Error names the config field (and line) that is wrong.
@@ -258,6 +265,9 @@ func (c *Config) check(file string) error {
 		}
 		if p.TxDesc == 0 {
 			p.TxDesc = DefaultTxDesc
+		}
+		if _, err := p.NeighParams(); err != nil {
+			return c.Errorf(file, f+".neigh", "%v", err)
 		}
 		for j, a := range p.Addresses {
 			if _, err := ParseAddr(a); err != nil {

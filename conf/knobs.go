@@ -182,7 +182,25 @@ func (r *Router) setPortKnob(port int, name, val string) error {
 			pi.SendRedirects = b
 		}
 	default:
-		return fmt.Errorf("unknown port knob %q (per port: %s)", name, strings.Join(portKnobNames, ", "))
+		if nk, ok := strings.CutPrefix(name, "neigh."); ok && r.Neigh != nil {
+			v, err := strconv.Atoi(val)
+			if err != nil {
+				return fmt.Errorf("%s: %q is not a number", name, val)
+			}
+			np, err := r.Neigh.Params(port)
+			if err != nil {
+				return err
+			}
+			if err := applyNeighKnob(&np, nk, v); err != nil {
+				return err
+			}
+			if err := r.Neigh.SetParams(port, np); err != nil {
+				return err
+			}
+			r.logKnob(name, val, pi.Name)
+			return nil
+		}
+		return fmt.Errorf("unknown port knob %q (per port: %s, neigh.<name>)", name, strings.Join(portKnobNames, ", "))
 	}
 	r.Shared.SetPorts(ports)
 	r.logKnob(name, val, pi.Name)
@@ -226,6 +244,17 @@ func (r *Router) knobShow() (string, any, error) {
 		ports[pi.Name] = pk
 		for _, n := range portKnobNames {
 			fmt.Fprintf(&b, "%s.%s = %d\n", pi.Name, n, pk[n])
+		}
+		if r.Neigh != nil {
+			if i, ok := r.FIB.PortIndex(pi.Name); ok {
+				if np, err := r.Neigh.Params(i); err == nil {
+					for _, n := range neighKnobNames() {
+						v := neighKnobs[n].get(&np)
+						pk["neigh."+n] = v
+						fmt.Fprintf(&b, "%s.neigh.%s = %d\n", pi.Name, n, v)
+					}
+				}
+			}
 		}
 	}
 	return b.String(), map[string]any{"global": g, "ports": ports}, nil

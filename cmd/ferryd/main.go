@@ -298,7 +298,11 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 			pi.Addrs = append(pi.Addrs, pipeline.Prefix{Addr: a.Addr, Len: a.Len})
 		}
 		infos = append(infos, pi)
-		nports = append(nports, neigh.PortConfig{Name: pc.Name, MAC: neigh.MAC(mac), Addrs: addrs, NoARP: pc.NoARP, Params: neigh.DefaultParams()})
+		np, err := pc.NeighParams()
+		if err != nil {
+			return fmt.Errorf("%s: ports[%d].neigh: %w", file, i, err)
+		}
+		nports = append(nports, neigh.PortConfig{Name: pc.Name, MAC: neigh.MAC(mac), Addrs: addrs, NoARP: pc.NoARP, Params: np})
 	}
 
 	sh := pipeline.NewShared(f, gen, nil, infos, len(cfg.Cores))
@@ -366,17 +370,40 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 		<-srvDone
 	}()
 
-	for i := range cfg.Ports {
-		for _, a := range f.Addresses(i) {
-			if err := sh.Announce(i, a.Addr); err != nil {
-				log.Warn("gratuitous ARP not sent", zap.String("port", cfg.Ports[i].Name), zap.Error(err))
-			}
-		}
+	garps := 3
+	if cfg.GratuitousARP != nil {
+		garps = *cfg.GratuitousARP
 	}
+	go announce(runCtx, cfg, f, sh, garps, log)
 	logSummary(log, cfg, f, infos)
 	<-ctx.Done()
 	log.Info("shutting down", zap.String("reason", "signal"))
 	return nil
+}
+
+// announce sends gratuitous ARP for every address, count times a second
+// apart, so neighbours learn (or relearn) the router's MACs; hosts that
+// attach to a port just after start still hear one.
+func announce(ctx context.Context, cfg *conf.Config, f *fib.FIB, sh *pipeline.Shared, count int, log *zap.Logger) {
+	for n := 0; n < count; n++ {
+		if n > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+		for i := range cfg.Ports {
+			if cfg.Ports[i].NoARP {
+				continue
+			}
+			for _, a := range f.Addresses(i) {
+				if err := sh.Announce(i, a.Addr); err != nil {
+					log.Warn("gratuitous ARP not sent", zap.String("port", cfg.Ports[i].Name), zap.Error(err))
+				}
+			}
+		}
+	}
 }
 
 // expireExceptions reclaims expired nexthop exceptions, as the kernel's
