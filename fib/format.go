@@ -214,9 +214,6 @@ func FormatGet(dst uint32, k *Key, res *Result, f *FIB) string {
 	if k.Src != 0 {
 		w = append(w, "from", ipStr(k.Src))
 	}
-	if k.Tos != 0 {
-		w = append(w, "tos", fmt.Sprintf("0x%02x", k.Tos))
-	}
 	nh := res.Nexthop
 	if nh != nil && nh.Gateway != 0 && res.Type == Unicast {
 		w = append(w, "via", ipStr(nh.Gateway))
@@ -234,7 +231,7 @@ func FormatGet(dst uint32, k *Key, res *Result, f *FIB) string {
 		w = append(w, "src", ipStr(res.Prefsrc))
 	}
 	if k.Mark != 0 {
-		w = append(w, "mark", fmt.Sprintf("0x%x", k.Mark))
+		w = append(w, "mark", fmt.Sprint(k.Mark)) // ip prints the mark in decimal
 	}
 	if input {
 		w = append(w, "iif", portStr(f, k.Iif))
