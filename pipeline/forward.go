@@ -76,6 +76,7 @@ func (p *Pipeline) queueOut(ref unsafe.Pointer, buf []byte, l int, d *cache.Deci
 		p.drop(ref, DropTxFull)
 		return
 	}
-	p.out[p.nOut] = outItem{ref: ref, buf: buf, len: l, dec: d, nh: nh, port: int(d.Port)}
+	o := &p.out[p.nOut]
+	o.ref, o.data, o.nh, o.len, o.cap, o.port = ref, unsafe.Pointer(unsafe.SliceData(buf)), nh, uint16(l), uint16(min(len(buf), 0xffff)), uint16(d.Port)
 	p.nOut++
 }

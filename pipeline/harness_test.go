@@ -19,7 +19,7 @@ type testBuf struct {
 // harness runs one pipeline over Go-memory IO and checks that every buffer
 // handed in comes out exactly once: sent, freed or still queued.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	sh    *Shared
 	p     *Pipeline
 	io    IO
@@ -50,8 +50,7 @@ var (
 func ip4(a, b, c, d byte) uint32 { return uint32(a)<<24 | uint32(b)<<16 | uint32(c)<<8 | uint32(d) }
 
 func newHarness(t testing.TB) *harness {
-	tt, _ := t.(*testing.T)
-	h := &harness{t: tt, bufs: map[unsafe.Pointer]*testBuf{}, macs: [2]MAC{macR0, macR1}}
+	h := &harness{t: t, bufs: map[unsafe.Pointer]*testBuf{}, macs: [2]MAC{macR0, macR1}}
 	h.gen = &cache.GenID{}
 	h.f = fib.New(h.gen, 1)
 	must := func(err error) {

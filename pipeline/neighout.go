@@ -40,26 +40,26 @@ func (p *Pipeline) neighOutput() {
 	for k := 0; k < p.nOut; {
 		it := &p.out[k]
 		end := k + 1
-		for end < p.nOut && p.out[end].dec == it.dec && p.out[end].nh == it.nh {
+		for end < p.nOut && p.out[end].port == it.port && p.out[end].nh == it.nh {
 			end++
 		}
 		p.ctr.local[NeighLookups]++
-		if mac, ok := p.neighMAC(it.port, it.nh); ok {
+		if mac, ok := p.neighMAC(int(it.port), it.nh); ok {
 			pi := &p.ports[it.port]
 			copy(hdr[0:6], mac[:])
 			copy(hdr[6:12], pi.MAC[:])
 			be.PutUint16(hdr[EthTypeOff:], EtherIPv4)
 			for j := k; j < end; j++ {
 				o := &p.out[j]
-				copy(o.buf[:EthHdrLen], hdr[:])
-				if !p.io.send(o.port, o.ref, o.len) {
+				copy(bytesAt(o.data, EthHdrLen), hdr[:])
+				if !p.io.send(int(o.port), o.ref, int(o.len)) {
 					p.drop(o.ref, DropTxFull)
 				}
 			}
 		} else {
 			for j := k; j < end; j++ {
 				o := &p.out[j]
-				p.enqueuePending(o.port, o.nh, o.ref, o.buf, o.len)
+				p.enqueuePending(int(o.port), o.nh, o.ref, bytesAt(o.data, int(o.cap)), int(o.len))
 			}
 		}
 		k = end

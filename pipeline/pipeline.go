@@ -171,14 +171,15 @@ type Pipeline struct {
 	redirects redirectLimiter
 }
 
-// outItem is a packet ready for the neighbour stage.
+// outItem is a packet ready for the neighbour stage. It is kept small and
+// nearly pointer-free: the stage groups by (port, next hop), not by decision.
 type outItem struct {
 	ref  unsafe.Pointer
-	buf  []byte
-	len  int
-	dec  *cache.Decision
+	data unsafe.Pointer
 	nh   uint32
-	port int
+	len  uint16
+	cap  uint16 // buffer room from data, for an ICMP error built in place
+	port uint16
 }
 
 // NewPipeline makes core's pipeline over the data plane's io views.
