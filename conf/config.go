@@ -53,8 +53,10 @@ type Port struct {
 	Addresses []string `yaml:"addresses"`
 	MTU       int      `yaml:"mtu"`
 	NoARP     bool     `yaml:"noarp"`
-	RxDesc    int      `yaml:"rx_desc"`
-	TxDesc    int      `yaml:"tx_desc"`
+	// PointToPoint ports have one neighbour for every destination.
+	PointToPoint bool `yaml:"pointopoint"`
+	RxDesc       int  `yaml:"rx_desc"`
+	TxDesc       int  `yaml:"tx_desc"`
 
 	// net.ipv4.conf.<port>.* redirect knobs; nil means the kernel's default.
 	AcceptRedirects *bool `yaml:"accept_redirects"`

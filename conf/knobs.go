@@ -44,6 +44,7 @@ func (p *Port) ApplyPortKnobs(pi *pipeline.PortInfo) {
 	if p.SendRedirects != nil {
 		pi.SendRedirects = *p.SendRedirects
 	}
+	pi.ProxyARP = p.Neigh["proxy_arp"] != 0
 }
 
 // MTUSetter changes a port's MTU in the data plane.
@@ -196,6 +197,10 @@ func (r *Router) setPortKnob(port int, name, val string) error {
 			}
 			if err := r.Neigh.SetParams(port, np); err != nil {
 				return err
+			}
+			if nk == "proxy_arp" {
+				pi.ProxyARP = v != 0
+				r.Shared.SetPorts(ports)
 			}
 			r.logKnob(name, val, pi.Name)
 			return nil

@@ -1,6 +1,9 @@
 package pipeline
 
-import "ferry/cache/neigh"
+import (
+	"ferry/cache/neigh"
+	"ferry/fib"
+)
 
 // arpInput handles one ARP frame: it tells the neighbour owner what it
 // learned and answers requests for our addresses in place.
@@ -34,7 +37,7 @@ func (p *Pipeline) arpInput(i int, fr []byte, port int) {
 	if sip != 0 && p.sh.Neigh != nil {
 		p.sh.Neigh.ARPReceived(p.core, port, op, sip, neigh.MAC(sha), tip)
 	}
-	if op != 1 || !p.sh.FIB.IsLocal(tip) {
+	if op != 1 || !(p.sh.FIB.IsLocal(tip) || pi.ProxyARP && p.proxies(tip, sip, port)) {
 		p.io.free(ref)
 		return
 	}
@@ -70,4 +73,13 @@ func BuildARP(b []byte, op uint16, dst, src MAC, sip, tip uint32, tha MAC) int {
 	copy(a[ArpThaOff:], tha[:])
 	be.PutUint32(a[ArpTpaOff:], tip)
 	return EthHdrLen + ArpLen
+}
+
+// proxies is arp_fwd_proxy: with proxy_arp on, the router answers for an
+// address it routes (unicast) out of a port other than the asking one.
+// Unlike the kernel it answers at once instead of after proxy_delay.
+func (p *Pipeline) proxies(tip, sip uint32, port int) bool {
+	p.key = fib.Key{Dst: tip, Src: sip, Iif: port, Oif: -1, Hash: fib.FlowHash(sip, tip)}
+	p.sh.FIB.Lookup(&p.key, &p.res)
+	return p.res.Err == nil && p.res.Type == fib.Unicast && p.res.Nexthop != nil && p.res.Nexthop.Port != port
 }

@@ -23,6 +23,7 @@ type PortInfo struct {
 	AcceptRedirects bool // default off on a router
 	SecureRedirects bool // default on
 	SendRedirects   bool // default on
+	ProxyARP        bool // answer ARP for addresses routed out another port
 }
 
 // Prefix is an address with its prefix length.

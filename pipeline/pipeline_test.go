@@ -295,3 +295,20 @@ func TestWarmForwardPathDoesNotAllocate(t *testing.T) {
 		t.Fatalf("forwarded %d of %d", h.io.TxN[1], BurstSize)
 	}
 }
+
+func TestProxyARP(t *testing.T) {
+	h := newHarness(t)
+	req := arpFrame(1, Broadcast, macA, ipA, ip4(203, 0, 113, 9), MAC{})
+	if out := h.burst(sent{0, req}); len(out) != 0 {
+		t.Fatal("answered for a routed address with proxy_arp off")
+	}
+	h.setPort(0, func(p *PortInfo) { p.ProxyARP = true })
+	out := h.burst(sent{0, req})
+	if len(out) != 1 || MAC(out[0].frame[EthHdrLen+ArpShaOff:EthHdrLen+ArpShaOff+6]) != macR0 {
+		t.Fatalf("proxy ARP reply: %v", out)
+	}
+	// Never for an address routed back out of the asking port.
+	if out := h.burst(sent{0, arpFrame(1, Broadcast, macA, ipA, ip4(192, 0, 2, 77), MAC{})}); len(out) != 0 {
+		t.Fatal("proxied an address on the asking port's own link")
+	}
+}

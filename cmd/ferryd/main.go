@@ -302,7 +302,7 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 		if err != nil {
 			return fmt.Errorf("%s: ports[%d].neigh: %w", file, i, err)
 		}
-		nports = append(nports, neigh.PortConfig{Name: pc.Name, MAC: neigh.MAC(mac), Addrs: addrs, NoARP: pc.NoARP, Params: np})
+		nports = append(nports, neigh.PortConfig{Name: pc.Name, MAC: neigh.MAC(mac), Addrs: addrs, NoARP: pc.NoARP, PointToPoint: pc.PointToPoint, Params: np})
 	}
 
 	sh := pipeline.NewShared(f, gen, nil, infos, len(cfg.Cores))
