@@ -178,7 +178,19 @@ func (cl *Client) Do(req Request) (Response, error) {
 // Close closes the connection.
 func (cl *Client) Close() error { return cl.c.Close() }
 
+// BatchHandler runs many commands at once (route changes in one FIB batch).
+type BatchHandler interface {
+	ExecBatch(cmds [][]string) (out string, failed int, err error)
+}
+
 func (s *Server) execBatch(req Request) Response {
+	if bh, ok := s.Handler.(BatchHandler); ok {
+		out, failed, err := bh.ExecBatch(req.Batch)
+		if err != nil {
+			return Response{Output: out, Error: err.Error(), Failed: failed}
+		}
+		return Response{OK: true, Output: out}
+	}
 	var out []byte
 	for i, args := range req.Batch {
 		text, _, err := s.Handler.Exec(args, false)

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"go.uber.org/zap"
 
@@ -113,26 +114,13 @@ func (r *Router) route(args []string) (string, any, error) {
 		return r.routeGet(args)
 	case "flush":
 		return r.routeFlush(args)
-	case "add", "a", "del", "delete", "d", "replace", "change", "chg", "append", "prepend":
+	}
+	if op, ok := routeOps[verb]; ok {
 		rt, err := fib.ParseRoute(args, r.FIB)
 		if err != nil {
 			return "", nil, err
 		}
-		switch verb {
-		case "add", "a":
-			err = r.FIB.Add(rt)
-		case "del", "delete", "d":
-			err = r.FIB.Del(rt)
-		case "replace":
-			err = r.FIB.Replace(rt)
-		case "change", "chg":
-			err = r.FIB.Change(rt)
-		case "append":
-			err = r.FIB.Append(rt)
-		case "prepend":
-			err = r.FIB.Prepend(rt)
-		}
-		if err != nil {
+		if err := r.FIB.Apply(fib.RouteCmd{Op: op, Route: rt}); err != nil {
 			return "", nil, fmt.Errorf("RTNETLINK answers: %s", errText(err))
 		}
 		return "", nil, nil
@@ -140,9 +128,81 @@ func (r *Router) route(args []string) (string, any, error) {
 	return "", nil, fmt.Errorf("route: unknown command %q: try 'ferryctl route --help'", verb)
 }
 
+var routeOps = map[string]fib.Op{"add": fib.OpAdd, "a": fib.OpAdd, "del": fib.OpDel, "delete": fib.OpDel, "d": fib.OpDel,
+	"replace": fib.OpReplace, "change": fib.OpChange, "chg": fib.OpChange, "append": fib.OpAppend, "prepend": fib.OpPrepend}
+
+// ExecBatch runs commands in order, stopping at the first failure. Runs of
+// route changes go into one FIB batch: they publish once and bump the genid
+// once, which is what makes a full Internet table load in seconds.
+func (r *Router) ExecBatch(cmds [][]string) (string, int, error) {
+	var out strings.Builder
+	for i := 0; i < len(cmds); {
+		j := i
+		for j < len(cmds) && isRouteChange(cmds[j]) {
+			j++
+		}
+		if j > i {
+			failed := -1
+			var ferr error
+			err := r.FIB.Batch(func(b *fib.Batch) error {
+				for k := i; k < j; k++ {
+					rt, err := fib.ParseRoute(cmds[k][2:], r.FIB)
+					if err == nil {
+						err = b.Apply(fib.RouteCmd{Op: routeOps[cmds[k][1]], Route: rt})
+						if err != nil {
+							err = fmt.Errorf("RTNETLINK answers: %s", errText(err))
+						}
+					}
+					if err != nil {
+						failed, ferr = k, err
+						return err
+					}
+				}
+				return nil
+			})
+			if failed >= 0 {
+				return out.String(), failed, ferr
+			}
+			if err != nil {
+				return out.String(), i, err
+			}
+			i = j
+			continue
+		}
+		text, _, err := r.Exec(cmds[i], false)
+		if err != nil {
+			return out.String(), i, err
+		}
+		if text != "" {
+			out.WriteString(text)
+			if !strings.HasSuffix(text, "\n") {
+				out.WriteByte('\n')
+			}
+		}
+		i++
+	}
+	return out.String(), 0, nil
+}
+
+func isRouteChange(c []string) bool {
+	if len(c) < 3 {
+		return false
+	}
+	switch c[0] {
+	case "route", "r", "ro":
+		_, ok := routeOps[c[1]]
+		return ok
+	}
+	return false
+}
+
 // errText capitalises an errno message as iproute2 prints it.
 func errText(err error) string {
 	s := err.Error()
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		s = errno.Error() // what the kernel would answer, without our context
+	}
 	if s != "" && s[0] >= 'a' && s[0] <= 'z' {
 		s = strings.ToUpper(s[:1]) + s[1:]
 	}

@@ -1,0 +1,155 @@
+package conf
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"ferry/cache"
+	"ferry/cache/neigh"
+	"ferry/fib"
+	"ferry/pipeline"
+)
+
+type nullTx struct{}
+
+func (nullTx) Solicit(int, uint32, *neigh.MAC) error { return nil }
+
+type sysClock struct{}
+
+func (sysClock) Now() time.Time { return time.Now() }
+
+type noLinks struct{}
+
+func (noLinks) Links() []LinkStat { return nil }
+
+func testRouter(t testing.TB) *Router {
+	c, err := Parse("test.yaml", []byte(goodConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := &cache.GenID{}
+	f, err := BuildFIB(c, "test.yaml", gen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var infos []pipeline.PortInfo
+	var nps []neigh.PortConfig
+	for _, p := range c.Ports {
+		infos = append(infos, pipeline.PortInfo{Name: p.Name, MTU: p.MTU})
+		nps = append(nps, neigh.PortConfig{Name: p.Name, Params: neigh.DefaultParams()})
+	}
+	sh := pipeline.NewShared(f, gen, nil, infos, 1)
+	nm := neigh.NewManager(nps, 1, sysClock{}, nullTx{}, nil)
+	sh.Neigh = nm
+	return &Router{FIB: f, Gen: gen, Neigh: nm, Shared: sh, Links: noLinks{}}
+}
+
+func exec(t *testing.T, r *Router, cmd string) string {
+	t.Helper()
+	out, _, err := r.Exec(strings.Fields(cmd), false)
+	if err != nil {
+		t.Fatalf("%s: %v", cmd, err)
+	}
+	return out
+}
+
+func TestRouterCommands(t *testing.T) {
+	r := testRouter(t)
+	if got := strings.TrimSpace(exec(t, r, "route get 203.0.113.5")); got != "203.0.113.5 via 198.51.100.2 dev port1 src 198.51.100.1" {
+		t.Fatalf("route get: %q", got)
+	}
+	exec(t, r, "route add 10.0.0.0/8 via 192.0.2.9 metric 5")
+	if got := exec(t, r, "route show"); !strings.Contains(got, "10.0.0.0/8 via 192.0.2.9 dev port0 metric 5") {
+		t.Fatalf("route show:\n%s", got)
+	}
+	if _, _, err := r.Exec(strings.Fields("route add 10.0.0.0/8 via 192.0.2.9 metric 5"), false); err == nil || !strings.Contains(err.Error(), "File exists") {
+		t.Fatalf("duplicate add: %v", err)
+	}
+	exec(t, r, "route del 10.0.0.0/8 via 192.0.2.9 metric 5")
+	if _, _, err := r.Exec(strings.Fields("route get 10.1.1.1"), false); err == nil || !strings.Contains(err.Error(), "Network is unreachable") {
+		t.Fatalf("route get without a route: %v", err)
+	}
+	exec(t, r, "route add blackhole 10.66.0.0/16")
+	if _, _, err := r.Exec(strings.Fields("route get 10.66.1.1"), false); err == nil {
+		t.Fatal("route get through a blackhole succeeded")
+	}
+	before := r.Gen.Bumps()
+	exec(t, r, "rule add from 10.1.0.0/16 lookup 100 priority 100")
+	if r.Gen.Bumps() == before {
+		t.Fatal("a rule change did not bump the genid")
+	}
+	if got := exec(t, r, "rule show"); !strings.Contains(got, "100:\tfrom 10.1.0.0/16 lookup 100") {
+		t.Fatalf("rule show:\n%s", got)
+	}
+	before = r.Gen.Bumps()
+	exec(t, r, "knob set dev port0 accept_redirects 1")
+	exec(t, r, "knob set forward_use_pmtu 1")
+	if r.Gen.Bumps() < before+2 || !r.Shared.Ports()[0].AcceptRedirects || !r.Shared.Knobs().ForwardUsePMTU {
+		t.Fatal("knob changes not applied or no genid bump")
+	}
+	exec(t, r, "knob set dev port1 neigh.base_reachable_time_ms 2000")
+	if p, _ := r.Neigh.Params(1); p.BaseReachableTime != 2*time.Second {
+		t.Fatalf("neigh knob: %v", p.BaseReachableTime)
+	}
+	if got := exec(t, r, "knob show"); !strings.Contains(got, "port0.accept_redirects = 1") || !strings.Contains(got, "port1.neigh.base_reachable_time_ms = 2000") {
+		t.Fatalf("knob show:\n%s", got)
+	}
+	for _, bad := range []string{"knob set bogus 1", "knob set dev port9 mtu 1400", "knob set dev port0 mtu 20", "route get 1.2.3", "frobnicate", "neigh add 192.0.2.9 lladdr zz dev port0"} {
+		if _, _, err := r.Exec(strings.Fields(bad), false); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	exec(t, r, "neigh add 192.0.2.9 lladdr 02:00:00:00:00:09 dev port0")
+	if got := exec(t, r, "neigh show"); !strings.Contains(got, "192.0.2.9 dev port0 lladdr 02:00:00:00:00:09 PERMANENT") {
+		t.Fatalf("neigh show:\n%s", got)
+	}
+	if got := exec(t, r, "cache stats"); !strings.Contains(got, "genid_bumps") {
+		t.Fatalf("cache stats:\n%s", got)
+	}
+}
+
+func TestBatchStopsAtFirstFailure(t *testing.T) {
+	r := testRouter(t)
+	cmds := [][]string{
+		strings.Fields("route add 10.1.0.0/16 via 192.0.2.9"),
+		strings.Fields("route add 10.2.0.0/16 via 192.0.2.9"),
+		strings.Fields("route get 10.1.0.1"),
+		strings.Fields("route add 10.3.0.0/16 via 203.0.113.9"), // gateway not on a link
+		strings.Fields("route add 10.4.0.0/16 via 192.0.2.9"),
+	}
+	out, failed, err := r.ExecBatch(cmds)
+	if err == nil || failed != 3 {
+		t.Fatalf("failed at %d (%v), want 3", failed, err)
+	}
+	if !strings.Contains(out, "10.1.0.1 via 192.0.2.9") {
+		t.Fatalf("output before the failure: %q", out)
+	}
+	if _, _, err := r.Exec(strings.Fields("route get 10.4.0.1"), false); err == nil {
+		t.Fatal("a command after the failure ran")
+	}
+}
+
+// BenchmarkBatchLoad900k loads a BGP-sized table the way ferryctl -batch
+// does (parsed commands, one FIB batch per chunk).
+func BenchmarkBatchLoad900k(b *testing.B) {
+	ps := fib.GenerateBGP(900000, 1)
+	cmds := make([][]string, len(ps))
+	for i, p := range ps {
+		cmds[i] = []string{"route", "add", p.String(), "via", "198.51.100.2"}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r := testRouter(b)
+		start := time.Now()
+		for c := 0; c < len(cmds); c += 2048 {
+			if _, failed, err := r.ExecBatch(cmds[c:min(c+2048, len(cmds))]); err != nil {
+				b.Fatalf("command %d: %v", c+failed, err)
+			}
+		}
+		b.ReportMetric(time.Since(start).Seconds(), "s/load")
+		b.ReportMetric(float64(len(cmds))/time.Since(start).Seconds(), "routes/s")
+	}
+	_ = fmt.Sprint
+}
