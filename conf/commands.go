@@ -467,6 +467,15 @@ func (r *Router) neigh(args []string) (string, any, error) {
 	if len(args) == 0 {
 		args = []string{"show"}
 	}
+	if args[0] == "stats" {
+		st := r.Neigh.Stats()
+		text := fmt.Sprintf("entries %d\nallocs %d\ndestroys %d\nlookups %d\nhits %d\nres_failed %d\n"+
+			"rcv_probes_mcast %d\nrcv_probes_ucast %d\nperiodic_gc_runs %d\nforced_gc_runs %d\n"+
+			"table_fulls %d\nunresolved_discards %d\nevent_drops %d\n",
+			st.Entries, st.Allocs, st.Destroys, st.Lookups, st.Hits, st.ResFailed, st.RcvProbesMcast,
+			st.RcvProbesUcast, st.PeriodicGCRuns, st.ForcedGCRuns, st.TableFulls, st.UnresolvedDiscards, st.EventDrops)
+		return text, st, nil
+	}
 	req, err := neigh.ParseNeigh(args, r.FIB.PortIndex)
 	if err != nil {
 		return "", nil, err

@@ -30,9 +30,12 @@ Commands:
   neigh show [dev P]                  neighbours as 'ip neigh show'
   neigh add|del|replace|change ADDR lladdr MAC dev P [nud STATE]
   neigh flush dev P
+  neigh stats                         neighbour table counters (as /proc/net/stat/arp_cache)
   link show                           ports, MAC, state, counters
   stats                               packet counters and drops by reason
   cache stats                         routing decision cache counters
+  knob show | knob set [dev P] NAME VALUE
+                                      run-time settings with the kernel's names
 
 Options:
 `
@@ -51,10 +54,16 @@ ferryctl rule {add|del} [not] [from PREFIX] [to PREFIX] [iif PORT] [tos T] [fwma
         [priority N] {lookup TABLE | blackhole | unreachable | prohibit}`,
 	"neigh": `ferryctl neigh show [dev PORT]
 ferryctl neigh {add|del|replace|change} ADDR [lladdr MAC] dev PORT [nud {permanent|noarp|reachable|stale}]
-ferryctl neigh flush dev PORT`,
+ferryctl neigh flush dev PORT
+ferryctl neigh stats`,
 	"link":  `ferryctl link show     ports with MAC, link state, MTU and rx/tx/drop counters`,
 	"stats": `ferryctl stats         per-router packet counters, drops by reason (summed over cores)`,
 	"cache": `ferryctl cache stats   routing decision cache counters (as /proc/net/stat/rt_cache)`,
+	"knob": `ferryctl knob show
+ferryctl knob set NAME VALUE            forward_use_pmtu, min_pmtu, mtu_expires, redirect_number,
+                                        redirect_silence, icmp_msgs_per_sec, icmp_msgs_burst
+ferryctl knob set dev PORT NAME VALUE   mtu, accept_redirects, secure_redirects, send_redirects,
+                                        neigh.<name> (base_reachable_time_ms, gc_thresh3, ...)`,
 }
 
 func main() {
