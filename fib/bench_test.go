@@ -92,6 +92,78 @@ func BenchmarkTrieLPM900kRandom(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Mlookups/s")
 }
 
+// BenchmarkLookupBulk900kRandom is LookupBulk in batches of 32 keys.
+func BenchmarkLookupBulk900kRandom(b *testing.B) { benchSetup(b); benchBulk(b, bench.rnd) }
+
+func BenchmarkLookupBulk900kSkewed(b *testing.B) { benchSetup(b); benchBulk(b, bench.skew) }
+
+func benchBulk(b *testing.B, addrs []uint32) {
+	f := bench.f
+	const n = 32
+	keys := make([]Key, len(addrs))
+	for i, a := range addrs {
+		keys[i] = Key{Dst: a, Src: 0xc0000263, Iif: 0, Oif: -1}
+	}
+	res := make([]Result, n)
+	miss := 0
+	b.ResetTimer()
+	for i := 0; i < b.N; i += n {
+		o := i & (len(keys) - 1)
+		f.LookupBulk(keys[o:o+n], res)
+		if res[0].Err != nil {
+			miss++
+		}
+	}
+	b.StopTimer()
+	if miss > b.N/n/100+1 {
+		b.Fatalf("%d of %d lookups failed", miss, b.N/n)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Mlookups/s")
+}
+
+// BenchmarkLookupDsts900kRandom is the destination-only bulk lookup in
+// batches of 32.
+func BenchmarkLookupDsts900kRandom(b *testing.B) {
+	benchSetup(b)
+	f := bench.f
+	const n = 32
+	addrs := bench.rnd
+	out := make([]*Route, n)
+	b.ResetTimer()
+	for i := 0; i < b.N; i += n {
+		o := i & (len(addrs) - 1)
+		f.LookupDsts(addrs[o:o+n], out)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Mlookups/s")
+}
+
+// BenchmarkFastLPM900kRandom is the bare walk of the merged structure, one
+// address at a time and 32 at a time.
+func BenchmarkFastLPM900kRandom(b *testing.B) {
+	benchSetup(b)
+	fs := bench.f.fast.Load()
+	addrs := bench.rnd
+	n := uint32(0)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		n += fs.lpm(addrs[i&(len(addrs)-1)])
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Mlookups/s")
+}
+
+func BenchmarkFastLPMBulk900kRandom(b *testing.B) {
+	benchSetup(b)
+	fs := bench.f.fast.Load()
+	addrs := bench.rnd
+	var pids [bulkN]uint32
+	b.ResetTimer()
+	for i := 0; i < b.N; i += bulkN {
+		o := i & (len(addrs) - 1)
+		fs.lpmBulk(addrs[o:o+bulkN], &pids)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Mlookups/s")
+}
+
 func BenchmarkBuild900k(b *testing.B) {
 	ps := GenerateBGP(benchSize, 1)
 	b.ResetTimer()
@@ -157,6 +229,9 @@ func BenchmarkMemory900k(b *testing.B) {
 	b.ReportMetric(float64(bytes)/float64(len(ps)), "trie-B/prefix")
 	b.ReportMetric(float64(bytes)/1e6, "trie-MB")
 	b.ReportMetric(float64(nodes), "nodes")
+	fs := f.fast.Load()
+	b.ReportMetric(float64(fs.bytes())/float64(len(ps)), "lookup-B/prefix")
+	b.ReportMetric(float64(fs.bytes())/1e6, "lookup-MB")
 	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(len(ps)), "heap-B/prefix")
 	runtime.KeepAlive(f)
 }

@@ -201,6 +201,8 @@ type FIB struct {
 	custom   atomic.Bool
 	local    *table // cached: IsLocal and auto routes use them directly
 	main     *table
+	fast     atomic.Pointer[fsnap] // local, main and default merged (see fast.go)
+	fw       fastWriter
 }
 
 // New returns an empty FIB with the default rules and the local, main and
@@ -225,6 +227,7 @@ func New(gen *cache.GenID, cores int) *FIB {
 	f.rules = defaultRules()
 	f.publishPortsLocked()
 	f.publishRulesLocked()
+	f.rebuildFast()
 	return f
 }
 

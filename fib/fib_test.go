@@ -279,7 +279,7 @@ func TestLookupAndGet(t *testing.T) {
 	k := Key{Dst: ip("10.3.2.3"), Src: ip("192.0.2.50"), Tos: 0x10, Iif: 0, Oif: -1}
 	var res Result
 	f.Lookup(&k, &res)
-	if got := FormatGet(k.Dst, &k, &res, f); got != "10.3.2.3 from 192.0.2.50 tos 0x10 via 198.51.100.5 dev port1 iif port0" {
+	if got := FormatGet(k.Dst, &k, &res, f); got != "10.3.2.3 from 192.0.2.50 via 198.51.100.5 dev port1 iif port0" {
 		t.Errorf("tos get: %q", got)
 	}
 	if res.MTU != 9000 {
@@ -304,7 +304,7 @@ func TestLookupAndGet(t *testing.T) {
 	// Output with a port and no route: on-link.
 	k = Key{Dst: ip("8.8.8.8"), Iif: -1, Oif: 1, Mark: 5}
 	f.LookupOutput(&k, &res)
-	if got := FormatGet(k.Dst, &k, &res, f); got != "8.8.8.8 dev port1 src 198.51.100.1 mark 0x5" {
+	if got := FormatGet(k.Dst, &k, &res, f); got != "8.8.8.8 dev port1 src 198.51.100.1 mark 5" {
 		t.Errorf("onlink output: %q", got)
 	}
 	// Output with a source that is not ours.

@@ -3,23 +3,36 @@ package fib
 // Lookup routes a received packet (ip_route_input_slow): the policy rules,
 // then the tables they name. Lock-free, no allocation.
 func (f *FIB) Lookup(k *Key, res *Result) {
-	*res = Result{}
 	ps := f.portSnap.Load()
+	if inputSpecial(k, ps, res) {
+		return
+	}
+	f.lookupRules(k, ps, res)
+	inputFinish(res)
+}
+
+// inputSpecial clears res and answers the destinations an input lookup
+// never takes to the tables: broadcast, martians, multicast.
+func inputSpecial(k *Key, ps *portSnap, res *Result) bool {
+	*res = Result{}
 	dst := k.Dst
 	if dst == 0xffffffff || dst == 0 && k.Src == 0 {
 		res.Type = Broadcast
 		res.Prefsrc = selectAddr(ps, k.Iif, 0)
-		return
+		return true
 	}
 	if dst>>24 == 0 || dst>>24 == 127 || isMartianSrc(k.Src) {
 		res.Err = ErrBlackhole // martian
-		return
+		return true
 	}
 	if dst>>28 == 0xe {
 		res.Type = Multicast
-		return
+		return true
 	}
-	f.lookupRules(k, ps, res)
+	return false
+}
+
+func inputFinish(res *Result) {
 	if res.Err != nil {
 		return
 	}
@@ -105,6 +118,17 @@ func (f *FIB) IsLocal(addr uint32) bool {
 // lookupRules walks the policy rules (fib_rules_lookup): a rule whose table
 // has no match, or matches a throw route, passes on to the next rule.
 func (f *FIB) lookupRules(k *Key, ps *portSnap, res *Result) {
+	if !f.custom.Load() {
+		if fastLookup(f.fast.Load(), k, ps, res) {
+			return
+		}
+		*res = Result{}
+	}
+	f.walkRules(k, ps, res)
+}
+
+// walkRules is the rule walk proper.
+func (f *FIB) walkRules(k *Key, ps *portSnap, res *Result) {
 	rs := f.ruleSnap.Load()
 	for i := range rs.rules {
 		r := &rs.rules[i]
@@ -162,46 +186,53 @@ func tableLookup(root *node, k *Key, minScope Scope, ps *portSnap, ignoreLink, f
 // error, a route with no usable nexthop is skipped.
 func matchLeaf(l *leaf, k *Key, minScope Scope, ps *portSnap, ignoreLink bool, res *Result) bool {
 	for _, r := range l.routes {
-		if r.Tos != 0 && r.Tos != k.Tos || r.Scope < minScope {
-			continue
+		if matchRoute(r, k, minScope, ps, ignoreLink, res) {
+			return true
 		}
-		var err error
-		var nh *Nexthop
-		switch r.Type {
-		case Blackhole:
-			err = ErrBlackhole
-		case Unreachable:
-			err = ErrHostUnreach
-		case Prohibit:
-			err = ErrProhibited
-		case Throw:
-			err = errThrow
-		default:
-			if len(r.Nexthops) > 0 {
-				nh = pickNexthop(r.Nexthops, k, ps, ignoreLink)
-				if nh == nil {
-					continue
-				}
-			}
-		}
-		res.Type = r.Type
-		res.Table = r.Table
-		res.Route = r
-		res.Nexthop = nh
-		res.Err = err
-		res.Prefsrc = r.Prefsrc
-		res.MTU = r.MTU
-		if nh != nil {
-			if res.Prefsrc == 0 {
-				res.Prefsrc = selectAddr(ps, nh.Port, nh.Gateway)
-			}
-			if res.MTU == 0 && nh.Port >= 0 && nh.Port < len(ps.mtu) {
-				res.MTU = ps.mtu[nh.Port]
-			}
-		}
-		return true
 	}
 	return false
+}
+
+// matchRoute fills res from r when r fits the key (see matchLeaf).
+func matchRoute(r *Route, k *Key, minScope Scope, ps *portSnap, ignoreLink bool, res *Result) bool {
+	if r.Tos != 0 && r.Tos != k.Tos || r.Scope < minScope {
+		return false
+	}
+	var err error
+	var nh *Nexthop
+	switch r.Type {
+	case Blackhole:
+		err = ErrBlackhole
+	case Unreachable:
+		err = ErrHostUnreach
+	case Prohibit:
+		err = ErrProhibited
+	case Throw:
+		err = errThrow
+	default:
+		if len(r.Nexthops) > 0 {
+			nh = pickNexthop(r.Nexthops, k, ps, ignoreLink)
+			if nh == nil {
+				return false
+			}
+		}
+	}
+	res.Type = r.Type
+	res.Table = r.Table
+	res.Route = r
+	res.Nexthop = nh
+	res.Err = err
+	res.Prefsrc = r.Prefsrc
+	res.MTU = r.MTU
+	if nh != nil {
+		if res.Prefsrc == 0 {
+			res.Prefsrc = selectAddr(ps, nh.Port, nh.Gateway)
+		}
+		if res.MTU == 0 && nh.Port >= 0 && nh.Port < len(ps.mtu) {
+			res.MTU = ps.mtu[nh.Port]
+		}
+	}
+	return true
 }
 
 // pickNexthop returns a live nexthop matching the key's output port, chosen

@@ -67,6 +67,7 @@ type Batch struct {
 	gen     uint64
 	txs     []*tableTx
 	changed bool
+	dirty   dirtySet // blocks of the merged fast structure to rebuild
 }
 
 type tableTx struct {
@@ -121,17 +122,26 @@ func (b *Batch) commit() {
 			x.t.root.Store(x.root)
 		}
 	}
+	if b.dirty.any() {
+		b.f.updateFast(&b.dirty)
+	}
 	if b.changed {
 		b.f.gen.Bump()
 	}
 	b.txs = nil
 	b.changed = false
+	b.dirty = dirtySet{}
 }
+
+func fastTable(id uint32) bool { return id == TableLocal || id == TableMain || id == TableDefault }
 
 func (x *tableTx) get(key uint32, plen uint8) *leaf { return x.root.exact(key, plen) }
 
 func (b *Batch) put(x *tableTx, key uint32, plen uint8, l *leaf) {
 	x.root = set(x.root, b.gen, 0, key, plen, l)
+	if fastTable(x.t.id) {
+		b.dirty.mark(key, plen)
+	}
 	x.changed = true
 	b.changed = true
 }
@@ -620,6 +630,9 @@ func (f *FIB) Flush(id uint32) (int, error) {
 			x.root = newRoot()
 			x.root.gen = b.gen
 			x.changed, b.changed = true, true
+			if fastTable(t.id) {
+				b.dirty.markAll()
+			}
 			t.count = 0
 			b.f.gwCache = nil
 		}

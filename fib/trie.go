@@ -24,6 +24,9 @@ type leaf struct {
 	routes []*Route
 	one    [1]*Route // backing of routes for the common single-route prefix
 	r0     Route     // that route, in the same allocation: one cache miss less per lookup
+	// pid is the leaf's id in the merged fast structure of epoch pepoch
+	// (writers only).
+	pid, pepoch uint32
 }
 
 func newLeaf(key uint32, plen uint8, routes []*Route) *leaf {

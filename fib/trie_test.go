@@ -79,6 +79,17 @@ func check(t testing.TB, f *FIB, rf *ref, a uint32) {
 			t.Fatalf("lookup %s (fast %v): got %s mtu %d, want %v %s mtu %d", ipStr(a), fast, got, res.MTU, wok, want, wmtu)
 		}
 	}
+	// The merged structure of the default rules (local and default are
+	// empty here) and its bulk walk.
+	fs := f.fast.Load()
+	var pids [bulkN]uint32
+	fs.lpmBulk([]uint32{a ^ 0x01000000, a, a ^ 0x80}, &pids)
+	for _, pid := range []uint32{fs.lpm(a), pids[1]} {
+		r := fs.routes[pid]
+		if (pid != 0) != wok || wok && (r.Dst != want.Addr || r.Len != want.Len || r.MTU != wmtu) {
+			t.Fatalf("merged lookup %s: pid %d route %v, want %v %s mtu %d", ipStr(a), pid, r, wok, want, wmtu)
+		}
+	}
 }
 
 // randomOps applies n random changes to f and rf, checking lookups after
@@ -144,6 +155,21 @@ func verifyAll(t testing.TB, f *FIB, rf *ref, rng *rand.Rand, lookups int) {
 	}
 	for i := 0; i < lookups; i++ {
 		check(t, f, rf, overlapAddr(rng))
+	}
+	// Bulk walks of full batches.
+	fs := f.fast.Load()
+	var pids [bulkN]uint32
+	for i := 0; i < lookups/bulkN; i++ {
+		var as [bulkN]uint32
+		for j := range as {
+			as[j] = overlapAddr(rng)
+		}
+		fs.lpmBulk(as[:], &pids)
+		for j, a := range as {
+			if pids[j] != fs.lpm(a) {
+				t.Fatalf("bulk lookup %s: pid %d, single %d", ipStr(a), pids[j], fs.lpm(a))
+			}
+		}
 	}
 	for l := range rf.m {
 		for a := range rf.m[l] {
