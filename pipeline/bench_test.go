@@ -93,3 +93,34 @@ func BenchmarkReceiveRandomDestinations(b *testing.B) {
 	}
 	benchBurst(b, h, frames)
 }
+
+// Uniform random destinations over a 900k-prefix BGP-like table.
+func BenchmarkReceiveRandom900k(b *testing.B) {
+	h := newHarness(b)
+	if err := h.nm.Apply(neighPermanent(1, ipB, macB)); err != nil {
+		b.Fatal(err)
+	}
+	h.step(0)
+	ps := fib.GenerateBGP(900000, 1)
+	err := h.f.Batch(func(bt *fib.Batch) error {
+		for _, p := range ps {
+			rt, err := fib.ParseRoute([]string{p.String(), "via", "198.51.100.2"}, h.f)
+			if err != nil {
+				return err
+			}
+			if err := bt.Add(rt); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	dsts := fib.AddrStream(ps, 8192, 3)
+	frames := make([][]byte, len(dsts))
+	for i, d := range dsts {
+		frames[i] = echoRequest(macR0, macA, ipA, d, 64, 1)
+	}
+	benchBurst(b, h, frames)
+}

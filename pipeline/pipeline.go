@@ -160,12 +160,11 @@ type Pipeline struct {
 	dec     [RxMax]*cache.Decision
 	out     [RxMax + BurstSize]outItem
 	nOut    int
+	route   [RxMax]int16 // per list entry: index into keys, or routeStatic/routeHint
+	keys    [RxMax]fib.Key
+	results [RxMax]fib.Result
 	key     fib.Key
 	res     fib.Result
-	hintDst uint32
-	hintTOS uint8
-	hintIif uint16
-	hint    *cache.Decision
 
 	pending   pendingSet
 	ipID      uint16
@@ -224,7 +223,6 @@ func (p *Pipeline) beginBurst() {
 	p.icmpTok.refill(p.now, p.knobs)
 	p.nIP = 0
 	p.nOut = 0
-	p.hint = nil
 }
 
 func (p *Pipeline) endBurst() {

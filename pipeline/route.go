@@ -19,45 +19,81 @@ var (
 	decMulticast   = &cache.Decision{Kind: cache.Blackhole, Port: -1}
 )
 
-// routeInput gives every valid packet its decision, walking the list once as
+// routeInput gives every valid packet its decision, walking the list as
 // ip_list_rcv_finish does: a packet with the previous packet's destination,
-// TOS and input port reuses its decision without a FIB lookup, unless policy
-// rules could tell them apart or the decision was a broadcast.
+// TOS and input port reuses its decision (a route hint) unless policy rules
+// could tell them apart or the decision was a broadcast. The remaining
+// packets are looked up together, so their cache misses overlap.
 func (p *Pipeline) routeInput() {
 	io := p.io
 	custom := p.sh.FIB.HasCustomRules()
+	nk := 0
+	var prevDst uint32
+	var prevTOS uint8
+	var prevIif uint16
+	prevOK := false
 	for k := 0; k < p.nIP; k++ {
 		i := int(p.ipList[k])
 		ip := bytesAt(io.RxData[i], int(io.RxLen[i]))[EthHdrLen:]
 		dst := be.Uint32(ip[ipDst:])
 		tos := ip[ipTOS]
 		iif := io.RxPort[i]
-		if p.hint != nil && !custom && dst == p.hintDst && tos == p.hintTOS && iif == p.hintIif {
-			p.dec[i] = p.hint
-			p.ctr.local[HintHits]++
-			continue
-		}
-		var d *cache.Decision
 		switch {
 		case dst == 0xffffffff:
-			d = decLimitedBcst
+			p.dec[i], p.route[k] = decLimitedBcst, routeStatic
+			prevOK = false
+			continue
 		case dst>>28 == 0xe:
-			d = decMulticast
-		default:
-			src := be.Uint32(ip[ipSrc:])
-			p.key = fib.Key{Dst: dst, Src: src, Tos: tos & 0x1c, Iif: int(iif), Oif: -1, Hash: fib.FlowHash(src, dst)}
+			p.dec[i], p.route[k] = decMulticast, routeStatic
+			prevOK = false
+			continue
+		case prevOK && !custom && dst == prevDst && tos == prevTOS && iif == prevIif:
+			p.route[k] = routeHint
+			continue
+		}
+		src := be.Uint32(ip[ipSrc:])
+		p.keys[nk] = fib.Key{Dst: dst, Src: src, Tos: tos & 0x1c, Iif: int(iif), Oif: -1, Hash: fib.FlowHash(src, dst)}
+		p.route[k] = int16(nk)
+		nk++
+		prevDst, prevTOS, prevIif, prevOK = dst, tos, iif, true
+	}
+	if nk > 0 {
+		p.sh.FIB.LookupBulk(p.keys[:nk], p.results[:nk])
+		p.ctr.local[FIBLookups] += uint64(nk)
+	}
+	var prev *cache.Decision
+	for k := 0; k < p.nIP; k++ {
+		i := int(p.ipList[k])
+		var d *cache.Decision
+		switch r := p.route[k]; {
+		case r == routeStatic:
+			prev = nil
+			continue
+		case r == routeHint && prev != nil && prev.Kind != cache.Broadcast:
+			d = prev
+			p.ctr.local[HintHits]++
+		case r == routeHint:
+			// The previous packet was a broadcast: its decision is not
+			// reused, as the kernel's hint check says.
+			ip := bytesAt(io.RxData[i], int(io.RxLen[i]))[EthHdrLen:]
+			dst, src := be.Uint32(ip[ipDst:]), be.Uint32(ip[ipSrc:])
+			p.key = fib.Key{Dst: dst, Src: src, Tos: ip[ipTOS] & 0x1c, Iif: int(io.RxPort[i]), Oif: -1, Hash: fib.FlowHash(src, dst)}
 			p.sh.FIB.Lookup(&p.key, &p.res)
 			p.ctr.local[FIBLookups]++
 			d = p.inputDecision(&p.res, dst)
+		default:
+			d = p.inputDecision(&p.results[r], p.keys[r].Dst)
 		}
 		p.dec[i] = d
-		if d.Kind != cache.Broadcast {
-			p.hint, p.hintDst, p.hintTOS, p.hintIif = d, dst, tos, iif
-		} else {
-			p.hint = nil
-		}
+		prev = d
 	}
 }
+
+// route[k] says how packet k of the list gets its decision.
+const (
+	routeStatic = int16(-1) // fixed by its destination (broadcast, multicast)
+	routeHint   = int16(-2) // the previous packet's decision
+)
 
 // staticDecision maps a result without a usable nexthop to its shared decision.
 func staticDecision(res *fib.Result) *cache.Decision {
