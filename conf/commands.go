@@ -136,26 +136,35 @@ var routeOps = map[string]fib.Op{"add": fib.OpAdd, "a": fib.OpAdd, "del": fib.Op
 // once, which is what makes a full Internet table load in seconds.
 func (r *Router) ExecBatch(cmds [][]string) (string, int, error) {
 	var out strings.Builder
+	var parseErr error
+	parseAt := 0
 	for i := 0; i < len(cmds); {
 		j := i
 		for j < len(cmds) && isRouteChange(cmds[j]) {
 			j++
 		}
 		if j > i {
+			// Parse first: the parser reads the FIB's ports, which a
+			// batch in progress holds locked.
+			routes := make([]fib.Route, 0, j-i)
+			for k := i; k < j; k++ {
+				rt, err := fib.ParseRoute(cmds[k][2:], r.FIB)
+				if err != nil {
+					if len(routes) == 0 {
+						return out.String(), k, err
+					}
+					parseErr, parseAt = err, k
+					break
+				}
+				routes = append(routes, rt)
+			}
 			failed := -1
 			var ferr error
 			err := r.FIB.Batch(func(b *fib.Batch) error {
-				for k := i; k < j; k++ {
-					rt, err := fib.ParseRoute(cmds[k][2:], r.FIB)
-					if err == nil {
-						err = b.Apply(fib.RouteCmd{Op: routeOps[cmds[k][1]], Route: rt})
-						if err != nil {
-							err = fmt.Errorf("RTNETLINK answers: %s", errText(err))
-						}
-					}
-					if err != nil {
-						failed, ferr = k, err
-						return err
+				for n, rt := range routes {
+					if err := b.Apply(fib.RouteCmd{Op: routeOps[cmds[i+n][1]], Route: rt}); err != nil {
+						failed, ferr = i+n, fmt.Errorf("RTNETLINK answers: %s", errText(err))
+						return ferr
 					}
 				}
 				return nil
@@ -165,6 +174,9 @@ func (r *Router) ExecBatch(cmds [][]string) (string, int, error) {
 			}
 			if err != nil {
 				return out.String(), i, err
+			}
+			if parseErr != nil {
+				return out.String(), parseAt, parseErr
 			}
 			i = j
 			continue

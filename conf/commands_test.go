@@ -153,3 +153,33 @@ func BenchmarkBatchLoad900k(b *testing.B) {
 	}
 	_ = fmt.Sprint
 }
+
+// Route changes, multipath, throw and rules in one batch complete (the
+// parser must not need the lock a FIB batch holds).
+func TestBatchMixedCommands(t *testing.T) {
+	r := testRouter(t)
+	var cmds [][]string
+	for _, l := range []string{
+		"route add 10.1.0.0/16 via 192.0.2.2 dev port0",
+		"route add 10.2.0.0/24 nexthop via 192.0.2.2 weight 1 nexthop via 198.51.100.2 weight 2",
+		"route add throw 10.3.0.0/16 table 100",
+		"route add 10.0.0.0/8 via 192.0.2.3 table 100",
+		"rule add from 10.1.0.0/16 lookup 100 priority 100",
+		"route add default via 198.51.100.2",
+	} {
+		cmds = append(cmds, strings.Fields(l))
+	}
+	done := make(chan error, 1)
+	go func() { _, _, err := r.ExecBatch(cmds); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("batch did not complete")
+	}
+	if got := exec(t, r, "route get 10.9.9.9 from 10.1.2.3 iif port0"); !strings.Contains(got, "via 192.0.2.3") {
+		t.Fatalf("rule and table 100 not applied: %q", got)
+	}
+}
