@@ -176,7 +176,9 @@ func (r *router) stop() error {
 
 func (r *router) ctl(args ...string) (string, error) {
 	ferryctl := filepath.Join(binDir(r.t), "ferryctl")
-	out, err := exec.Command(ferryctl, append([]string{"--socket", r.socket}, args...)...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, ferryctl, append([]string{"--socket", r.socket}, args...)...).CombinedOutput()
 	return string(out), err
 }
 
