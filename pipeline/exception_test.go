@@ -245,3 +245,73 @@ func TestNoHintsWithCustomRules(t *testing.T) {
 		t.Fatalf("hint hits %d, lookups %d", h.counter(HintHits), h.counter(FIBLookups))
 	}
 }
+
+// A flood of fragmentation-needed messages for random destinations leaves
+// the exception table within its bound.
+func TestPMTUFloodBounded(t *testing.T) {
+	h := newHarness(t)
+	h.permanent(1, ipB, macB)
+	h.addRoute("default", "via", "198.51.100.2")
+	r := uint32(12345)
+	var in []sent
+	for i := 0; i < 100000; i++ {
+		r = r*1664525 + 1013904223
+		// Random destinations behind port1's gateway (the default route
+		// the harness adds below) and inside 203.0.113.0/24.
+		target := r | 1<<31
+		if i%2 == 0 {
+			target = ip4(203, 0, 113, 0) | r&0xff
+		}
+		inner := echoRequest(macR1, macR1, ipR1, target, 64, 1)[EthHdrLen:][:28]
+		pl := make([]byte, 8+len(inner))
+		pl[0], pl[1] = ICMPDestUnreach, CodeFragNeeded
+		be.PutUint16(pl[6:], uint16(600+r%700))
+		copy(pl[8:], inner)
+		be.PutUint16(pl[2:], checksum(pl, 0))
+		in = append(in, sent{1, ipPacket(macR1, macB, ipB, ipR1, 64, ProtoICMP, pl)})
+		if len(in) == BurstSize {
+			h.burst(in...)
+			in = in[:0]
+		}
+	}
+	total := 0
+	for _, o := range cache.ExceptionOwners() {
+		if tb := o.Cache.Exceptions(); tb != nil {
+			total += tb.Len()
+		}
+	}
+	if total == 0 || total > 4*cache.ExcBuckets*cache.ExcDepth {
+		t.Fatalf("%d exceptions after the flood", total)
+	}
+	if h.held() != 0 {
+		t.Fatalf("%d buffers leaked", h.held())
+	}
+}
+
+// The router's own replies (output decisions, per core) do not allocate
+// once warm.
+func TestWarmOutputPathDoesNotAllocate(t *testing.T) {
+	h := newHarness(t)
+	h.permanent(0, ipA, macA)
+	frame := echoRequest(macR0, macA, ipA, ipR0, 64, 1)
+	buf := h.newBuf()
+	load := func() {
+		copy(buf.data[:], frame)
+		h.io.RxRef[0] = unsafePtr(buf)
+		h.io.RxData[0] = unsafePtr(&buf.data[0])
+		h.io.RxLen[0] = uint16(len(frame))
+		h.io.RxCap[0] = uint16(len(buf.data))
+		h.io.RxPort[0] = 0
+		h.rxN = 1
+	}
+	load()
+	h.p.Process()
+	allocs := testing.AllocsPerRun(200, func() {
+		h.io.TxN[0] = 0
+		load()
+		h.p.Process()
+	})
+	if allocs != 0 || h.io.TxN[0] != 1 || h.counter(ICMPEchoReplied) < 200 {
+		t.Fatalf("%v allocations per echo reply (sent %d)", allocs, h.io.TxN[0])
+	}
+}
