@@ -51,12 +51,54 @@ type coreSlot struct {
 	_ [56]byte
 }
 
-// NhCache is the decision cache every nexthop carries: one decision for
-// received packets and one per core for packets the router sends itself.
-type NhCache struct {
+// slots are the cached decisions of a nexthop or of one of its exceptions:
+// one for received packets and one per core for packets the router sends.
+type slots struct {
 	input  atomic.Pointer[Decision]
 	output []coreSlot
-	exc    atomic.Pointer[ExceptionTable] // created on the first exception
+}
+
+// Input returns the cached input decision if it is still valid.
+func (s *slots) Input(g *GenID) *Decision {
+	if d := s.input.Load(); g.Valid(d) {
+		return d
+	}
+	return nil
+}
+
+// SetInput publishes a new input decision.
+func (s *slots) SetInput(d *Decision) { s.input.Store(d) }
+
+// Output returns core's cached output decision if it is still valid.
+func (s *slots) Output(g *GenID, core int) *Decision {
+	if core < 0 || core >= len(s.output) {
+		return nil
+	}
+	if d := s.output[core].d.Load(); g.Valid(d) {
+		return d
+	}
+	return nil
+}
+
+// SetOutput publishes core's output decision; only that core writes its slot.
+func (s *slots) SetOutput(core int, d *Decision) {
+	if core >= 0 && core < len(s.output) {
+		s.output[core].d.Store(d)
+	}
+}
+
+// NhCache is the decision cache every nexthop carries, and its exceptions.
+type NhCache struct {
+	slots
+	exc atomic.Pointer[ExceptionTable] // created on the first exception
+}
+
+// NewNhCache sizes the per-core output slots.
+func NewNhCache(cores int) *NhCache {
+	if cores < 1 {
+		cores = 1
+	}
+	return &NhCache{slots: slots{output: make([]coreSlot, cores)}}
 }
 
 // Exceptions returns the nexthop's exception table, nil while it has none.
@@ -72,41 +114,4 @@ func (c *NhCache) ExceptionsForUpdate() *ExceptionTable {
 		return t
 	}
 	return c.exc.Load()
-}
-
-// NewNhCache sizes the per-core output slots.
-func NewNhCache(cores int) *NhCache {
-	if cores < 1 {
-		cores = 1
-	}
-	return &NhCache{output: make([]coreSlot, cores)}
-}
-
-// Input returns the cached input decision if it is still valid.
-func (c *NhCache) Input(g *GenID) *Decision {
-	if d := c.input.Load(); g.Valid(d) {
-		return d
-	}
-	return nil
-}
-
-// SetInput publishes a new input decision.
-func (c *NhCache) SetInput(d *Decision) { c.input.Store(d) }
-
-// Output returns core's cached output decision if it is still valid.
-func (c *NhCache) Output(g *GenID, core int) *Decision {
-	if core < 0 || core >= len(c.output) {
-		return nil
-	}
-	if d := c.output[core].d.Load(); g.Valid(d) {
-		return d
-	}
-	return nil
-}
-
-// SetOutput publishes core's output decision; only that core writes its slot.
-func (c *NhCache) SetOutput(core int, d *Decision) {
-	if core >= 0 && core < len(c.output) {
-		c.output[core].d.Store(d)
-	}
 }

@@ -31,41 +31,11 @@ type Exception struct {
 	Expires int64  // on the Now clock; 0 never
 	Stamp   int64  // last update, for oldest-first reclaim
 
-	input  atomic.Pointer[Decision]
-	output []coreSlot
+	slots // the exception's own decisions
 }
 
 // Expired reports whether the exception no longer applies at now.
 func (e *Exception) Expired(now int64) bool { return e.Expires != 0 && now >= e.Expires }
-
-// Input returns the exception's cached input decision if still valid.
-func (e *Exception) Input(g *GenID) *Decision {
-	if d := e.input.Load(); g.Valid(d) {
-		return d
-	}
-	return nil
-}
-
-// SetInput publishes the exception's input decision.
-func (e *Exception) SetInput(d *Decision) { e.input.Store(d) }
-
-// Output returns core's cached output decision if still valid.
-func (e *Exception) Output(g *GenID, core int) *Decision {
-	if core < 0 || core >= len(e.output) {
-		return nil
-	}
-	if d := e.output[core].d.Load(); g.Valid(d) {
-		return d
-	}
-	return nil
-}
-
-// SetOutput publishes core's output decision.
-func (e *Exception) SetOutput(core int, d *Decision) {
-	if core >= 0 && core < len(e.output) {
-		e.output[core].d.Store(d)
-	}
-}
 
 // ExceptionTable is one nexthop's exceptions. Readers walk immutable chains
 // without locks; writers (rare: ICMP from the network, the control plane)
@@ -118,7 +88,7 @@ func (t *ExceptionTable) updateLocked(daddr, gw, pmtu uint32, locked bool, expir
 	if c := slot.Load(); c != nil {
 		old = *c
 	}
-	ne := &Exception{Daddr: daddr, Stamp: now, output: make([]coreSlot, t.cores)}
+	ne := &Exception{Daddr: daddr, Stamp: now, slots: slots{output: make([]coreSlot, t.cores)}}
 	at := -1
 	for i, e := range old {
 		if e.Daddr == daddr {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -188,9 +189,7 @@ func tcpTransfer(t *testing.T, from, to *netns, addr string, n int) time.Duratio
 	dir := t.TempDir()
 	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
 	data := make([]byte, n)
-	for i := range data {
-		data[i] = byte(i*7 + i>>9)
-	}
+	rand.Read(data)
 	os.WriteFile(src, data, 0o644)
 	recv := make(chan error, 1)
 	go func() {

@@ -1,12 +1,7 @@
 package e2e
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -66,51 +61,9 @@ func TestForwardingEndToEnd(t *testing.T) {
 	})
 
 	t.Run("TCPTransfer", func(t *testing.T) {
-		dir := t.TempDir()
-		src := filepath.Join(dir, "src.bin")
-		dst := filepath.Join(dir, "dst.bin")
-		data := make([]byte, 12<<20)
-		rand.Read(data)
-		if err := os.WriteFile(src, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		want := sha256.Sum256(data)
-		// The receiver writes what it gets and exits at EOF.
-		srv := fmt.Sprintf("exec nc -l -p 5001 > %s < /dev/null", dst)
-		recv := make(chan error, 1)
-		go func() {
-			out, err := b.run(t, "sh", "-c", "timeout 60 sh -c '"+srv+"'")
-			if err != nil {
-				err = fmt.Errorf("%v: %s", err, out)
-			}
-			recv <- err
-		}()
-		time.Sleep(500 * time.Millisecond)
-		start := time.Now()
-		var out string
-		var err error
-		for i := 0; i < 10; i++ {
-			out, err = a.run(t, "sh", "-c", fmt.Sprintf("timeout 60 nc -N 198.51.100.2 5001 < %s", src))
-			if err == nil || !strings.Contains(out, "refused") {
-				break
-			}
-			time.Sleep(300 * time.Millisecond)
-		}
-		if err != nil {
-			t.Fatalf("send: %v\n%s", err, out)
-		}
-		if err := <-recv; err != nil {
-			t.Fatalf("receive: %v", err)
-		}
-		took := time.Since(start)
-		got, err := os.ReadFile(dst)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if sum := sha256.Sum256(got); sum != want {
-			t.Fatalf("transfer corrupted: got %d bytes sha256 %s, want %d bytes %s", len(got), hex.EncodeToString(sum[:]), len(data), hex.EncodeToString(want[:]))
-		}
-		t.Logf("TCP A→B through ferryd: %d MB intact in %v (%.0f Mbit/s)", len(data)>>20, took.Round(time.Millisecond), float64(len(data))*8/took.Seconds()/1e6)
+		const size = 12 << 20
+		took := tcpTransfer(t, a, b, "198.51.100.2", size)
+		t.Logf("TCP A→B through ferryd: %d MB intact in %v (%.0f Mbit/s)", size>>20, took.Round(time.Millisecond), float64(size)*8/took.Seconds()/1e6)
 	})
 
 	t.Run("TTLExceeded", func(t *testing.T) {
