@@ -35,12 +35,17 @@ var bench struct {
 	ps   []Prefix
 	rnd  []uint32
 	skew []uint32
+	gw   []uint8 // each prefix's gateway (index in benchGWs)
 }
 
 func benchSetup(b *testing.B) {
 	bench.once.Do(func() {
 		bench.ps = GenerateBGP(benchSize, 1)
 		bench.f = buildBGP(b, bench.ps)
+		bench.gw = make([]uint8, len(bench.ps))
+		for i := range bench.gw {
+			bench.gw[i] = uint8(i % len(benchGWs))
+		}
 		bench.rnd = AddrStream(bench.ps, 1<<20, 2)
 		bench.skew = SkewedAddrStream(bench.ps, 1<<20, 100000, 3)
 	})
@@ -100,16 +105,21 @@ func BenchmarkLookupBulk900kSkewed(b *testing.B) { benchSetup(b); benchBulk(b, b
 func benchBulk(b *testing.B, addrs []uint32) {
 	f := bench.f
 	const n = 32
-	keys := make([]Key, len(addrs))
-	for i, a := range addrs {
-		keys[i] = Key{Dst: a, Src: 0xc0000263, Iif: 0, Oif: -1}
+	// One burst of keys, refilled from the address stream as the pipeline
+	// fills it from the packets it received.
+	keys := make([]Key, n)
+	for i := range keys {
+		keys[i] = Key{Src: 0xc0000263, Iif: 0, Oif: -1}
 	}
 	res := make([]Result, n)
 	miss := 0
 	b.ResetTimer()
 	for i := 0; i < b.N; i += n {
-		o := i & (len(keys) - 1)
-		f.LookupBulk(keys[o:o+n], res)
+		as := addrs[i&(len(addrs)-1):][:n]
+		for j := range keys {
+			keys[j].Dst = as[j]
+		}
+		f.LookupBulk(keys, res)
 		if res[0].Err != nil {
 			miss++
 		}
@@ -143,10 +153,12 @@ func BenchmarkFastLPM900kRandom(b *testing.B) {
 	benchSetup(b)
 	fs := bench.f.fast.Load()
 	addrs := bench.rnd
-	n := uint32(0)
+	n := 0
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		n += fs.lpm(addrs[i&(len(addrs)-1)])
+		if fs.lpm(addrs[i&(len(addrs)-1)]).route != nil {
+			n++
+		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Mlookups/s")
 }
@@ -155,7 +167,7 @@ func BenchmarkFastLPMBulk900kRandom(b *testing.B) {
 	benchSetup(b)
 	fs := bench.f.fast.Load()
 	addrs := bench.rnd
-	var pids [bulkN]uint32
+	var pids [bulkN]pinfo
 	b.ResetTimer()
 	for i := 0; i < b.N; i += bulkN {
 		o := i & (len(addrs) - 1)
@@ -195,10 +207,14 @@ func BenchmarkUpdatesWhileReading(b *testing.B) {
 		reads.Store(n)
 		close(done)
 	}()
+	rebuilds, compactions := f.fw.rebuilds, f.fw.compactions
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		p := bench.ps[(i*7919)%len(bench.ps)]
-		r := Route{Dst: p.Addr, Len: p.Len, Proto: 186, Nexthops: []*Nexthop{{Gateway: benchGWs[(i+1)%len(benchGWs)], Port: -1}}}
+		// Every replace changes the gateway, also when -count repeats.
+		j := (i * 7919) % len(bench.ps)
+		p := bench.ps[j]
+		bench.gw[j] = (bench.gw[j] + 1) % uint8(len(benchGWs))
+		r := Route{Dst: p.Addr, Len: p.Len, Proto: 186, Nexthops: []*Nexthop{{Gateway: benchGWs[bench.gw[j]], Port: -1}}}
 		if err := f.Replace(r); err != nil {
 			b.Fatal(err)
 		}
@@ -209,6 +225,8 @@ func BenchmarkUpdatesWhileReading(b *testing.B) {
 	sec := b.Elapsed().Seconds()
 	b.ReportMetric(float64(b.N)/sec, "updates/s")
 	b.ReportMetric(float64(reads.Load())/sec/1e6, "Mreads/s")
+	b.ReportMetric(float64(f.fw.rebuilds-rebuilds), "rebuilds")
+	b.ReportMetric(float64(f.fw.compactions-compactions), "compactions")
 }
 
 // BenchmarkMemory900k reports the lookup structure's bytes per prefix

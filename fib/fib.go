@@ -314,6 +314,7 @@ func (f *FIB) publishPortsLocked() {
 		}
 	}
 	f.portSnap.Store(ps)
+	f.refreshAnswers() // they depend on the ports
 }
 
 // selectAddr is the kernel's inet_select_addr for addresses of universe

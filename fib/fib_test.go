@@ -413,4 +413,18 @@ func TestZeroAlloc(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("lookups allocate %v times", allocs)
 	}
+	bulk := make([]Key, 40)
+	for i := range bulk {
+		bulk[i] = keys[i%len(keys)]
+	}
+	res2 := make([]Result, len(bulk))
+	dsts := make([]uint32, len(bulk))
+	out := make([]*Route, len(bulk))
+	allocs = testing.AllocsPerRun(100, func() {
+		f.LookupBulk(bulk, res2)
+		f.LookupDsts(dsts, out)
+	})
+	if allocs != 0 {
+		t.Errorf("bulk lookups allocate %v times", allocs)
+	}
 }

@@ -3,12 +3,30 @@ package fib
 // Lookup routes a received packet (ip_route_input_slow): the policy rules,
 // then the tables they name. Lock-free, no allocation.
 func (f *FIB) Lookup(k *Key, res *Result) {
-	ps := f.portSnap.Load()
-	if inputSpecial(k, ps, res) {
+	if inputMaybeSpecial(k) && inputSpecial(k, f.portSnap.Load(), res) {
 		return
 	}
-	f.lookupRules(k, ps, res)
+	if !f.custom.Load() {
+		fs := f.fast.Load()
+		pi := fs.lpm(k.Dst)
+		if a := fs.ansFor(pi.ans, k); a != nil {
+			a.fill(pi.route, a.inErr, res)
+			return
+		}
+		f.lookupSlow(fs, pi.route, k, res)
+		return
+	}
+	ps := f.portSnap.Load()
+	*res = Result{}
+	f.walkRules(k, ps, res)
 	inputFinish(res)
+}
+
+// inputMaybeSpecial is a quick test for the keys inputSpecial answers
+// (some others pass it too).
+func inputMaybeSpecial(k *Key) bool {
+	top := k.Dst >> 24
+	return top == 0 || top == 127 || top >= 0xe0 || k.Src >= 0xe0000000
 }
 
 // inputSpecial clears res and answers the destinations an input lookup

@@ -3,7 +3,15 @@ package fib
 import (
 	"math/rand"
 	"testing"
+	"unsafe"
 )
+
+// A node of the merged structure is one cache line, an answer half of one.
+func TestMergedSizes(t *testing.T) {
+	if n, a := unsafe.Sizeof(fnode{}), unsafe.Sizeof(answer{}); n != 64 || a != 32 {
+		t.Errorf("fnode %d bytes, answer %d", n, a)
+	}
+}
 
 // TestMergedDifferential checks the merged fast path of the default rules
 // (Lookup, LookupOutput, LookupBulk, LookupDsts) against the exact rule
@@ -13,6 +21,7 @@ import (
 func TestMergedDifferential(t *testing.T) {
 	rng := rand.New(rand.NewSource(5))
 	f := testFIB(t)
+	f.fw.slack = 1 // compact often
 	must(t, f.SetPort(2, "port2", 1500, true))
 	must(t, f.AddAddress(2, ip("10.0.0.1"), 8))
 	must(t, f.AddAddress(2, ip("128.0.0.1"), 16))
@@ -59,9 +68,20 @@ func TestMergedDifferential(t *testing.T) {
 		default:
 			_ = f.Add(r)
 		}
-		if rng.Intn(100) == 0 {
+		// Port changes move the answers: liveness, MTU, source addresses.
+		switch rng.Intn(100) {
+		case 0:
 			port := rng.Intn(3)
 			must(t, f.SetPort(port, f.PortName(port), 1500, rng.Intn(2) == 0))
+		case 1:
+			port := rng.Intn(3)
+			must(t, f.SetPort(port, f.PortName(port), 1280+rng.Intn(8000), true))
+		case 2:
+			a := ip("172.16.0.1") + uint32(rng.Intn(4))<<8
+			port := rng.Intn(3)
+			if err := f.AddAddress(port, a, 24); err != nil {
+				_ = f.DelAddress(port, a, 24)
+			}
 		}
 		if i%50 != 49 {
 			continue
@@ -80,6 +100,7 @@ func TestMergedDifferential(t *testing.T) {
 		if f.HasCustomRules() {
 			t.Fatal("custom rules")
 		}
+		checkAnswers(t, f, rng, stats)
 		for j := range keys {
 			f.Lookup(&keys[j], &got[j])
 			k := keys[j]
@@ -97,8 +118,8 @@ func TestMergedDifferential(t *testing.T) {
 			var want Result
 			f.Lookup(&keys[j], &want)
 			stats[want.Type.String()+errText0(want.Err)]++
-			if want != got[j] || want != bulk[j] {
-				t.Fatalf("op %d: lookup %+v:\n fast %+v\n bulk %+v\n want %+v", i, keys[j], got[j], bulk[j], want)
+			if d := resultDiff(&got[j], &want) + resultDiff(&bulk[j], &want); d != "" {
+				t.Fatalf("op %d: lookup %+v:%s\n fast %+v\n bulk %+v\n want %+v", i, keys[j], d, got[j], bulk[j], want)
 			}
 			k := Key{Dst: dsts[j], Iif: -1, Oif: -1}
 			f.Lookup(&k, &want)
@@ -110,13 +131,109 @@ func TestMergedDifferential(t *testing.T) {
 				t.Fatalf("op %d: LookupDsts %s: %v, want %v", i, ipStr(dsts[j]), routes[j], wr)
 			}
 			f.LookupOutput(&okeys[j], &want)
-			if want != out[j] {
-				t.Fatalf("op %d: output %+v:\n fast %+v\n want %+v", i, okeys[j], out[j], want)
+			if d := resultDiff(&out[j], &want); d != "" {
+				t.Fatalf("op %d: output %+v:%s\n fast %+v\n want %+v", i, okeys[j], d, out[j], want)
 			}
 		}
 		must(t, f.DelRule(dummy))
 	}
-	t.Logf("results: %v", stats)
+	t.Logf("results: %v; %d full builds, %d compactions", stats, f.fw.rebuilds, f.fw.compactions)
+	if f.fw.compactions == 0 {
+		t.Error("no compaction")
+	}
+	if stats["answer"] == 0 || stats["answer multipath"] == 0 || stats["answer slow"] == 0 {
+		t.Errorf("answer table barely exercised: %v", stats)
+	}
+}
+
+// resultDiff names the fields in which got differs from want.
+func resultDiff(got, want *Result) string {
+	s := ""
+	if got.Type != want.Type {
+		s += " Type"
+	}
+	if got.Table != want.Table {
+		s += " Table"
+	}
+	if got.Route != want.Route {
+		s += " Route"
+	}
+	if got.Nexthop != want.Nexthop {
+		s += " Nexthop"
+	}
+	if got.Prefsrc != want.Prefsrc {
+		s += " Prefsrc"
+	}
+	if got.MTU != want.MTU {
+		s += " MTU"
+	}
+	if got.Err != want.Err {
+		s += " Err"
+	}
+	if s == "" && *got != *want {
+		s = " (other)"
+	}
+	return s
+}
+
+// checkAnswers checks every prefix value of the published merged structure:
+// where its answer tells, the Result it gives for output and input lookups
+// (with several flow hashes) must be matchRoute's on the prefix's route.
+func checkAnswers(t *testing.T, f *FIB, rng *rand.Rand, stats map[string]int) {
+	t.Helper()
+	fs := f.fast.Load()
+	ps := f.portSnap.Load()
+	if fs.ans[0] != noRoute || fs.info[0] != (pinfo{}) {
+		t.Fatalf("pid 0: %+v, answer 0 %+v", fs.info[0], fs.ans[0])
+	}
+	check := func(pi pinfo) {
+		if pi.route == nil {
+			if pi.ans != 0 {
+				t.Fatalf("no route with answer %d", pi.ans)
+			}
+			return
+		}
+		h := fs.ans[pi.ans]
+		switch {
+		case h.flags&ansSlow != 0:
+			stats["answer slow"]++
+		case h.flags&ansMulti != 0:
+			stats["answer multipath"]++
+		default:
+			stats["answer"]++
+		}
+		for _, hash := range []uint32{0, rng.Uint32(), rng.Uint32(), ^uint32(0)} {
+			k := Key{Dst: pi.route.Dst, Iif: -1, Oif: -1, Hash: hash}
+			a := fs.ansFor(pi.ans, &k)
+			if a == nil {
+				continue
+			}
+			var got, want Result
+			a.fill(pi.route, a.err, &got)
+			if !matchRoute(pi.route, &k, ScopeUniverse, ps, false, &want) || want.Err == errThrow {
+				t.Fatalf("answer %+v for route %v, which does not match", *a, *pi.route)
+			}
+			if d := resultDiff(&got, &want); d != "" {
+				t.Fatalf("answer for route %v hash %#x:%s\n got %+v\n want %+v", *pi.route, hash, d, got, want)
+			}
+			a.fill(pi.route, a.inErr, &got)
+			inputFinish(&want)
+			if d := resultDiff(&got, &want); d != "" {
+				t.Fatalf("input answer for route %v hash %#x:%s\n got %+v\n want %+v", *pi.route, hash, d, got, want)
+			}
+			// With an output port, only the walk tells.
+			k.Oif = 0
+			if a.nh != nil && fs.ansFor(pi.ans, &k) != nil {
+				t.Fatalf("answer for route %v with an output port", *pi.route)
+			}
+		}
+	}
+	for _, pi := range fs.vals {
+		check(pi)
+	}
+	for _, pi := range fs.info {
+		check(pi)
+	}
 }
 
 func errText0(err error) string {

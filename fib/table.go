@@ -1,9 +1,9 @@
 package fib
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync/atomic"
 
 	"ferry/cache"
@@ -74,6 +74,7 @@ type tableTx struct {
 	t       *table
 	root    *node
 	changed bool
+	priv    []privNode // the nodes the batch made private, to finalize
 }
 
 type gwKey struct {
@@ -118,7 +119,8 @@ func (b *Batch) tx(t *table) *tableTx {
 func (b *Batch) commit() {
 	for _, x := range b.txs {
 		if x.changed {
-			finalize(x.root, b.gen, 0)
+			finalize(x.priv, b.gen)
+			x.priv = nil
 			x.t.root.Store(x.root)
 		}
 	}
@@ -138,7 +140,7 @@ func fastTable(id uint32) bool { return id == TableLocal || id == TableMain || i
 func (x *tableTx) get(key uint32, plen uint8) *leaf { return x.root.exact(key, plen) }
 
 func (b *Batch) put(x *tableTx, key uint32, plen uint8, l *leaf) {
-	x.root = set(x.root, b.gen, 0, key, plen, l)
+	x.root = set(x.root, b.gen, 0, key, plen, l, &x.priv)
 	if fastTable(x.t.id) {
 		b.dirty.mark(key, plen)
 	}
@@ -392,17 +394,35 @@ func (b *Batch) release(r *Route) {
 
 // infoKey identifies what routes may share: everything but the prefix and
 // TOS (the kernel's fib_info plus type and table, which decisions carry).
+// Binary, built without fmt: it is made for every route added.
 func infoKey(r *Route) string {
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "%d/%d/%d/%d/%d/%d/%d/%t", r.Table, r.Type, r.Scope, r.Proto, r.Priority, r.Prefsrc, r.MTU, r.MTULock)
+	var buf [64]byte
+	b := buf[:0]
+	b = binary.LittleEndian.AppendUint32(b, r.Table)
+	b = append(b, byte(r.Type), byte(r.Scope), r.Proto)
+	b = binary.LittleEndian.AppendUint32(b, r.Priority)
+	b = binary.LittleEndian.AppendUint32(b, r.Prefsrc)
+	b = binary.LittleEndian.AppendUint32(b, r.MTU)
+	if r.MTULock {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+	}
 	for _, nh := range r.Nexthops {
 		w := nh.Weight
 		if w < 1 {
 			w = 1
 		}
-		fmt.Fprintf(&sb, "|%d/%d/%d/%t", nh.Gateway, nh.Port, w, nh.Onlink)
+		b = binary.LittleEndian.AppendUint32(b, nh.Gateway)
+		b = binary.LittleEndian.AppendUint64(b, uint64(int64(nh.Port)))
+		b = binary.LittleEndian.AppendUint64(b, uint64(int64(w)))
+		if nh.Onlink {
+			b = append(b, 1)
+		} else {
+			b = append(b, 0)
+		}
 	}
-	return sb.String()
+	return string(b)
 }
 
 // checkNexthop validates nh and resolves its port from its gateway as
@@ -629,6 +649,7 @@ func (f *FIB) Flush(id uint32) (int, error) {
 		if n > 0 {
 			x.root = newRoot()
 			x.root.gen = b.gen
+			x.priv = append(x.priv, privNode{x.root, 0})
 			x.changed, b.changed = true, true
 			if fastTable(t.id) {
 				b.dirty.markAll()

@@ -27,6 +27,9 @@ type leaf struct {
 	// pid is the leaf's id in the merged fast structure of epoch pepoch
 	// (writers only).
 	pid, pepoch uint32
+	// ans is the index of its first route's answer there, of epoch
+	// aepoch (writers only).
+	ans, aepoch uint32
 }
 
 func newLeaf(key uint32, plen uint8, routes []*Route) *leaf {
@@ -48,9 +51,10 @@ type node struct {
 	kbase  [4]uint16 // children in earlier words
 	leaves []*leaf   // one per run; nil where no prefix of this node covers
 	kids   []*node
-	pfx    []*leaf // the prefixes this node owns, sorted by (plen, key)
-	gen    uint64  // batch that owns this unpublished node; 0 once published
-	dirty  bool    // leaves/lbits are stale (private nodes only)
+	pfx    []*leaf  // the prefixes this node owns, sorted by (plen, key)
+	pkey   []uint64 // pfxKey of each of pfx: searched without loading leaves
+	gen    uint64   // batch that owns this unpublished node; 0 once published
+	dirty  bool     // leaves/lbits are stale (private nodes only)
 	// ownP and ownK: a private node's pfx and kids are its own copies, not
 	// still shared with the published node it was cloned from.
 	ownP, ownK bool
@@ -103,18 +107,21 @@ func (n *node) kid(c uint) *node {
 // find returns the prefix (key, plen) among those n owns.
 func (n *node) find(key uint32, plen uint8) *leaf {
 	i := n.search(key, plen)
-	if i < len(n.pfx) && n.pfx[i].plen == plen && n.pfx[i].key == key {
+	if i < len(n.pkey) && n.pkey[i] == pfxKey(key, plen) {
 		return n.pfx[i]
 	}
 	return nil
 }
 
+// pfxKey orders prefixes by (plen, key).
+func pfxKey(key uint32, plen uint8) uint64 { return uint64(plen)<<32 | uint64(key) }
+
 func (n *node) search(key uint32, plen uint8) int {
-	lo, hi := 0, len(n.pfx)
+	k := pfxKey(key, plen)
+	lo, hi := 0, len(n.pkey)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		p := n.pfx[m]
-		if p.plen < plen || p.plen == plen && p.key < key {
+		if n.pkey[m] < k {
 			lo = m + 1
 		} else {
 			hi = m
@@ -205,12 +212,13 @@ func (n *node) clone(gen uint64) *node {
 // Private nodes only.
 func (n *node) setPfx(key uint32, plen uint8, l *leaf) {
 	i := n.search(key, plen)
-	hit := i < len(n.pfx) && n.pfx[i].plen == plen && n.pfx[i].key == key
+	hit := i < len(n.pkey) && n.pkey[i] == pfxKey(key, plen)
 	if !hit && l == nil {
 		return
 	}
 	if !n.ownP {
 		n.pfx = append(make([]*leaf, 0, len(n.pfx)+1), n.pfx...)
+		n.pkey = append(make([]uint64, 0, len(n.pkey)+1), n.pkey...)
 		n.ownP = true
 	}
 	switch {
@@ -218,10 +226,14 @@ func (n *node) setPfx(key uint32, plen uint8, l *leaf) {
 		n.pfx[i] = l
 	case hit:
 		n.pfx = append(n.pfx[:i], n.pfx[i+1:]...)
+		n.pkey = append(n.pkey[:i], n.pkey[i+1:]...)
 	case l != nil:
 		n.pfx = append(n.pfx, nil)
 		copy(n.pfx[i+1:], n.pfx[i:])
 		n.pfx[i] = l
+		n.pkey = append(n.pkey, 0)
+		copy(n.pkey[i+1:], n.pkey[i:])
+		n.pkey[i] = pfxKey(key, plen)
 	default:
 		return
 	}
@@ -263,24 +275,32 @@ func (n *node) setKid(c uint, k *node) {
 	}
 }
 
+// privNode is a node private to a batch, listed for finalize.
+type privNode struct {
+	n     *node
+	depth int
+}
+
 // set returns n with the prefix (key, plen) set to l (removed when nil),
-// copying n first unless the batch owns it. It returns nil for a non-root
-// node left empty.
-func set(n *node, gen uint64, depth int, key uint32, plen uint8, l *leaf) *node {
+// copying n first unless the batch owns it, and listing the nodes it makes
+// private in priv. It returns nil for a non-root node left empty.
+func set(n *node, gen uint64, depth int, key uint32, plen uint8, l *leaf, priv *[]privNode) *node {
 	if n == nil {
 		if l == nil {
 			return nil
 		}
 		n = &node{gen: gen, ownP: true, ownK: true}
+		*priv = append(*priv, privNode{n, depth})
 	} else if n.gen != gen {
 		n = n.clone(gen)
+		*priv = append(*priv, privNode{n, depth})
 	}
 	if depthOf(plen) == depth {
 		n.setPfx(key, plen, l)
 	} else {
 		c := slotOf(key, depth)
 		old := n.kid(c)
-		if k := set(old, gen, depth+1, key, plen, l); k != old {
+		if k := set(old, gen, depth+1, key, plen, l, priv); k != old {
 			n.setKid(c, k)
 		}
 	}
@@ -291,19 +311,24 @@ func set(n *node, gen uint64, depth int, key uint32, plen uint8, l *leaf) *node 
 }
 
 // finalize rebuilds the stale leaf runs of the batch's private nodes and
-// marks them published.
-func finalize(n *node, gen uint64, depth int) {
-	if n == nil || n.gen != gen {
-		return
+// marks them published. It takes them from the list set made rather than
+// walking the trie: that would load every child of the nodes on the path.
+func finalize(priv []privNode, gen uint64) {
+	for _, p := range priv {
+		finalizeNode(p.n, gen, p.depth)
 	}
-	for _, k := range n.kids {
-		finalize(k, gen, depth+1)
+}
+
+func finalizeNode(n *node, gen uint64, depth int) {
+	if n.gen != gen {
+		return
 	}
 	if n.dirty || n.leaves == nil {
 		n.rebuildLeaves(depth)
 	}
 	if n.ownP && cap(n.pfx) > len(n.pfx)+len(n.pfx)/8 {
 		n.pfx = append([]*leaf(nil), n.pfx...) // published nodes keep little slack
+		n.pkey = append([]uint64(nil), n.pkey...)
 	}
 	if n.ownK && cap(n.kids) > len(n.kids)+len(n.kids)/8 {
 		n.kids = append([]*node(nil), n.kids...)
@@ -339,7 +364,7 @@ func trieStats(n *node) (nodes, bytes int) {
 		return 0, 0
 	}
 	nodes = 1
-	bytes = 152 + 8*cap(n.leaves) + 8*cap(n.kids) + 8*cap(n.pfx)
+	bytes = 152 + 8*cap(n.leaves) + 8*cap(n.kids) + 8*cap(n.pfx) + 8*cap(n.pkey)
 	for _, k := range n.kids {
 		a, b := trieStats(k)
 		nodes += a
