@@ -9,9 +9,9 @@ PKGS_PURE := ./cache/... ./fib/... ./pipeline/... ./conf/...
 
 # Debian packages the build, the router and the tests need.
 DEB_PKGS := dpdk dpdk-dev libdpdk-dev dpdk-doc pkg-config gcc make iproute2 \
-            iputils-ping traceroute netcat-openbsd ethtool python3
+            iputils-ping traceroute netcat-openbsd ethtool python3 gnuplot-nox
 
-.PHONY: all deps build run test test-unit test-e2e bench fmt lint clean
+.PHONY: all deps build run test test-unit test-e2e bench bench-micro fmt lint clean
 
 all: build
 
@@ -31,6 +31,8 @@ build: deps
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ferryd ./cmd/ferryd
 	$(GO) build -o $(BIN)/ferryctl ./cmd/ferryctl
+	$(GO) build -o $(BIN)/ferry-pktgen ./cmd/ferry-pktgen
+	$(GO) build -o $(BIN)/ferry-bench ./cmd/ferry-bench
 
 run: build
 	$(BIN)/ferryd $(if $(CONFIG),--config $(CONFIG))
@@ -47,7 +49,13 @@ test-unit: deps
 test-e2e: build
 	$(GO) test -count=1 -v -timeout 20m ./e2e/...
 
+# The forwarding benchmark: source limit, ferryd and DPDK's l3fwd side by
+# side over memif (results in bench/results/). BENCH_ARGS passes options.
 bench: build
+	$(BIN)/ferry-bench $(BENCH_ARGS)
+
+# Go micro-benchmarks of the FIB, caches and packet path.
+bench-micro: deps
 	CGO_ENABLED=0 $(GO) test -run '^$$' -bench . -benchmem -benchtime 2s $(PKGS_PURE)
 
 fmt:

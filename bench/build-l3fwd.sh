@@ -18,8 +18,8 @@ pkg-config --exists libdpdk || { echo "build-l3fwd: pkg-config cannot find libdp
 
 # Rebuild only when the sources, this script or DPDK changed.
 stamp=$( (cat "$0"; ls -l --time-style=+%s "$src" "$common" 2>/dev/null; pkg-config --modversion libdpdk) | sha1sum | cut -c1-16)
-if [ -x "$out/build/l3fwd" ] && [ "$(cat "$out/.stamp" 2>/dev/null)" = "$stamp" ]; then
-	echo "$out/build/l3fwd"
+if [ -x "$out/l3fwd/build/l3fwd" ] && [ "$(cat "$out/.stamp" 2>/dev/null)" = "$stamp" ]; then
+	echo "$out/l3fwd/build/l3fwd"
 	exit 0
 fi
 
@@ -47,14 +47,14 @@ patch_one main.c 's/\.offloads = RTE_ETH_RX_OFFLOAD_CHECKSUM,/.offloads = 0,/' "
 # memif copies every received frame into a fresh mbuf: give the pool room.
 patch_one main.c 's/(unsigned)8192)/(unsigned)65536)/' "more mbufs"
 # A full table: ~900k IPv4 routes, with tbl8 groups for the longer prefixes.
-patch_one l3fwd_fib.c 's/config_ipv4.max_routes = (1 << 16);/config_ipv4.max_routes = (1 << 21);/' "fib max routes"
-patch_one l3fwd_fib.c 's/config_ipv4.dir24_8.num_tbl8 = (1 << 15);/config_ipv4.dir24_8.num_tbl8 = (1 << 17);/' "fib tbl8 groups"
+patch_one l3fwd_fib.c 's/config_ipv4.max_routes = (1 << 16);/config_ipv4.max_routes = (1 << 20);/' "fib max routes"
+patch_one l3fwd_fib.c 's/config_ipv4.dir24_8.num_tbl8 = (1 << 15);/config_ipv4.dir24_8.num_tbl8 = (1 << 16);/' "fib tbl8 groups"
 # One printf per route costs minutes at 900k routes; print small tables only.
 patch_one l3fwd_fib.c 's/^\(\s*\)in.s_addr = htonl(route_base_v4\[i\].ip);/&\n\1if (route_num_v4 > 64) continue;/' "quiet route load"
 # The LPM table, used by --lookup=lpm, gets the same limit.
-patch_one l3fwd_lpm.c 's/#define IPV4_L3FWD_LPM_MAX_RULES\s*1024/#define IPV4_L3FWD_LPM_MAX_RULES (1 << 21)/' "lpm max rules"
-patch_one l3fwd_lpm.c 's/#define IPV4_L3FWD_LPM_NUMBER_TBL8S (1 << 8)/#define IPV4_L3FWD_LPM_NUMBER_TBL8S (1 << 17)/' "lpm tbl8 groups"
+patch_one l3fwd_lpm.c 's/#define IPV4_L3FWD_LPM_MAX_RULES\s*1024/#define IPV4_L3FWD_LPM_MAX_RULES (1 << 20)/' "lpm max rules"
+patch_one l3fwd_lpm.c 's/#define IPV4_L3FWD_LPM_NUMBER_TBL8S (1 << 8)/#define IPV4_L3FWD_LPM_NUMBER_TBL8S (1 << 16)/' "lpm tbl8 groups"
 
 make -s -j"$(nproc)" >&2
 printf '%s' "$stamp" > "$out/.stamp"
-echo "$out/build/l3fwd"
+echo "$out/l3fwd/build/l3fwd"

@@ -48,6 +48,8 @@ type Server struct {
 	Log     *zap.Logger
 	ln      net.Listener
 	wg      sync.WaitGroup
+	connMu  sync.Mutex
+	conns   map[net.Conn]struct{}
 	mu      sync.Mutex // one command at a time: the FIB has a single writer
 }
 
@@ -84,14 +86,42 @@ func (s *Server) Serve(ctx context.Context) {
 			}
 			break
 		}
+		s.track(c, true)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer s.track(c, false)
 			s.serveConn(c)
 		}()
 	}
-	s.wg.Wait()
+	// Close idle clients; a command still running gets a moment to finish
+	// but never holds up shutdown.
+	s.connMu.Lock()
+	for c := range s.conns {
+		c.SetReadDeadline(time.Now())
+	}
+	s.connMu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		s.Log.Warn("control commands still running at shutdown")
+	}
 	_ = os.Remove(s.Path)
+}
+
+func (s *Server) track(c net.Conn, add bool) {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if s.conns == nil {
+		s.conns = map[net.Conn]struct{}{}
+	}
+	if add {
+		s.conns[c] = struct{}{}
+	} else {
+		delete(s.conns, c)
+	}
 }
 
 func (s *Server) serveConn(c net.Conn) {

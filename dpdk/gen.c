@@ -1,12 +1,14 @@
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <rte_cycles.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
+#include <rte_pause.h>
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
@@ -123,6 +125,7 @@ static void send_loop(struct fy_gen *g)
 	const uint16_t burst = g->burst;
 	uint16_t npend = 0;
 	uint32_t di = g->next_dst % g->ndst, si = g->next_seq % g->nseq;
+	const uint64_t backoff = rte_get_tsc_hz() / 1000000 * g->backoff_us;
 
 	while (!g->stop) {
 		unsigned work = 0;
@@ -139,11 +142,16 @@ static void send_loop(struct fy_gen *g)
 			}
 		}
 		if (npend > 0) {
+			/* Lengths are read before sending: a sent buffer may be
+			 * back in the pool when tx_burst returns. */
+			uint16_t lens[FY_GEN_MAX_BURST];
+			for (uint16_t i = 0; i < npend; i++)
+				lens[i] = pend[i]->data_len;
 			uint16_t sent = rte_eth_tx_burst(g->tx_port, g->queue, pend, npend);
 			if (sent > 0) {
 				uint64_t b = 0;
 				for (uint16_t i = 0; i < sent; i++)
-					b += pend[i]->pkt_len;
+					b += lens[i];
 				BUMP(c->tx_pkts, sent);
 				BUMP(c->tx_bytes, b);
 				work += sent;
@@ -153,6 +161,16 @@ static void send_loop(struct fy_gen *g)
 				memmove(pend, pend + sent, (npend - sent) * sizeof(pend[0]));
 			}
 			npend -= sent;
+			if (sent == 0 && backoff > 0) {
+				/* The ring is full: the receiver has a ring's worth of
+				 * work. Re-reading its indices at once would only
+				 * bounce their cache line under the receiver. */
+				uint64_t until = rte_rdtsc() + backoff;
+				while (rte_rdtsc() < until && !g->stop) {
+					work += drain(g->rx_port, g->queue, rx, burst, &c->rx_pkts, &c->rx_bytes, &c->rx_other);
+					rte_pause();
+				}
+			}
 		}
 		work += drain(g->rx_port, g->queue, rx, burst, &c->rx_pkts, &c->rx_bytes, &c->rx_other);
 		if (g->tx_port != g->rx_port)
@@ -214,6 +232,7 @@ void fy_gen_run(struct fy_gen *g)
 {
 	if (g->burst == 0 || g->burst > FY_GEN_MAX_BURST)
 		g->burst = 32;
+	__atomic_store_n(&g->tid, (int32_t)gettid(), __ATOMIC_RELAXED);
 	if (g->mode == FY_GEN_REFLECT)
 		reflect_loop(g);
 	else

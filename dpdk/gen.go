@@ -42,6 +42,9 @@ type GenConfig struct {
 	Queue int
 	Pool  *Pool // GenSend only
 	Burst int
+	// GenSend: how long to wait, in microseconds, after finding the tx
+	// ring full before trying again (0: retry at once).
+	BackoffMicros int
 	// One Ethernet+IPv4+UDP header (GenHeaderLen bytes, destination and
 	// checksum zero) and frame length per size class, and the order in
 	// which the classes are sent.
@@ -91,6 +94,7 @@ func NewGenerator(c GenConfig) (*Generator, error) {
 	g.rx_port = C.uint16_t(c.Rx.ID)
 	g.queue = C.uint16_t(c.Queue)
 	g.burst = C.uint16_t(c.Burst)
+	g.backoff_us = C.uint16_t(c.BackoffMicros)
 	if c.Mode == GenSend {
 		g.mp = c.Pool.p
 		for k, h := range c.Headers {
@@ -195,6 +199,11 @@ func (g *Generator) Counters() GenCounters {
 		RxPkts: ld(&c.rx_pkts), RxBytes: ld(&c.rx_bytes), RxOther: ld(&c.rx_other), RxBack: ld(&c.rx_back),
 		Loops: ld(&c.loops), IdleLoops: ld(&c.idle_loops), TSC: ld(&c.tsc),
 	}
+}
+
+// ThreadID is the OS thread id of the running loop (0 before it starts).
+func (g *Generator) ThreadID() int {
+	return int(atomic.LoadInt32((*int32)(unsafe.Pointer(&g.g.tid))))
 }
 
 // Free releases the Generator's C memory; it must be stopped.

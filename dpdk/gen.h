@@ -32,6 +32,7 @@ struct fy_gen {
 	uint16_t mode;
 	uint16_t tx_port, rx_port, queue;
 	uint16_t burst;
+	uint16_t backoff_us; /* pause after the tx ring was found full */
 	struct rte_mempool *mp;
 
 	/* Destination template: addresses in network order, used in turn. */
@@ -52,6 +53,7 @@ struct fy_gen {
 	uint32_t next_seq;
 
 	volatile uint32_t stop;
+	int32_t tid; /* the loop thread's id, for its scheduler statistics */
 	struct fy_gen_counters c;
 };
 

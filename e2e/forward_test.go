@@ -38,7 +38,7 @@ var lossRE = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received.*?(\d
 var rttRE = regexp.MustCompile(`rtt min/avg/max/mdev = ([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+) ms`)
 
 func TestForwardingEndToEnd(t *testing.T) {
-	r, a, b, taps := twoHosts(t, "")
+	r, a, b, taps := twoHosts(t, `neighbors: ["198.51.100.9 lladdr 02:00:00:00:00:09 dev port1"]`+"\n")
 
 	t.Run("PingRouterAddresses", func(t *testing.T) {
 		for _, addr := range []string{"192.0.2.1", "198.51.100.1"} {
@@ -91,6 +91,9 @@ func TestForwardingEndToEnd(t *testing.T) {
 			}
 		}
 		neigh := r.mustCtl("neigh", "show")
+		if !strings.Contains(neigh, "198.51.100.9 dev port1 lladdr 02:00:00:00:00:09 PERMANENT") {
+			t.Errorf("configured neighbour missing:\n%s", neigh)
+		}
 		if !regexp.MustCompile(`198\.51\.100\.2 dev port1 lladdr [0-9a-f:]{17} (REACHABLE|STALE|DELAY|PROBE)`).MatchString(neigh) {
 			t.Errorf("neigh show lacks B:\n%s", neigh)
 		}

@@ -312,7 +312,8 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 	})
 	sh.Neigh = nm
 	for i, n := range cfg.Neighbors {
-		req, err := neigh.ParseNeigh(strings.Fields(n), f.PortIndex)
+		// Entries are written as after 'ip neigh replace'.
+		req, err := neigh.ParseNeigh(append([]string{"replace"}, strings.Fields(n)...), f.PortIndex)
 		if err == nil {
 			err = nm.Apply(req)
 		}

@@ -1,0 +1,411 @@
+// ferry-bench runs ferry's forwarding benchmark end to end: it generates
+// route tables, builds DPDK's l3fwd as the peer to compare with, and drives
+// ferry-pktgen against the generator's own reflector (the source limit),
+// ferryd and l3fwd over memif ports, one pipeline core each, with the same
+// source, table and core. It prints a table and writes JSON, a text copy
+// and a PNG chart into the results directory.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"ferry/dpdk"
+)
+
+const usage = `Usage: ferry-bench [options]
+
+Measures ferryd against DPDK's l3fwd (--lookup=fib) and against the traffic
+generator's own limit, over net_memif ports on this machine: one generator
+core, one device-under-test core. Needs root (hugepages, DPDK), bin/ferryd,
+bin/ferryctl, bin/ferry-pktgen and DPDK's example sources. 'make bench' runs it.
+
+Options:
+`
+
+type options struct {
+	bin        string
+	l3fwd      string
+	out        string
+	tables     string
+	duts       string
+	cases      string
+	duration   time.Duration
+	warmup     time.Duration
+	rest       time.Duration
+	retries    int
+	rounds     int
+	minShare   float64
+	seed       int64
+	huge       string
+	boost      int
+	genCPU     int
+	dutCPU     int
+	cores      string
+	debug      bool
+	writeTo    string
+	ferrydLoad string
+	probeRTT   string
+	settle     time.Duration
+	rttMax     float64
+	render     string
+}
+
+type bench struct {
+	o        options
+	log      *zap.Logger
+	work     string
+	huge     bool
+	pktgen   string
+	ferryd   string
+	ferryctl string
+	l3fwd    string
+	ncases   int
+	prefixes []string
+	notes    []string
+	// How ferryd gets its routes in the traffic runs; "auto" starts with
+	// batch and stays with inline once a batch has failed.
+	loadMode    string
+	batchBroken bool
+	bestRTT     float64       // fastest core-to-core round trip seen, ns
+	waitBudget  time.Duration // left for waiting out slow phases
+}
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	var o options
+	fs := flag.NewFlagSet("ferry-bench", flag.ContinueOnError)
+	fs.StringVar(&o.bin, "bin", "bin", "directory with ferryd, ferryctl and ferry-pktgen")
+	fs.StringVar(&o.l3fwd, "l3fwd", "", "l3fwd binary (default: build it with bench/build-l3fwd.sh)")
+	fs.StringVar(&o.out, "out", "bench/results", "results directory")
+	fs.StringVar(&o.tables, "tables", "16,900000", "route table sizes, comma separated")
+	fs.StringVar(&o.duts, "dut", "source,ferryd,l3fwd", "devices under test, in order")
+	fs.StringVar(&o.cases, "cases", "single;uniform:1000;uniform;uniform@imix", "traffic cases (ferry-pktgen --cases syntax)")
+	fs.DurationVar(&o.duration, "duration", 4*time.Second, "measured time per case")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "warm-up per case")
+	fs.DurationVar(&o.rest, "rest", 3*time.Second, "generator idle between cases: on a virtual machine, cores loaded for more than ~10 s in a row were seen to slow down")
+	fs.IntVar(&o.retries, "retries", 1, "repeat a case up to this often when a loop did not get its CPU")
+	fs.IntVar(&o.rounds, "rounds", 3, "rounds over the whole matrix; each cell reports its best round")
+	fs.Float64Var(&o.minShare, "min-share", 0.85, "share of its CPU a loop must get for a case to count without repeat")
+	fs.Int64Var(&o.seed, "seed", 1, "seed of the destination draw")
+	fs.StringVar(&o.huge, "hugepages", "auto", "auto | on | off: run every EAL on hugepages (auto: when they can be reserved)")
+	fs.IntVar(&o.boost, "boost", -10, "nice value (-20..19) for the benchmark processes' scheduler autogroups; 0 leaves them alone")
+	fs.IntVar(&o.genCPU, "gen-cpu", 0, "CPU of the generator's loop")
+	fs.IntVar(&o.dutCPU, "dut-cpu", runtime.NumCPU()-1, "CPU of the device under test's pipeline")
+	fs.StringVar(&o.cores, "dut-cores", "1", "pipeline core counts to measure (only 1 is supported on memif so far)")
+	fs.StringVar(&o.ferrydLoad, "ferryd-load", "auto", "how ferryd gets the routes in the traffic runs: batch (ferryctl -batch after start), inline (routes: in its config) or auto (batch, inline if a batch fails); the other way is timed once per table")
+	fs.DurationVar(&o.settle, "settle", 3*time.Minute, "total time the benchmark may wait for the core-to-core round trip to come back to its best before runs")
+	fs.Float64Var(&o.rttMax, "rtt-max", 300, "a core-to-core round trip above this many ns counts as slow (see -settle)")
+	fs.StringVar(&o.render, "render", "", "only print the table and redraw the text and chart of a results JSON file, next to it")
+	fs.StringVar(&o.probeRTT, "probe-rtt", "", "only measure the cache-line round trip between two CPUs, e.g. 0,1, and print it in ns")
+	fs.BoolVar(&o.debug, "debug", false, "debug logging")
+	fs.StringVar(&o.writeTo, "write-tables", "", "only write the -tables route tables (ferryctl batch, YAML, l3fwd rules) into this directory")
+	fs.Usage = func() {
+		fmt.Fprint(os.Stderr, usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if o.probeRTT != "" {
+		return probeMain(o.probeRTT)
+	}
+	log, err := newLogger(o.debug)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ferry-bench:", err)
+		return 2
+	}
+	defer log.Sync()
+	if o.render != "" {
+		if err := render(o.render, log); err != nil {
+			log.Error("rendering failed", zap.Error(err))
+			return 1
+		}
+		return 0
+	}
+	if o.writeTo != "" {
+		if err := writeTables(o.writeTo, o.tables, log); err != nil {
+			log.Error("writing tables failed", zap.Error(err))
+			return 1
+		}
+		return 0
+	}
+	b := &bench{o: o, log: log, waitBudget: o.settle}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := b.run(ctx); err != nil {
+		log.Error("benchmark failed", zap.Error(err))
+		return 1
+	}
+	return 0
+}
+
+func newLogger(debug bool) (*zap.Logger, error) {
+	zc := zap.NewProductionConfig()
+	zc.Encoding = "console"
+	zc.Sampling = nil
+	zc.DisableStacktrace = true
+	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	zc.EncoderConfig.EncodeLevel = zapcore.CapitalLevelEncoder
+	if debug {
+		zc.Level = zap.NewAtomicLevelAt(zap.DebugLevel)
+	}
+	return zc.Build()
+}
+
+func (b *bench) check() error {
+	if os.Geteuid() != 0 {
+		return errors.New("needs root: DPDK, hugepages and scheduler priorities")
+	}
+	if b.o.genCPU == b.o.dutCPU {
+		return fmt.Errorf("--gen-cpu and --dut-cpu are both %d: the generator and the device need a CPU each", b.o.genCPU)
+	}
+	if n := runtime.NumCPU(); b.o.genCPU >= n || b.o.dutCPU >= n || b.o.genCPU < 0 || b.o.dutCPU < 0 {
+		return fmt.Errorf("this machine has CPUs 0-%d", n-1)
+	}
+	for _, name := range []string{"ferryd", "ferryctl", "ferry-pktgen"} {
+		p, err := filepath.Abs(filepath.Join(b.o.bin, name))
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("%s not built (make bench builds it): %w", p, err)
+		}
+		switch name {
+		case "ferryd":
+			b.ferryd = p
+		case "ferryctl":
+			b.ferryctl = p
+		default:
+			b.pktgen = p
+		}
+	}
+	for _, c := range strings.Split(b.o.cores, ",") {
+		switch strings.TrimSpace(c) {
+		case "1":
+		case "2":
+			// Two pipeline cores need two more CPUs than the generator's
+			// and a multi-queue generator; neither is here yet.
+			b.note("2-core runs skipped: the generator drives one memif queue pair, and this machine has %d CPUs (a 2-core run needs at least 3, better 4, so the generator does not share a core with the device)", runtime.NumCPU())
+		default:
+			return fmt.Errorf("--dut-cores %q: use 1 (2 is accepted and skipped)", c)
+		}
+	}
+	return nil
+}
+
+func (b *bench) note(format string, args ...any) {
+	s := fmt.Sprintf(format, args...)
+	b.notes = append(b.notes, s)
+	b.log.Warn(s)
+}
+
+func (b *bench) run(ctx context.Context) error {
+	start := time.Now()
+	if err := b.check(); err != nil {
+		return err
+	}
+	b.ncases = len(strings.Split(strings.Trim(b.o.cases, ";"), ";"))
+	if b.o.rounds < 1 {
+		return errors.New("-rounds must be at least 1")
+	}
+	switch b.o.ferrydLoad {
+	case "auto":
+		b.loadMode = "batch"
+	case "batch", "inline":
+		b.loadMode = b.o.ferrydLoad
+	default:
+		return fmt.Errorf("-ferryd-load %q: use auto, batch or inline", b.o.ferrydLoad)
+	}
+	var err error
+	if b.o.out, err = filepath.Abs(b.o.out); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(b.o.out, 0o755); err != nil {
+		return err
+	}
+	os.RemoveAll(filepath.Join(b.o.out, "logs"))
+	b.work, err = os.MkdirTemp("", "ferry-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(b.work)
+	defer func() {
+		for _, p := range b.prefixes {
+			removeRuntimeDir(p)
+		}
+	}()
+
+	if err := b.setupHugepages(); err != nil {
+		return err
+	}
+	if err := b.buildL3fwd(ctx); err != nil {
+		return err
+	}
+	tables, err := makeTables(b.work, b.o.tables, b.log)
+	if err != nil {
+		return err
+	}
+
+	res := &results{Started: start.UTC().Format(time.RFC3339), Machine: machineInfo(), Options: b.o.public(), Hugepages: b.huge}
+	for _, t := range tables {
+		res.Tables = append(res.Tables, tableResult{Routes: t.Routes})
+	}
+	if strings.Contains(b.o.duts, dutSource) {
+		if g, err := b.ringCeiling(ctx, tables[0]); err != nil {
+			b.note("generator ceiling (net_ring loop) not measured: %v", firstLine(err.Error()))
+		} else {
+			res.Ceiling = map[string]float64{}
+			for _, c := range g.Cases {
+				res.Ceiling[c.Case] = c.RxPPS / 1e6
+			}
+			b.log.Info("generator ceiling on a net_ring loop", zap.Any("mpps", res.Ceiling))
+		}
+	}
+	duts := strings.Split(b.o.duts, ",")
+	// Rounds alternate the order of the devices, so slow drifts in what
+	// else the machine does do not always hit the same one.
+	for round := 1; round <= b.o.rounds; round++ {
+		for ti, t := range tables {
+			tr := &res.Tables[ti]
+			for k := range duts {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				dut := strings.TrimSpace(duts[k])
+				if round%2 == 0 {
+					dut = strings.TrimSpace(duts[len(duts)-1-k])
+				}
+				b.log.Info("running", zap.Int("round", round), zap.String("table", t.name()), zap.String("dut", dut))
+				r := b.runDUT(ctx, t, dut, round, "")
+				if dut == dutFerryd && r.Error != "" && r.Load == "batch" && b.o.ferrydLoad == "auto" {
+					b.batchBroken = true
+					b.loadMode = "inline"
+					b.note("ferryctl -batch failed, ferryd gets its routes inline (routes: in the config) from here on: %s", firstLine(r.Error))
+					tr.Runs = append(tr.Runs, r)
+					r = b.runDUT(ctx, t, dut, round, "-inline")
+				}
+				tr.Runs = append(tr.Runs, r)
+				if dut != dutFerryd || r.Error != "" {
+					continue
+				}
+				tr.noteLoad(r)
+				if tr.loadCompared || b.batchBroken {
+					continue
+				}
+				// Once per table: the routes loaded the other way.
+				tr.loadCompared = true
+				other, err := b.compareLoad(ctx, t, r.Load == "batch")
+				if err != nil {
+					b.log.Warn("could not time ferryd's other way of loading routes", zap.Error(err))
+					b.note("ferryd with %s routes loaded the other way than %s: %v", t.name(), r.Load, firstLine(err.Error()))
+					continue
+				}
+				tr.noteLoad(other)
+				b.log.Info("ferryd route load", zap.Int("routes", t.Routes), zap.Float64("batch_ready_s", tr.FerrydBatchReadyS),
+					zap.Float64("batch_s", tr.FerrydBatchS), zap.Float64("inline_ready_s", tr.FerrydInlineReadyS))
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	res.Notes = b.notes
+	res.BestRTT = b.bestRTT
+	res.Seconds = time.Since(start).Seconds()
+	res.compute()
+	return res.write(b.o.out, b.log)
+}
+
+// makeTables generates the tables of the comma-separated route counts.
+func makeTables(dir, spec string, log *zap.Logger) ([]*routeTable, error) {
+	var tables []*routeTable
+	for _, s := range strings.Split(spec, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-tables: %q is not a route count", s)
+		}
+		t0 := time.Now()
+		t, err := makeTable(dir, n)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("route table generated", zap.Int("routes", n), zap.String("batch", t.Batch), zap.Duration("took", time.Since(t0)))
+		tables = append(tables, t)
+	}
+	return tables, nil
+}
+
+func writeTables(dir, spec string, log *zap.Logger) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	_, err := makeTables(dir, spec, log)
+	return err
+}
+
+// setupHugepages decides between hugepages and --no-huge for every EAL.
+func (b *bench) setupHugepages() error {
+	switch b.o.huge {
+	case "off":
+		b.note("hugepages off: every EAL runs with --no-huge (4 KiB pages; table lookups pay TLB misses)")
+		return nil
+	case "auto", "on":
+	default:
+		return fmt.Errorf("--hugepages %q: use auto, on or off", b.o.huge)
+	}
+	// Generator, device and ferryd's own check: 1.5 GiB covers them all.
+	if err := dpdk.EnsureHugepages(1536); err != nil {
+		if b.o.huge == "on" {
+			return fmt.Errorf("hugepages: %w", err)
+		}
+		b.note("hugepages unavailable (%v): every EAL runs with --no-huge", err)
+		return nil
+	}
+	b.huge = true
+	return nil
+}
+
+func (b *bench) buildL3fwd(ctx context.Context) error {
+	if b.o.l3fwd != "" {
+		b.l3fwd = b.o.l3fwd
+		return nil
+	}
+	if !strings.Contains(b.o.duts, dutL3fwd) {
+		return nil
+	}
+	script, err := filepath.Abs("bench/build-l3fwd.sh")
+	if err != nil {
+		return err
+	}
+	b.log.Info("building l3fwd from the DPDK examples", zap.String("script", script))
+	cmd := exec.CommandContext(ctx, script)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("%s: %w", script, err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	b.l3fwd = lines[len(lines)-1]
+	return nil
+}

@@ -1,0 +1,387 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+
+	"go.uber.org/zap"
+)
+
+// results is the JSON file the benchmark writes.
+type results struct {
+	Started   string         `json:"started"`
+	Seconds   float64        `json:"duration_s"`
+	Machine   map[string]any `json:"machine"`
+	Options   map[string]any `json:"options"`
+	Hugepages bool           `json:"hugepages"`
+	TSCHz     uint64         `json:"tsc_hz"`
+	BestRTT   float64        `json:"core_rtt_best_ns"`
+	// The generator looped on one net_ring port: its own ceiling, Mpps.
+	Ceiling map[string]float64 `json:"generator_ceiling_mpps,omitempty"`
+	Rows    []row              `json:"rows"`
+	Tables  []tableResult      `json:"tables"`
+	Notes   []string           `json:"notes,omitempty"`
+}
+
+type tableResult struct {
+	Routes int `json:"routes"`
+	// ferryd from start until ready to forward, with the routes loaded by
+	// ferryctl -batch after start (and the batch alone), or inline in the
+	// config; the best of the runs.
+	FerrydBatchReadyS  float64   `json:"ferryd_batch_ready_s,omitempty"`
+	FerrydBatchS       float64   `json:"ferryd_batch_s,omitempty"`
+	FerrydInlineReadyS float64   `json:"ferryd_inline_ready_s,omitempty"`
+	Runs               []*dutRun `json:"runs"`
+	loadCompared       bool
+}
+
+// noteLoad keeps the fastest start of ferryd for each way of loading.
+func (t *tableResult) noteLoad(r *dutRun) {
+	better := func(cur, v float64) float64 {
+		if cur == 0 || v < cur {
+			return v
+		}
+		return cur
+	}
+	switch r.Load {
+	case "batch":
+		t.FerrydBatchReadyS = better(t.FerrydBatchReadyS, r.StartS)
+		t.FerrydBatchS = better(t.FerrydBatchS, r.LoadS)
+	case "inline":
+		t.FerrydInlineReadyS = better(t.FerrydInlineReadyS, r.StartS)
+	}
+}
+
+// row compares the devices on one table and traffic case. Rates are
+// frames per second received back by the generator over the window; all
+// devices ran one pipeline core, so they are also rates per core.
+type row struct {
+	Routes        int       `json:"routes"`
+	Case          string    `json:"case"`
+	SourceMpps    float64   `json:"source_mpps"`
+	FerrydMpps    float64   `json:"ferryd_mpps"`
+	L3fwdMpps     float64   `json:"l3fwd_mpps"`
+	FerrydCycles  float64   `json:"ferryd_cycles_per_pkt"` // TSC Hz / pps
+	L3fwdCycles   float64   `json:"l3fwd_cycles_per_pkt"`
+	FerrydRan     float64   `json:"ferryd_cycles_per_pkt_ran"` // × the share of the window its thread ran
+	L3fwdRan      float64   `json:"l3fwd_cycles_per_pkt_ran"`
+	FerrydVsL3fwd float64   `json:"ferryd_vs_l3fwd"`
+	FerrydVsSrc   float64   `json:"ferryd_vs_source"`
+	L3fwdVsSrc    float64   `json:"l3fwd_vs_source"`
+	FerrydLoss    float64   `json:"ferryd_loss"`
+	L3fwdLoss     float64   `json:"l3fwd_loss"`
+	MinShare      float64   `json:"min_cpu_share"` // least CPU any loop of the row got
+	CoreRTT       float64   `json:"core_rtt_ns"`   // slowest cache-line round trip around the row's runs
+	SourceRounds  []float64 `json:"source_mpps_rounds"`
+	FerrydRounds  []float64 `json:"ferryd_mpps_rounds"`
+	L3fwdRounds   []float64 `json:"l3fwd_mpps_rounds"`
+}
+
+func (o options) public() map[string]any {
+	return map[string]any{"tables": o.tables, "dut": o.duts, "cases": o.cases, "duration": o.duration.String(),
+		"warmup": o.warmup.String(), "rest": o.rest.String(), "retries": o.retries, "rounds": o.rounds, "min_share": o.minShare, "seed": o.seed,
+		"hugepages": o.huge, "boost": o.boost, "settle": o.settle.String(), "rtt_max_ns": o.rttMax, "ferryd_load": o.ferrydLoad, "gen_cpu": o.genCPU, "dut_cpu": o.dutCPU}
+}
+
+func machineInfo() map[string]any {
+	m := map[string]any{"cpus": runtime.NumCPU(), "go": runtime.Version()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				m["cpu_model"] = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m["kernel"] = strings.TrimSpace(string(b))
+	}
+	if out, err := exec.Command("pkg-config", "--modversion", "libdpdk").Output(); err == nil {
+		m["dpdk"] = strings.TrimSpace(string(out))
+	}
+	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
+		rev := strings.TrimSpace(string(out))
+		if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+			rev += "+dirty"
+		}
+		m["ferry_commit"] = rev
+	}
+	return m
+}
+
+func caseOf(r *dutRun, name string) *genCase {
+	if r == nil || r.report == nil {
+		return nil
+	}
+	for i := range r.report.Cases {
+		if r.report.Cases[i].Case == name {
+			return &r.report.Cases[i]
+		}
+	}
+	return nil
+}
+
+// bestOf returns the round in which dut forwarded the case fastest, and
+// every round's rate in Mpps.
+func bestOf(t tableResult, dut, name string) (*genCase, []float64, *dutRun) {
+	var best *genCase
+	var run *dutRun
+	var all []float64
+	for _, r := range t.Runs {
+		if r.DUT != dut {
+			continue
+		}
+		c := caseOf(r, name)
+		if c == nil {
+			continue
+		}
+		all = append(all, c.RxPPS/1e6)
+		if best == nil || c.RxPPS > best.RxPPS {
+			best, run = c, r
+		}
+	}
+	return best, all, run
+}
+
+// compute fills the comparison rows from the runs: per device and case
+// the best round (the one least disturbed by anything else on the machine).
+func (res *results) compute() {
+	for _, t := range res.Tables {
+		var order []string
+		seen := map[string]bool{}
+		for _, r := range t.Runs {
+			if r.report == nil {
+				continue
+			}
+			if res.TSCHz == 0 {
+				res.TSCHz = r.report.TSCHz
+			}
+			for _, c := range r.report.Cases {
+				if !seen[c.Case] {
+					seen[c.Case] = true
+					order = append(order, c.Case)
+				}
+			}
+		}
+		hz := float64(res.TSCHz)
+		for _, name := range order {
+			rw := row{Routes: t.Routes, Case: name, MinShare: 1}
+			share := func(c *genCase) {
+				if c.GenShare > 0 {
+					rw.MinShare = min(rw.MinShare, c.GenShare)
+				}
+				if c.DUT != nil {
+					rw.MinShare = min(rw.MinShare, c.DUT.CPUShare)
+				}
+			}
+			var c *genCase
+			var run *dutRun
+			rtt := func() {
+				if run != nil {
+					rw.CoreRTT = max(rw.CoreRTT, run.RTTBefore, run.RTTAfter)
+				}
+			}
+			if c, rw.SourceRounds, run = bestOf(t, dutSource, name); c != nil {
+				rtt()
+				rw.SourceMpps = c.RxPPS / 1e6
+				share(c)
+			}
+			if c, rw.FerrydRounds, run = bestOf(t, dutFerryd, name); c != nil && c.RxPPS > 0 {
+				rtt()
+				rw.FerrydMpps = c.RxPPS / 1e6
+				rw.FerrydCycles = hz / c.RxPPS
+				if c.DUT != nil {
+					rw.FerrydRan = rw.FerrydCycles * c.DUT.CPUShare
+				}
+				rw.FerrydLoss = c.LossRatio
+				share(c)
+			}
+			if c, rw.L3fwdRounds, run = bestOf(t, dutL3fwd, name); c != nil && c.RxPPS > 0 {
+				rtt()
+				rw.L3fwdMpps = c.RxPPS / 1e6
+				rw.L3fwdCycles = hz / c.RxPPS
+				if c.DUT != nil {
+					rw.L3fwdRan = rw.L3fwdCycles * c.DUT.CPUShare
+				}
+				rw.L3fwdLoss = c.LossRatio
+				share(c)
+			}
+			ratio := func(a, b float64) float64 {
+				if a == 0 || b == 0 {
+					return 0
+				}
+				return a / b
+			}
+			rw.FerrydVsL3fwd = ratio(rw.FerrydMpps, rw.L3fwdMpps)
+			rw.FerrydVsSrc = ratio(rw.FerrydMpps, rw.SourceMpps)
+			rw.L3fwdVsSrc = ratio(rw.L3fwdMpps, rw.SourceMpps)
+			res.Rows = append(res.Rows, rw)
+		}
+	}
+}
+
+func tableLabel(routes int) string {
+	if routes >= 1000 {
+		return fmt.Sprintf("%dk", routes/1000)
+	}
+	return fmt.Sprint(routes)
+}
+
+// text renders the comparison table.
+func (res *results) text() string {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "ferry benchmark %s: Mpps per core (one pipeline core, net_memif, %s), TSC %.3f GHz\n",
+		res.Started, map[bool]string{true: "hugepages", false: "no hugepages"}[res.Hugepages], float64(res.TSCHz)/1e9)
+	fmt.Fprintf(&b, "cycles/pkt = TSC Hz / pps on the device core; 'src' is the source limit (the generator looped through a bare reflector);\n")
+	fmt.Fprintf(&b, "each cell is the best of %v rounds; 'min CPU share' is the least of its core any loop of the row got in that round;\n", res.Options["rounds"])
+	fmt.Fprintf(&b, "'core RTT' the slowest cache-line round trip between the two CPUs measured around those runs (best seen: %.0f ns)\n", res.BestRTT)
+	if len(res.Ceiling) > 0 {
+		var cs []string
+		for _, k := range []string{"single@64", "uniform@64"} {
+			if v, ok := res.Ceiling[k]; ok {
+				cs = append(cs, fmt.Sprintf("%s %.2f Mpps", k, v))
+			}
+		}
+		fmt.Fprintf(&b, "generator alone on a net_ring loop (no memif, no device): %s\n", strings.Join(cs, ", "))
+	}
+	b.WriteString("\n")
+	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "routes\ttraffic\tsource\tferryd\tl3fwd\tferryd/l3fwd\tferryd/src\tl3fwd/src\tferryd cyc/pkt\tl3fwd cyc/pkt\tmin CPU share\tcore RTT ns\t")
+	f := func(v float64, format string) string {
+		if v == 0 {
+			return "-"
+		}
+		return fmt.Sprintf(format, v)
+	}
+	for _, r := range res.Rows {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\t\n", tableLabel(r.Routes), r.Case,
+			f(r.SourceMpps, "%.2f"), f(r.FerrydMpps, "%.2f"), f(r.L3fwdMpps, "%.2f"),
+			f(r.FerrydVsL3fwd, "%.2f"), f(r.FerrydVsSrc, "%.2f"), f(r.L3fwdVsSrc, "%.2f"),
+			f(r.FerrydCycles, "%.0f"), f(r.L3fwdCycles, "%.0f"), r.MinShare, f(r.CoreRTT, "%.0f"))
+	}
+	w.Flush()
+	for _, t := range res.Tables {
+		if t.FerrydBatchReadyS > 0 || t.FerrydInlineReadyS > 0 {
+			fmt.Fprintf(&b, "\nferryd start to ready with %s routes: %s with ferryctl -batch (the batch alone %s), %s with routes: in the config",
+				tableLabel(t.Routes), secs(t.FerrydBatchReadyS), secs(t.FerrydBatchS), secs(t.FerrydInlineReadyS))
+		}
+		for _, r := range t.Runs {
+			if r.Error != "" {
+				fmt.Fprintf(&b, "\nFAILED %s on %s routes: %s", r.DUT, tableLabel(t.Routes), firstLine(r.Error))
+			}
+		}
+	}
+	b.WriteString("\n")
+	for _, n := range res.Notes {
+		fmt.Fprintf(&b, "note: %s\n", n)
+	}
+	return b.String()
+}
+
+func secs(v float64) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f s", v)
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+// render redraws the table and chart of a results file into its directory.
+func render(path string, log *zap.Logger) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var res results
+	if err := json.Unmarshal(b, &res); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return res.write(filepath.Dir(path), log)
+}
+
+// write prints the table and stores latest.json, latest.txt and latest.png.
+func (res *results) write(dir string, log *zap.Logger) error {
+	txt := res.text()
+	fmt.Print("\n" + txt)
+	js, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	for name, data := range map[string][]byte{"latest.json": append(js, '\n'), "latest.txt": []byte(txt)} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	png := filepath.Join(dir, "latest.png")
+	if err := res.chart(png); err != nil {
+		log.Warn("no chart", zap.Error(err))
+	}
+	log.Info("results written", zap.String("json", filepath.Join(dir, "latest.json")), zap.String("png", png),
+		zap.String("logs", filepath.Join(dir, "logs")))
+	return nil
+}
+
+// chart draws Mpps per table and traffic case with gnuplot.
+func (res *results) chart(path string) error {
+	gp, err := exec.LookPath("gnuplot")
+	if err != nil {
+		return fmt.Errorf("gnuplot not installed (make deps installs gnuplot-nox): %w", err)
+	}
+	var data bytes.Buffer
+	limit, _ := res.Options["rtt_max_ns"].(float64)
+	slow := false
+	for _, r := range res.Rows {
+		mark := ""
+		if limit > 0 && r.CoreRTT > limit {
+			mark, slow = " *", true
+		}
+		fmt.Fprintf(&data, "\"%s %s%s\" %.3f %.3f %.3f\n", tableLabel(r.Routes), r.Case, mark, r.SourceMpps, r.FerrydMpps, r.L3fwdMpps)
+	}
+	title := "ferry forwarding over net_memif, " + res.Started + " (routes, traffic@frame size)"
+	if slow {
+		title += fmt.Sprintf("\\n* measured while the core-to-core round trip was above %.0f ns", limit)
+	}
+	f, err := os.CreateTemp("", "ferry-bench-*.dat")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data.Bytes()); err != nil {
+		f.Close()
+		return err
+	}
+	f.Close()
+	script := fmt.Sprintf(`set terminal pngcairo size 1200,650 font "sans,10" noenhanced
+set output %q
+set title "%s"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set ylabel "Mpps (one core)"
+set yrange [0:*]
+set grid ytics
+set xtics rotate by -35 scale 0
+set key top right
+plot %q using 2:xtic(1) title "source limit", '' using 3 title "ferryd", '' using 4 title "l3fwd --lookup=fib"
+`, path, title, f.Name())
+	cmd := exec.Command(gp)
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("gnuplot: %w: %s", err, bytes.TrimSpace(out))
+	}
+	return nil
+}
