@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -248,12 +249,17 @@ type realClock struct{}
 func (realClock) Now() time.Time { return time.Now() }
 
 func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *cache.GenID, log *zap.Logger) error {
-	args, _ := ealArgs(cfg, log)
+	args, prefix := ealArgs(cfg, log)
 	log.Info("starting EAL", zap.Strings("args", args))
 	if err := dpdk.Init(args); err != nil {
 		return err
 	}
-	defer dpdk.Cleanup()
+	defer func() {
+		dpdk.Cleanup()
+		// The EAL leaves its runtime directory behind; nothing reads it
+		// once the primary is gone.
+		_ = os.RemoveAll(filepath.Join("/var/run/dpdk", prefix))
+	}()
 
 	pool, err := dpdk.NewPool("ferry_mbufs", cfg.Mbufs, 256, 2048+128)
 	if err != nil {
