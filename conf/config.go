@@ -308,9 +308,6 @@ func ParseAddr(s string) (netip.Prefix, error) {
 	return p, nil
 }
 
-// Line returns the line of a field path, 0 when unknown.
-func (c *Config) Line(field string) int { return c.lines[field] }
-
 // DevName is the ethdev name a dev string creates: the part before the
 // first comma ("net_tap0,iface=ftap0" → "net_tap0").
 func DevName(dev string) string {

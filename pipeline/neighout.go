@@ -71,10 +71,10 @@ func (p *Pipeline) neighOutput() {
 // can be used now, and asks the owner to resolve it otherwise.
 func (p *Pipeline) neighMAC(port int, nh uint32) (MAC, bool) {
 	nm := p.sh.Neigh
-	e := nm.Table(port).Lookup(nh)
-	if e != nil && e.State().Valid() {
-		if mac, ok := e.MAC(); ok {
-			if e.State() == neigh.Stale {
+	if e := nm.Table(port).Lookup(nh); e != nil {
+		// One atomic read gives state and MAC together.
+		if st, mac, ok := e.Load(); ok {
+			if st == neigh.Stale {
 				nm.Resolve(p.core, port, nh)
 			} else {
 				nm.Touch(p.core, e)
@@ -100,7 +100,7 @@ func (p *Pipeline) enqueuePending(port int, nh uint32, ref unsafe.Pointer, buf [
 		}
 	}
 	if free < 0 {
-		p.drop(ref, DropNeighQueueFull)
+		p.unresolvedDrop(ref, DropNeighQueueFull)
 		return
 	}
 	q := &ps.q[free]
@@ -112,9 +112,16 @@ func (p *Pipeline) enqueuePending(port int, nh uint32, ref unsafe.Pointer, buf [
 	p.pushPending(q, ref, buf, l)
 }
 
+// unresolvedDrop drops a packet that waited for a neighbour, counting it
+// also where 'neigh stats' reads it (unresolved_discards).
+func (p *Pipeline) unresolvedDrop(ref unsafe.Pointer, why Counter) {
+	p.sh.Neigh.UnresolvedDiscard(p.core)
+	p.drop(ref, why)
+}
+
 func (p *Pipeline) pushPending(q *pendingQueue, ref unsafe.Pointer, buf []byte, l int) {
 	if q.n >= pendingDepth {
-		p.drop(ref, DropNeighQueueFull)
+		p.unresolvedDrop(ref, DropNeighQueueFull)
 		return
 	}
 	q.ref[q.n], q.buf[q.n], q.len[q.n] = ref, buf, uint16(l)
@@ -159,6 +166,7 @@ func (p *Pipeline) pendingPoll() {
 		case e != nil && (e.Failures() != q.fails || e.Dead()), p.now-q.since > pendingTimeout:
 			for j := 0; j < q.n; j++ {
 				p.ctr.local[DropNeighFailed]++
+				p.sh.Neigh.UnresolvedDiscard(p.core)
 				buf := q.buf[j]
 				l := int(q.len[j])
 				if p.sh.FIB.IsLocal(be.Uint32(buf[EthHdrLen+ipSrc:])) {

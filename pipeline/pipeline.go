@@ -127,9 +127,6 @@ func (s *Shared) SetKnobs(k Knobs) {
 	}
 }
 
-// Mailbox returns core's control-frame mailbox.
-func (s *Shared) Mailbox(core int) *Mailbox { return s.boxes[core] }
-
 // Counters sums every core's counters.
 func (s *Shared) Counters() [NumCounters]uint64 {
 	var sum [NumCounters]uint64

@@ -253,6 +253,9 @@ func TestFailedNeighbourSendsHostUnreachable(t *testing.T) {
 				if ip[20] != ICMPDestUnreach || ip[21] != CodeHostUnreach || be.Uint32(ip[ipDst:]) != ipA {
 					t.Fatalf("want host unreachable to A, got % x", ip[:24])
 				}
+				if st := h.nm.Stats(); st.UnresolvedDiscards != 1 {
+					t.Fatalf("unresolved_discards %d, want 1", st.UnresolvedDiscards)
+				}
 				return
 			}
 		}
