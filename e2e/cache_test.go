@@ -18,23 +18,10 @@ import (
 func threeHosts(t *testing.T) (*router, *netns, *netns, *netns) {
 	needRoot(t)
 	taps := [2]string{uniq("fyc"), uniq("fyd")}
-	cfg := fmt.Sprintf(`eal: ["--no-huge", "-m", "512", "--no-pci", "--file-prefix", "%s"]
-cores: [%d]
-api: "@SOCKET@"
-ports:
-  - name: port0
-    dev: "net_tap0,iface=%s"
-    addresses: ["192.0.2.1/24"]
-    accept_redirects: true
-    secure_redirects: false
-  - name: port1
-    dev: "net_tap1,iface=%s"
-    addresses: ["198.51.100.1/24"]
-    mtu: 1400
-routes:
+	cfg := tapConfig("fycache", taps, "    accept_redirects: true\n    secure_redirects: false\n", "    mtu: 1400\n", `routes:
   - "203.0.113.0/24 via 198.51.100.2 dev port1"
   - "10.9.0.0/16 via 192.0.2.3 dev port0"
-`, uniq("fycache"), pipelineCore(), taps[0], taps[1])
+`)
 	r := startRouter(t, cfg)
 	a := newNetns(t, uniq("fyA"))
 	b := newNetns(t, uniq("fyB"))

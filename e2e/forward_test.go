@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -13,19 +12,9 @@ import (
 func twoHosts(t *testing.T, extra string) (*router, *netns, *netns, [2]string) {
 	needRoot(t)
 	taps := [2]string{uniq("fya"), uniq("fyb")}
-	cfg := fmt.Sprintf(`eal: ["--no-huge", "-m", "512", "--no-pci", "--file-prefix", "%s"]
-cores: [%d]
-api: "@SOCKET@"
-ports:
-  - name: port0
-    dev: "net_tap0,iface=%s"
-    addresses: ["192.0.2.1/24"]
-  - name: port1
-    dev: "net_tap1,iface=%s"
-    addresses: ["198.51.100.1/24"]
-routes:
+	cfg := tapConfig("fye2e", taps, "", "", `routes:
   - "203.0.113.0/24 via 198.51.100.2 dev port1"
-%s`, uniq("fye2e"), pipelineCore(), taps[0], taps[1], extra)
+`+extra)
 	r := startRouter(t, cfg)
 	a := newNetns(t, uniq("fyA"))
 	b := newNetns(t, uniq("fyB"))

@@ -229,3 +229,20 @@ func pipelineCore() int {
 	}
 	return 0
 }
+
+// tapConfig is a ferryd config with two net_tap ports, port0 192.0.2.1/24 on
+// taps[0] and port1 198.51.100.1/24 on taps[1]; port0 and port1 add YAML
+// keys to each port (indented lines), tail adds top-level keys.
+func tapConfig(prefix string, taps [2]string, port0, port1, tail string) string {
+	return fmt.Sprintf(`eal: ["--no-huge", "-m", "512", "--no-pci", "--file-prefix", "%s"]
+cores: [%d]
+api: "@SOCKET@"
+ports:
+  - name: port0
+    dev: "net_tap0,iface=%s"
+    addresses: ["192.0.2.1/24"]
+%s  - name: port1
+    dev: "net_tap1,iface=%s"
+    addresses: ["198.51.100.1/24"]
+%s%s`, uniq(prefix), pipelineCore(), taps[0], port0, taps[1], port1, tail)
+}

@@ -35,18 +35,7 @@ func (r *router) neighState(dst string) (neighJSON, bool) {
 func TestNeighbourEndToEnd(t *testing.T) {
 	needRoot(t)
 	taps := [2]string{uniq("fye"), uniq("fyf")}
-	cfg := fmt.Sprintf(`eal: ["--no-huge", "-m", "512", "--no-pci", "--file-prefix", "%s"]
-cores: [%d]
-api: "@SOCKET@"
-ports:
-  - name: port0
-    dev: "net_tap0,iface=%s"
-    addresses: ["192.0.2.1/24"]
-  - name: port1
-    dev: "net_tap1,iface=%s"
-    addresses: ["198.51.100.1/24"]
-    neigh: {base_reachable_time_ms: 1000, delay_first_probe_time: 1}
-`, uniq("fyneigh"), pipelineCore(), taps[0], taps[1])
+	cfg := tapConfig("fyneigh", taps, "", "    neigh: {base_reachable_time_ms: 1000, delay_first_probe_time: 1}\n", "")
 	r := startRouter(t, cfg)
 	a := newNetns(t, uniq("fyA"))
 	b := newNetns(t, uniq("fyB"))
