@@ -2,10 +2,10 @@ package fib
 
 // The answer table: what a lookup through the merged structure returns,
 // precomputed so that the common lookup is the structure walk plus one load
-// of the prefix's pinfo, and never dereferences its *Route or *Nexthop.
+// of the answer, and never dereferences a *Route or *Nexthop.
 //
-// Every prefix (pid) of the merged structure has a pinfo: its first route
-// and the index of that route's answer. Answers are shared: routes with the
+// The merged structure holds, for every prefix, the index of its first
+// route's answer. Answers are shared: routes with the
 // same interned nexthop set, type, table, prefsrc, MTU and TOS-ness (for a
 // BGP table, one per gateway) have one, so the table stays small and hot in
 // the cache. An answer holds the Result's fields as matchRoute would fill
@@ -19,12 +19,6 @@ package fib
 //
 // Answers depend on the ports (liveness, MTU, addresses): every change of
 // the ports recomputes the table and publishes a new snapshot.
-
-// pinfo is what the merged structure keeps per prefix.
-type pinfo struct {
-	route *Route // the prefix's first route (nil for pid 0: no route)
-	ans   uint32 // index of its answer
-}
 
 // answer is the precomputed Result of a route (see above).
 type answer struct {
@@ -55,21 +49,24 @@ const (
 	errcNetUnreach
 )
 
+// errByCode maps the errc* codes to their errors; an array, as the bulk
+// lookup fills a Result per key.
+var errByCode = [...]error{
+	errcNone:        nil,
+	errcBlackhole:   ErrBlackhole,
+	errcHostUnreach: ErrHostUnreach,
+	errcProhibited:  ErrProhibited,
+	errcNetUnreach:  ErrNetUnreach,
+}
+
 func errOf(c uint8) error {
-	switch c {
-	case errcNone:
-		return nil
-	case errcBlackhole:
-		return ErrBlackhole
-	case errcHostUnreach:
-		return ErrHostUnreach
-	case errcProhibited:
-		return ErrProhibited
+	if int(c) < len(errByCode) {
+		return errByCode[c]
 	}
 	return ErrNetUnreach
 }
 
-// noRoute is answer 0, the answer of pid 0.
+// noRoute is answer 0: no table covers the address.
 var noRoute = answer{err: errcNetUnreach, inErr: errcNetUnreach}
 
 // ansKey identifies the routes that share an answer. Routes with the same
@@ -83,6 +80,14 @@ type ansKey struct {
 	tos                 bool
 }
 
+func ansKeyOf(r *Route) ansKey {
+	k := ansKey{n: len(r.Nexthops), table: r.Table, prefsrc: r.Prefsrc, mtu: r.MTU, typ: r.Type, tos: r.Tos != 0}
+	if k.n > 0 {
+		k.nh0 = r.Nexthops[0]
+	}
+	return k
+}
+
 // ansSrc is what the writers recompute an answer from.
 type ansSrc struct {
 	key ansKey
@@ -93,10 +98,7 @@ type ansSrc struct {
 // answerOf returns the index of r's answer in the snapshot being built,
 // appending it when new.
 func (w *fastWriter) answerOf(r *Route) uint32 {
-	k := ansKey{n: len(r.Nexthops), table: r.Table, prefsrc: r.Prefsrc, mtu: r.MTU, typ: r.Type, tos: r.Tos != 0}
-	if k.n > 0 {
-		k.nh0 = r.Nexthops[0]
-	}
+	k := ansKeyOf(r)
 	if i, ok := w.ansIdx[k]; ok {
 		return i
 	}

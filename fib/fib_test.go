@@ -418,11 +418,8 @@ func TestZeroAlloc(t *testing.T) {
 		bulk[i] = keys[i%len(keys)]
 	}
 	res2 := make([]Result, len(bulk))
-	dsts := make([]uint32, len(bulk))
-	out := make([]*Route, len(bulk))
 	allocs = testing.AllocsPerRun(100, func() {
 		f.LookupBulk(bulk, res2)
-		f.LookupDsts(dsts, out)
 	})
 	if allocs != 0 {
 		t.Errorf("bulk lookups allocate %v times", allocs)

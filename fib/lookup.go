@@ -6,19 +6,13 @@ func (f *FIB) Lookup(k *Key, res *Result) {
 	if inputMaybeSpecial(k) && inputSpecial(k, f.portSnap.Load(), res) {
 		return
 	}
-	if !f.custom.Load() {
-		fs := f.fast.Load()
-		pi := fs.lpm(k.Dst)
-		if a := fs.ansFor(pi.ans, k); a != nil {
-			a.fill(pi.route, a.inErr, res)
-			return
-		}
-		f.lookupSlow(fs, pi.route, k, res)
-		return
-	}
-	ps := f.portSnap.Load()
+	f.lookupWalk(k, res)
+}
+
+// lookupWalk is an input lookup through the rule walk.
+func (f *FIB) lookupWalk(k *Key, res *Result) {
 	*res = Result{}
-	f.walkRules(k, ps, res)
+	f.walkRules(k, f.portSnap.Load(), res)
 	inputFinish(res)
 }
 
@@ -103,7 +97,7 @@ func (f *FIB) LookupOutput(k *Key, res *Result) {
 		res.Prefsrc = k.Src
 		return
 	}
-	f.lookupRules(k, ps, res)
+	f.walkRules(k, ps, res)
 	if res.Err != nil {
 		if k.Oif >= 0 {
 			// Apparently the tables are wrong: assume the destination is on
@@ -133,19 +127,8 @@ func (f *FIB) IsLocal(addr uint32) bool {
 	return l != nil && len(l.routes) > 0 && l.routes[0].Type == Local
 }
 
-// lookupRules walks the policy rules (fib_rules_lookup): a rule whose table
+// walkRules walks the policy rules (fib_rules_lookup): a rule whose table
 // has no match, or matches a throw route, passes on to the next rule.
-func (f *FIB) lookupRules(k *Key, ps *portSnap, res *Result) {
-	if !f.custom.Load() {
-		if fastLookup(f.fast.Load(), k, ps, res) {
-			return
-		}
-		*res = Result{}
-	}
-	f.walkRules(k, ps, res)
-}
-
-// walkRules is the rule walk proper.
 func (f *FIB) walkRules(k *Key, ps *portSnap, res *Result) {
 	rs := f.ruleSnap.Load()
 	for i := range rs.rules {

@@ -6,15 +6,15 @@ import (
 	"unsafe"
 )
 
-// A node of the merged structure is one cache line, an answer half of one.
+// An answer is half a cache line.
 func TestMergedSizes(t *testing.T) {
-	if n, a := unsafe.Sizeof(fnode{}), unsafe.Sizeof(answer{}); n != 64 || a != 32 {
-		t.Errorf("fnode %d bytes, answer %d", n, a)
+	if a := unsafe.Sizeof(answer{}); a != 32 {
+		t.Errorf("answer %d bytes", a)
 	}
 }
 
 // TestMergedDifferential checks the merged fast path of the default rules
-// (Lookup, LookupOutput, LookupBulk, LookupDsts) against the exact rule
+// (LookupBulk) and the single lookups against the exact rule
 // walk, which a never-matching custom rule forces, over random changes of
 // the local, main and default tables with every route type, TOS routes,
 // metrics, multipath and ports going down.
@@ -36,8 +36,6 @@ func TestMergedDifferential(t *testing.T) {
 	got := make([]Result, checks)
 	bulk := make([]Result, checks)
 	out := make([]Result, checks)
-	dsts := make([]uint32, checks)
-	routes := make([]*Route, checks)
 	okeys := make([]Key, checks)
 	stats := map[string]int{}
 	for i := 0; i < ops; i++ {
@@ -95,7 +93,6 @@ func TestMergedDifferential(t *testing.T) {
 			if rng.Intn(3) == 0 {
 				keys[j].Tos = 0x10
 			}
-			dsts[j] = d
 		}
 		if f.HasCustomRules() {
 			t.Fatal("custom rules")
@@ -112,23 +109,18 @@ func TestMergedDifferential(t *testing.T) {
 			f.LookupOutput(&okeys[j], &out[j])
 		}
 		f.LookupBulk(keys, bulk)
-		f.LookupDsts(dsts, routes)
 		must(t, f.AddRule(dummy))
 		for j := range keys {
 			var want Result
 			f.Lookup(&keys[j], &want)
 			stats[want.Type.String()+errText0(want.Err)]++
-			if d := resultDiff(&got[j], &want) + resultDiff(&bulk[j], &want); d != "" {
+			// The bulk lookup's answers carry no route.
+			wantBulk := want
+			if bulk[j].Route == nil {
+				wantBulk.Route = nil
+			}
+			if d := resultDiff(&got[j], &want) + resultDiff(&bulk[j], &wantBulk); d != "" {
 				t.Fatalf("op %d: lookup %+v:%s\n fast %+v\n bulk %+v\n want %+v", i, keys[j], d, got[j], bulk[j], want)
-			}
-			k := Key{Dst: dsts[j], Iif: -1, Oif: -1}
-			f.Lookup(&k, &want)
-			wr := want.Route
-			if want.Err != nil {
-				wr = nil
-			}
-			if routes[j] != wr {
-				t.Fatalf("op %d: LookupDsts %s: %v, want %v", i, ipStr(dsts[j]), routes[j], wr)
 			}
 			f.LookupOutput(&okeys[j], &want)
 			if d := resultDiff(&out[j], &want); d != "" {
@@ -176,24 +168,26 @@ func resultDiff(got, want *Result) string {
 	return s
 }
 
-// checkAnswers checks every prefix value of the published merged structure:
-// where its answer tells, the Result it gives for output and input lookups
-// (with several flow hashes) must be matchRoute's on the prefix's route.
+// checkAnswers checks the published answers: for the routes of local,
+// main and default, where their answer tells, the Result it gives for
+// output and input lookups (with several flow hashes) must be matchRoute's.
 func checkAnswers(t *testing.T, f *FIB, rng *rand.Rand, stats map[string]int) {
 	t.Helper()
 	fs := f.fast.Load()
 	ps := f.portSnap.Load()
-	if fs.ans[0] != noRoute || fs.info[0] != (pinfo{}) {
-		t.Fatalf("pid 0: %+v, answer 0 %+v", fs.info[0], fs.ans[0])
+	if fs.ans[0] != noRoute {
+		t.Fatalf("answer 0 %+v", fs.ans[0])
 	}
-	check := func(pi pinfo) {
-		if pi.route == nil {
-			if pi.ans != 0 {
-				t.Fatalf("no route with answer %d", pi.ans)
-			}
-			return
+	var rts []*Route
+	for _, id := range []uint32{TableLocal, TableMain, TableDefault} {
+		rts = append(rts, f.Routes(id)...)
+	}
+	for _, rt := range rts {
+		i, ok := f.fw.ansIdx[ansKeyOf(rt)]
+		if !ok {
+			continue // not the first route of its prefix
 		}
-		h := fs.ans[pi.ans]
+		h := fs.ans[i]
 		switch {
 		case h.flags&ansSlow != 0:
 			stats["answer slow"]++
@@ -203,37 +197,41 @@ func checkAnswers(t *testing.T, f *FIB, rng *rand.Rand, stats map[string]int) {
 			stats["answer"]++
 		}
 		for _, hash := range []uint32{0, rng.Uint32(), rng.Uint32(), ^uint32(0)} {
-			k := Key{Dst: pi.route.Dst, Iif: -1, Oif: -1, Hash: hash}
-			a := fs.ansFor(pi.ans, &k)
+			k := Key{Dst: rt.Dst, Iif: -1, Oif: -1, Hash: hash}
+			a := fs.ansFor(i, &k)
 			if a == nil {
 				continue
 			}
 			var got, want Result
-			a.fill(pi.route, a.err, &got)
-			if !matchRoute(pi.route, &k, ScopeUniverse, ps, false, &want) || want.Err == errThrow {
-				t.Fatalf("answer %+v for route %v, which does not match", *a, *pi.route)
+			a.fill(rt, a.err, &got)
+			if !matchRoute(rt, &k, ScopeUniverse, ps, false, &want) || want.Err == errThrow {
+				t.Fatalf("answer %+v for route %v, which does not match", *a, *rt)
 			}
 			if d := resultDiff(&got, &want); d != "" {
-				t.Fatalf("answer for route %v hash %#x:%s\n got %+v\n want %+v", *pi.route, hash, d, got, want)
+				t.Fatalf("answer for route %v hash %#x:%s\n got %+v\n want %+v", *rt, hash, d, got, want)
 			}
-			a.fill(pi.route, a.inErr, &got)
+			a.fill(rt, a.inErr, &got)
 			inputFinish(&want)
 			if d := resultDiff(&got, &want); d != "" {
-				t.Fatalf("input answer for route %v hash %#x:%s\n got %+v\n want %+v", *pi.route, hash, d, got, want)
+				t.Fatalf("input answer for route %v hash %#x:%s\n got %+v\n want %+v", *rt, hash, d, got, want)
 			}
 			// With an output port, only the walk tells.
 			k.Oif = 0
-			if a.nh != nil && fs.ansFor(pi.ans, &k) != nil {
-				t.Fatalf("answer for route %v with an output port", *pi.route)
+			if a.nh != nil && fs.ansFor(i, &k) != nil {
+				t.Fatalf("answer for route %v with an output port", *rt)
 			}
 		}
 	}
-	for _, pi := range fs.vals {
-		check(pi)
+}
+
+// valueOf is the value the published merged structure holds for a prefix
+// whose first route is r (tests).
+func (w *fastWriter) valueOf(r *Route) uint16 {
+	i, ok := w.ansIdx[ansKeyOf(r)]
+	if !ok || i >= valSlow {
+		return valSlow
 	}
-	for _, pi := range fs.info {
-		check(pi)
-	}
+	return uint16(i)
 }
 
 func errText0(err error) string {

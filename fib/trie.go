@@ -24,9 +24,6 @@ type leaf struct {
 	routes []*Route
 	one    [1]*Route // backing of routes for the common single-route prefix
 	r0     Route     // that route, in the same allocation: one cache miss less per lookup
-	// pid is the leaf's id in the merged fast structure of epoch pepoch
-	// (writers only).
-	pid, pepoch uint32
 	// ans is the index of its first route's answer there, of epoch
 	// aepoch (writers only).
 	ans, aepoch uint32
