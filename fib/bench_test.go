@@ -170,36 +170,55 @@ func BenchmarkBuild900k(b *testing.B) {
 }
 
 // BenchmarkUpdatesWhileReading replaces routes of the 900k table one
-// change per publish while a reader looks up without pause.
-func BenchmarkUpdatesWhileReading(b *testing.B) {
+// change per publish while a reader looks up bursts without pause.
+func BenchmarkUpdatesWhileReading(b *testing.B) { benchUpdates(b, 1) }
+
+// BenchmarkUpdatesBatchedWhileReading is the same with 64 changes per
+// publish, as a routing daemon's burst of changes arrives.
+func BenchmarkUpdatesBatchedWhileReading(b *testing.B) { benchUpdates(b, 64) }
+
+func benchUpdates(b *testing.B, per int) {
 	benchSetup(b)
 	f := bench.f
 	var stop atomic.Bool
 	var reads atomic.Int64
 	done := make(chan struct{})
 	go func() {
-		k := Key{Src: 0xc0000263, Iif: 0, Oif: -1}
-		var res Result
+		// Bursts of 32 through the forwarding path's lookup.
+		keys := make([]Key, 32)
+		res := make([]Result, 32)
+		for j := range keys {
+			keys[j] = Key{Src: 0xc0000263, Iif: 0, Oif: -1}
+		}
 		n := int64(0)
 		for !stop.Load() {
-			for j := 0; j < 256; j++ {
-				k.Dst = bench.rnd[(int(n)+j)&(len(bench.rnd)-1)]
-				f.Lookup(&k, &res)
+			for j := range keys {
+				keys[j].Dst = bench.rnd[(int(n)+j)&(len(bench.rnd)-1)]
 			}
-			n += 256
+			f.LookupBulk(keys, res)
+			n += 32
 		}
 		reads.Store(n)
 		close(done)
 	}()
 	rebuilds, compactions := f.fw.rebuilds, f.fw.compactions
 	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		// Every replace changes the gateway, also when -count repeats.
-		j := (i * 7919) % len(bench.ps)
-		p := bench.ps[j]
-		bench.gw[j] = (bench.gw[j] + 1) % uint8(len(benchGWs))
-		r := Route{Dst: p.Addr, Len: p.Len, Proto: 186, Nexthops: []*Nexthop{{Gateway: benchGWs[bench.gw[j]], Port: -1}}}
-		if err := f.Replace(r); err != nil {
+	for i := 0; i < b.N; i += per {
+		err := f.Batch(func(bt *Batch) error {
+			for k := i; k < i+per && k < b.N; k++ {
+				// Every replace changes the gateway, also when -count
+				// repeats.
+				j := (k * 7919) % len(bench.ps)
+				p := bench.ps[j]
+				bench.gw[j] = (bench.gw[j] + 1) % uint8(len(benchGWs))
+				r := Route{Dst: p.Addr, Len: p.Len, Proto: 186, Nexthops: []*Nexthop{{Gateway: benchGWs[bench.gw[j]], Port: -1}}}
+				if err := bt.Apply(RouteCmd{Op: OpReplace, Route: r}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -157,6 +157,7 @@ type fastWriter struct {
 	ansIdx map[ansKey]uint32
 	srcs   []ansSrc
 	ps     *portSnap
+	dirty  dirtySet // between batches: the empty set whose bitmap they reuse
 }
 
 type blockSrc struct {
@@ -622,6 +623,14 @@ func (d *dirtySet) mark(key uint32, plen uint8) {
 			d.n++
 		}
 	}
+}
+
+// reset empties d, keeping its bitmap (8 KB) for the next batch.
+func (d *dirtySet) reset() {
+	for _, b := range d.list {
+		d.bm[b>>6] &^= 1 << (b & 63)
+	}
+	*d = dirtySet{bm: d.bm, list: d.list[:0]}
 }
 
 func (d *dirtySet) markAll() {

@@ -102,7 +102,9 @@ func (f *FIB) Batch(fn func(b *Batch) error) error {
 
 func (f *FIB) beginLocked() *Batch {
 	f.batchGen++
-	return &Batch{f: f, gen: f.batchGen}
+	b := &Batch{f: f, gen: f.batchGen}
+	b.dirty, f.fw.dirty = f.fw.dirty, dirtySet{} // its bitmap, reused
+	return b
 }
 
 func (b *Batch) tx(t *table) *tableTx {
@@ -132,7 +134,8 @@ func (b *Batch) commit() {
 	}
 	b.txs = nil
 	b.changed = false
-	b.dirty = dirtySet{}
+	b.dirty.reset()
+	b.f.fw.dirty = b.dirty
 }
 
 func fastTable(id uint32) bool { return id == TableLocal || id == TableMain || id == TableDefault }
