@@ -112,6 +112,7 @@ func (w *fastWriter) answerOf(r *Route) uint32 {
 		fs.ans = append(fs.ans, answer{})
 	}
 	fillAnswer(fs.ans[s.at:], &s, w.ps)
+	fs.syncResults()
 	if w.ansIdx == nil {
 		w.ansIdx = make(map[ansKey]uint32)
 	}
@@ -183,15 +184,20 @@ func (a *answer) setNexthop(nh *Nexthop, ps *portSnap) {
 // ansFor returns the answer at index i for k, nil when only matchRoute
 // and the rule walk can tell.
 func (fs *fsnap) ansFor(i uint32, k *Key) *answer {
+	if j, ok := fs.ansAt(i, k); ok {
+		return &fs.ans[j]
+	}
+	return nil
+}
+
+// ansAt is ansFor as an index.
+func (fs *fsnap) ansAt(i uint32, k *Key) (uint32, bool) {
 	a := &fs.ans[i]
 	if a.flags == 0 {
-		if k.Oif >= 0 && a.nh != nil {
-			return nil
-		}
-		return a
+		return i, k.Oif < 0 || a.nh == nil
 	}
 	if a.flags != ansMulti || k.Oif >= 0 {
-		return nil
+		return 0, false
 	}
 	// fib_select_multipath: the first nexthop whose bound is at least the
 	// hash; the last one's bound is the largest hash.
@@ -200,7 +206,18 @@ func (fs *fsnap) ansFor(i uint32, k *Key) *answer {
 	for j < end && fs.ans[j].bound < h {
 		j++
 	}
-	return &fs.ans[j]
+	return j, true
+}
+
+// syncResults appends the input Results of the answers that have none
+// yet.
+func (fs *fsnap) syncResults() {
+	for j := len(fs.inRes); j < len(fs.ans); j++ {
+		a := &fs.ans[j]
+		var r Result
+		a.fill(nil, a.inErr, &r)
+		fs.inRes = append(fs.inRes, r)
+	}
 }
 
 // fill writes the answer into res, with the given error code (a.err or
@@ -225,5 +242,7 @@ func (f *FIB) refreshAnswers() {
 		s := &f.fw.srcs[i]
 		fillAnswer(fs.ans[s.at:], s, ps)
 	}
+	fs.inRes = nil
+	fs.syncResults()
 	f.fast.Store(fs)
 }

@@ -1,6 +1,9 @@
 package fib
 
-import "math/bits"
+import (
+	"math/bits"
+	"unsafe"
+)
 
 // The fast path: with only the default rules, the kernel (since 4.1) looks
 // up the local and main tables as one merged trie. Here one read-only
@@ -65,6 +68,9 @@ type fsnap struct {
 	nodes []uint64 // node arena
 	kids  []uint16 // child blocks, 256 values each
 	ans   []answer // see answer.go
+	// inRes is each answer as an input lookup's Result (no Route), shared
+	// by the bulk lookups' keys.
+	inRes []Result
 }
 
 // nodeLPM is the value of a in the node at o.
@@ -130,7 +136,7 @@ func nodeLen(nd []uint64) int {
 // bytes is the size of the lookup structure (arenas by length, top level
 // and the answers).
 func (fs *fsnap) bytes() int {
-	return topBytes + 8*len(fs.nodes) + 2*len(fs.kids) + 32*len(fs.ans)
+	return topBytes + 8*len(fs.nodes) + 2*len(fs.kids) + 32*len(fs.ans) + int(unsafe.Sizeof(Result{}))*len(fs.inRes)
 }
 
 // topBytes is the size of the top level with all its chunks.
@@ -452,6 +458,7 @@ func (f *FIB) rebuildFast() {
 	}
 	fs.nodes = append(fs.nodes, zeroWords[:8]...) // node 0: a dummy (lpmBulk)
 	fs.ans = append(fs.ans, noRoute)              // answer 0: no route
+	fs.syncResults()
 	w.ansIdx, w.srcs = nil, nil
 	w.ps = f.portSnap.Load()
 	w.next = fs
@@ -528,7 +535,7 @@ func (f *FIB) updateFast(d *dirtySet) {
 // nodes and child blocks the top level reaches, copied into fresh arenas.
 // The answers are shared.
 func (fs *fsnap) compact() *fsnap {
-	c := &fsnap{ans: fs.ans}
+	c := &fsnap{ans: fs.ans, inRes: fs.inRes}
 	words, blocks := 0, 0
 	for hi := range fs.top {
 		for _, e := range fs.top[hi] {
@@ -718,9 +725,32 @@ func (fs *fsnap) lpmBulk(dsts []uint32, out *[bulkN]uint16) {
 // allocation.
 func (f *FIB) LookupBulk(keys []Key, res []Result) {
 	res = res[:len(keys)]
+	var refs [bulkN]*Result
+	for off := 0; off < len(keys); off += bulkN {
+		ks := keys[off:]
+		if len(ks) > bulkN {
+			ks = ks[:bulkN]
+		}
+		rs := res[off : off+len(ks)]
+		f.LookupBulkRefs(ks, refs[:len(ks)], rs)
+		for i, r := range refs[:len(ks)] {
+			if r != &rs[i] {
+				rs[i] = *r
+			}
+		}
+	}
+}
+
+// LookupBulkRefs is LookupBulk without copying Results: out[i] points at a
+// Result shared by all keys with the same answer (read-only, no Route), or
+// at spill[i], which the rule walk filled (out and spill must be at least
+// as long as keys). Lock-free, no allocation.
+func (f *FIB) LookupBulkRefs(keys []Key, out []*Result, spill []Result) {
+	out, spill = out[:len(keys)], spill[:len(keys)]
 	if f.custom.Load() {
 		for i := range keys {
-			f.Lookup(&keys[i], &res[i])
+			f.Lookup(&keys[i], &spill[i])
+			out[i] = &spill[i]
 		}
 		return
 	}
@@ -732,23 +762,25 @@ func (f *FIB) LookupBulk(keys []Key, res []Result) {
 		if len(ks) > bulkN {
 			ks = ks[:bulkN]
 		}
-		rs := res[off : off+len(ks)]
+		os, ss := out[off:off+len(ks)], spill[off:off+len(ks)]
 		for i := range ks {
 			dsts[i] = ks[i].Dst
 		}
 		fs.lpmBulk(dsts[:len(ks)], &vals)
 		for i := range ks {
-			k, r := &ks[i], &rs[i]
-			if inputMaybeSpecial(k) && inputSpecial(k, f.portSnap.Load(), r) {
+			k := &ks[i]
+			if inputMaybeSpecial(k) && inputSpecial(k, f.portSnap.Load(), &ss[i]) {
+				os[i] = &ss[i]
 				continue
 			}
 			if v := vals[i]; v != valSlow {
-				if a := fs.ansFor(uint32(v), k); a != nil {
-					a.fill(nil, a.inErr, r)
+				if j, ok := fs.ansAt(uint32(v), k); ok {
+					os[i] = &fs.inRes[j]
 					continue
 				}
 			}
-			f.lookupWalk(k, r)
+			f.lookupWalk(k, &ss[i])
+			os[i] = &ss[i]
 		}
 	}
 }

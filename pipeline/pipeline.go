@@ -159,7 +159,8 @@ type Pipeline struct {
 	nOut    int
 	route   [RxMax]int16 // per list entry: index into keys, or routeStatic/routeHint
 	keys    [RxMax]fib.Key
-	results [RxMax]fib.Result
+	results [RxMax]*fib.Result // shared, read-only, or into spill
+	spill   [RxMax]fib.Result
 	key     fib.Key
 	res     fib.Result
 

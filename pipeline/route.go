@@ -52,13 +52,17 @@ func (p *Pipeline) routeInput() {
 			continue
 		}
 		src := be.Uint32(ip[ipSrc:])
-		p.keys[nk] = fib.Key{Dst: dst, Src: src, Tos: tos & 0x1c, Iif: int(iif), Oif: -1, Hash: fib.FlowHash(src, dst)}
+		// Field by field: a composite literal is built on the stack and
+		// then copied.
+		key := &p.keys[nk]
+		key.Dst, key.Src, key.Tos, key.Iif, key.Oif, key.Mark = dst, src, tos&0x1c, int(iif), -1, 0
+		key.Hash = fib.FlowHash(src, dst)
 		p.route[k] = int16(nk)
 		nk++
 		prevDst, prevTOS, prevIif, prevOK = dst, tos, iif, true
 	}
 	if nk > 0 {
-		p.sh.FIB.LookupBulk(p.keys[:nk], p.results[:nk])
+		p.sh.FIB.LookupBulkRefs(p.keys[:nk], p.results[:nk], p.spill[:nk])
 		p.ctr.local[FIBLookups] += uint64(nk)
 	}
 	var prev *cache.Decision
@@ -82,7 +86,7 @@ func (p *Pipeline) routeInput() {
 			p.ctr.local[FIBLookups]++
 			d = p.inputDecision(&p.res, dst)
 		default:
-			d = p.inputDecision(&p.results[r], p.keys[r].Dst)
+			d = p.inputDecision(p.results[r], p.keys[r].Dst)
 		}
 		p.dec[i] = d
 		prev = d
