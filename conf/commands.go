@@ -306,12 +306,17 @@ var typeNames = map[fib.Type]string{fib.Unicast: "unicast", fib.Local: "local", 
 	fib.Anycast: "anycast", fib.Multicast: "multicast", fib.Blackhole: "blackhole", fib.Unreachable: "unreachable",
 	fib.Prohibit: "prohibit", fib.Throw: "throw"}
 
+// ipProtoNames are the protocol names route get takes, as iproute2's.
+var ipProtoNames = map[string]uint8{"icmp": 1, "tcp": 6, "udp": 17, "sctp": 132}
+
 func (r *Router) routeGet(args []string) (string, any, error) {
 	if len(args) == 0 {
 		return "", nil, fmt.Errorf("route get: an address is needed")
 	}
 	k := fib.Key{Iif: -1, Oif: -1}
 	var dstSet bool
+	var proto uint8
+	var sport, dport uint16
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		val := func() (string, error) {
@@ -324,7 +329,7 @@ func (r *Router) routeGet(args []string) (string, any, error) {
 		var v string
 		var err error
 		switch a {
-		case "from", "iif", "oif", "tos", "dsfield", "mark", "to":
+		case "from", "iif", "oif", "tos", "dsfield", "mark", "to", "ipproto", "sport", "dport":
 			if v, err = val(); err != nil {
 				return "", nil, err
 			}
@@ -356,6 +361,26 @@ func (r *Router) routeGet(args []string) (string, any, error) {
 				return "", nil, fmt.Errorf("argument %q is wrong: mark value is invalid", v)
 			}
 			k.Mark = uint32(m)
+		case "ipproto":
+			n, ok := ipProtoNames[v]
+			if !ok {
+				x, perr := strconv.ParseUint(v, 0, 8)
+				if perr != nil {
+					return "", nil, fmt.Errorf("argument %q is wrong: Invalid \"ipproto\" value", v)
+				}
+				n = uint8(x)
+			}
+			proto = n
+		case "sport", "dport":
+			x, perr := strconv.ParseUint(v, 0, 16)
+			if perr != nil {
+				return "", nil, fmt.Errorf("argument %q is wrong: invalid %s", v, a)
+			}
+			if a == "sport" {
+				sport = uint16(x)
+			} else {
+				dport = uint16(x)
+			}
 		case "to":
 			a = v
 			fallthrough
@@ -373,6 +398,9 @@ func (r *Router) routeGet(args []string) (string, any, error) {
 		return "", nil, fmt.Errorf("route get: an address is needed")
 	}
 	k.Hash = fib.FlowHash(k.Src, k.Dst)
+	if r.Shared != nil && r.Shared.Knobs().MultipathHashL4 {
+		k.Hash = fib.FlowHashL4(k.Src, k.Dst, proto, sport, dport)
+	}
 	var res fib.Result
 	if k.Iif >= 0 {
 		r.FIB.Lookup(&k, &res)

@@ -183,3 +183,38 @@ func TestBatchMixedCommands(t *testing.T) {
 		t.Fatalf("rule and table 100 not applied: %q", got)
 	}
 }
+
+// fib_multipath_hash_policy 1 makes route get's ipproto/sport/dport choose
+// among a multipath route's nexthops; with 0 they do not matter.
+func TestRouteGetMultipathHashPolicy(t *testing.T) {
+	r := testRouter(t)
+	exec(t, r, "route add 10.9.0.0/16 nexthop via 198.51.100.2 nexthop via 198.51.100.3")
+	gateways := func() map[string]bool {
+		seen := map[string]bool{}
+		for port := 1000; port < 1032; port++ {
+			out := exec(t, r, fmt.Sprintf("route get 10.9.1.1 from 192.0.2.2 iif port0 ipproto udp sport %d dport 53", port))
+			f := strings.Fields(out)
+			for i := 0; i+1 < len(f); i++ {
+				if f[i] == "via" {
+					seen[f[i+1]] = true
+				}
+			}
+		}
+		return seen
+	}
+	if g := gateways(); len(g) != 1 {
+		t.Fatalf("L3 hash: ports chose %v", g)
+	}
+	exec(t, r, "knob set fib_multipath_hash_policy 1")
+	if !r.Shared.Knobs().MultipathHashL4 || !strings.Contains(exec(t, r, "knob show"), "fib_multipath_hash_policy = 1") {
+		t.Fatal("knob not applied")
+	}
+	if g := gateways(); len(g) != 2 {
+		t.Fatalf("L3+L4 hash: ports chose %v", g)
+	}
+	for _, bad := range []string{"knob set fib_multipath_hash_policy 2", "route get 10.9.1.1 ipproto bogus", "route get 10.9.1.1 sport 70000"} {
+		if _, _, err := r.Exec(strings.Fields(bad), false); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

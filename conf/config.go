@@ -42,6 +42,8 @@ type Config struct {
 	MTUExpires      int   `yaml:"mtu_expires"`      // seconds
 	RedirectNumber  *int  `yaml:"redirect_number"`  // redirects sent before going silent
 	RedirectSilence int   `yaml:"redirect_silence"` // milliseconds
+	// MultipathHashPolicy is fib_multipath_hash_policy: 0 L3, 1 L3+L4.
+	MultipathHashPolicy int `yaml:"fib_multipath_hash_policy"`
 
 	lines map[string]int // field path → line, for error messages
 }
@@ -215,6 +217,9 @@ func (c *Config) check(file string) error {
 	}
 	if c.RedirectNumber != nil && *c.RedirectNumber < 0 {
 		return c.Errorf(file, "redirect_number", "must not be negative")
+	}
+	if c.MultipathHashPolicy != 0 && c.MultipathHashPolicy != 1 {
+		return c.Errorf(file, "fib_multipath_hash_policy", "%d is not 0 (L3) or 1 (L3+L4)", c.MultipathHashPolicy)
 	}
 	if c.RedirectSilence < 0 {
 		return c.Errorf(file, "redirect_silence", "must not be negative")

@@ -28,6 +28,7 @@ func (c *Config) Knobs() pipeline.Knobs {
 	if c.RedirectSilence != 0 {
 		k.RedirectSilence = time.Duration(c.RedirectSilence) * time.Millisecond
 	}
+	k.MultipathHashL4 = c.MultipathHashPolicy == 1
 	return k
 }
 
@@ -62,7 +63,7 @@ func parseBool(s string) (bool, error) {
 	return false, fmt.Errorf("%q is not a boolean (0/1, on/off)", s)
 }
 
-var globalKnobNames = []string{"forward_use_pmtu", "min_pmtu", "mtu_expires", "redirect_number", "redirect_silence", "icmp_msgs_per_sec", "icmp_msgs_burst"}
+var globalKnobNames = []string{"forward_use_pmtu", "min_pmtu", "mtu_expires", "redirect_number", "redirect_silence", "icmp_msgs_per_sec", "icmp_msgs_burst", "fib_multipath_hash_policy"}
 var portKnobNames = []string{"mtu", "accept_redirects", "secure_redirects", "send_redirects"}
 
 // knob runs 'knob show' and 'knob set [dev PORT] NAME VALUE'. Every change
@@ -123,6 +124,10 @@ func (r *Router) knob(args []string) (string, any, error) {
 	case "icmp_msgs_per_sec":
 		if v, err = num(0, 1<<24); err == nil {
 			k.ICMPRatePerSec = v
+		}
+	case "fib_multipath_hash_policy":
+		if v, err = num(0, 1); err == nil {
+			k.MultipathHashL4 = v == 1
 		}
 	case "icmp_msgs_burst":
 		if v, err = num(0, 1<<24); err == nil {
@@ -228,13 +233,14 @@ func b01(b bool) int {
 func (r *Router) knobShow() (string, any, error) {
 	k := r.Shared.Knobs()
 	g := map[string]int64{
-		"forward_use_pmtu":  int64(b01(k.ForwardUsePMTU)),
-		"min_pmtu":          int64(k.MinPMTU),
-		"mtu_expires":       int64(k.MTUExpires / time.Second),
-		"redirect_number":   int64(k.RedirectNumber),
-		"redirect_silence":  int64(k.RedirectSilence / time.Millisecond),
-		"icmp_msgs_per_sec": int64(k.ICMPRatePerSec),
-		"icmp_msgs_burst":   int64(k.ICMPBurst),
+		"forward_use_pmtu":          int64(b01(k.ForwardUsePMTU)),
+		"min_pmtu":                  int64(k.MinPMTU),
+		"mtu_expires":               int64(k.MTUExpires / time.Second),
+		"redirect_number":           int64(k.RedirectNumber),
+		"redirect_silence":          int64(k.RedirectSilence / time.Millisecond),
+		"icmp_msgs_per_sec":         int64(k.ICMPRatePerSec),
+		"icmp_msgs_burst":           int64(k.ICMPBurst),
+		"fib_multipath_hash_policy": int64(b01(k.MultipathHashL4)),
 	}
 	var b strings.Builder
 	names := append([]string(nil), globalKnobNames...)

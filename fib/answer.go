@@ -38,6 +38,7 @@ type answer struct {
 const (
 	ansSlow  = 1 << iota // only matchRoute and the rule walk can answer
 	ansMulti             // pick one of the n answers that follow by the hash
+	ansPath              // one of those: Result.Multipath
 )
 
 // Error codes of answers.
@@ -157,7 +158,7 @@ func fillAnswer(a []answer, s *ansSrc, ps *portSnap) {
 		// one dead they move, which only the walk computes.
 		for j, nh := range s.nhs {
 			x := h
-			x.flags = 0
+			x.flags = ansPath
 			x.setNexthop(nh, ps)
 			x.bound = nh.UpperBound
 			a[1+j] = x
@@ -223,7 +224,7 @@ func (fs *fsnap) syncResults() {
 // fill writes the answer into res, with the given error code (a.err or
 // a.inErr).
 func (a *answer) fill(route *Route, errc uint8, res *Result) {
-	*res = Result{Type: a.typ, Table: a.table, Route: route, Nexthop: a.nh, Prefsrc: a.prefsrc, MTU: a.mtu, Err: errOf(errc)}
+	*res = Result{Type: a.typ, Multipath: a.flags&ansPath != 0, Table: a.table, Route: route, Nexthop: a.nh, Prefsrc: a.prefsrc, MTU: a.mtu, Err: errOf(errc)}
 }
 
 // refreshAnswers recomputes the answers after a change of the ports and

@@ -131,13 +131,17 @@ type Key struct {
 
 // Result is what a lookup found.
 type Result struct {
-	Type    Type
-	Table   uint32
-	Route   *Route
-	Nexthop *Nexthop // the chosen nexthop; nil for types without one
-	Prefsrc uint32   // the source address the kernel would use
-	MTU     uint32   // route MTU, else the output port's MTU
-	Err     error    // nil, or one of the Err* values
+	Type Type
+	// Multipath: the nexthop was chosen among a route's several by the
+	// flow hash, so the next packet to the same destination may take
+	// another (the kernel's IPSKB_MULTIPATH: no route hint).
+	Multipath bool
+	Table     uint32
+	Route     *Route
+	Nexthop   *Nexthop // the chosen nexthop; nil for types without one
+	Prefsrc   uint32   // the source address the kernel would use
+	MTU       uint32   // route MTU, else the output port's MTU
+	Err       error    // nil, or one of the Err* values
 }
 
 // Prefix is an IPv4 prefix.

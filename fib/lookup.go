@@ -219,6 +219,7 @@ func matchRoute(r *Route, k *Key, minScope Scope, ps *portSnap, ignoreLink bool,
 		}
 	}
 	res.Type = r.Type
+	res.Multipath = len(r.Nexthops) > 1
 	res.Table = r.Table
 	res.Route = r
 	res.Nexthop = nh

@@ -315,3 +315,66 @@ func TestWarmOutputPathDoesNotAllocate(t *testing.T) {
 		t.Fatalf("%v allocations per echo reply (sent %d)", allocs, h.io.TxN[0])
 	}
 }
+
+// With fib_multipath_hash_policy 1, flows between the same two hosts that
+// differ only in their ports spread over a multipath route's nexthops;
+// with the default L3 hash, and for fragments, which carry no ports, they
+// all take one.
+func TestMultipathHashPolicy(t *testing.T) {
+	h := newHarness(t)
+	ipC := ip4(198, 51, 100, 3)
+	macC := MAC{2, 0, 0, 0, 0, 0xc0}
+	h.permanent(1, ipB, macB)
+	h.permanent(1, ipC, macC)
+	h.addRoute("10.9.0.0/16", "nexthop", "via", "198.51.100.2", "dev", "port1", "nexthop", "via", "198.51.100.3", "dev", "port1")
+	udp := func(sport uint16, frag bool) sent {
+		pl := make([]byte, 8+8)
+		be.PutUint16(pl[0:], sport)
+		be.PutUint16(pl[2:], 53)
+		be.PutUint16(pl[4:], uint16(len(pl)))
+		f := ipPacket(macR0, macA, ipA, ip4(10, 9, 1, 1), 64, ProtoUDP, pl)
+		if frag {
+			ip := ipOf(f)
+			be.PutUint16(ip[ipFragOff:], ipFlagMF)
+			setIPv4Checksum(ip, IPv4MinHdr)
+		}
+		return sent{0, f}
+	}
+	gateways := func(frag bool) map[MAC]int {
+		seen := map[MAC]int{}
+		for port := uint16(1000); port < 1064; port++ {
+			for _, s := range h.burst(udp(port, frag)) {
+				seen[MAC(s.frame[0:6])]++
+			}
+		}
+		return seen
+	}
+	if g := gateways(false); len(g) != 1 {
+		t.Fatalf("L3 hash: 64 port pairs went to %v, want one gateway", g)
+	}
+	k := h.sh.Knobs()
+	k.MultipathHashL4 = true
+	h.sh.SetKnobs(k)
+	if g := gateways(false); len(g) != 2 || g[macB] < 8 || g[macC] < 8 {
+		t.Fatalf("L3+L4 hash: 64 port pairs went to %v, want both gateways", g)
+	}
+	if g := gateways(true); len(g) != 1 {
+		t.Fatalf("L3+L4 hash: 64 fragments went to %v, want one gateway", g)
+	}
+	// In one burst, as the kernel's list receive: a multipath decision is
+	// no route hint for the packets after it.
+	var in []sent
+	for port := uint16(1000); port < 1064; port++ {
+		in = append(in, udp(port, false))
+	}
+	seen := map[MAC]int{}
+	for _, s := range h.burst(in...) {
+		seen[MAC(s.frame[0:6])]++
+	}
+	if len(seen) != 2 || seen[macB] < 8 || seen[macC] < 8 {
+		t.Fatalf("one burst of 64 flows went to %v, want both gateways", seen)
+	}
+	if h.counter(HintHits) != 0 {
+		t.Fatalf("%d route hints used for a multipath route", h.counter(HintHits))
+	}
+}

@@ -37,6 +37,7 @@ const (
 	ProtoICMP = 1
 	ProtoTCP  = 6
 	ProtoUDP  = 17
+	ProtoSCTP = 132
 
 	ICMPHdrLen = 8
 )

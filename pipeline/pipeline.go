@@ -63,6 +63,10 @@ type Knobs struct {
 	RedirectSilence time.Duration // quiet time that resets the redirect count
 	RedirectLoad    time.Duration // base gap between redirects, doubled each time
 	RedirectExpires time.Duration // lifetime of a learned redirect (ip_rt_gc_timeout)
+	// MultipathHashL4 picks multipath nexthops by source, destination,
+	// protocol and ports (fib_multipath_hash_policy 1) instead of by the
+	// addresses alone (0, the default).
+	MultipathHashL4 bool
 }
 
 // DefaultKnobs are the kernel's defaults.
@@ -161,8 +165,12 @@ type Pipeline struct {
 	keys    [RxMax]fib.Key
 	results [RxMax]*fib.Result // shared, read-only, or into spill
 	spill   [RxMax]fib.Result
-	key     fib.Key
-	res     fib.Result
+	// A lookup for a packet whose hint could not be used.
+	hintKey   [1]fib.Key
+	hintRes   [1]*fib.Result
+	hintSpill [1]fib.Result
+	key       fib.Key
+	res       fib.Result
 
 	pending   pendingSet
 	ipID      uint16

@@ -56,7 +56,7 @@ func (p *Pipeline) routeInput() {
 		// then copied.
 		key := &p.keys[nk]
 		key.Dst, key.Src, key.Tos, key.Iif, key.Oif, key.Mark = dst, src, tos&0x1c, int(iif), -1, 0
-		key.Hash = fib.FlowHash(src, dst)
+		key.Hash = p.flowHash(ip, src, dst)
 		p.route[k] = int16(nk)
 		nk++
 		prevDst, prevTOS, prevIif, prevOK = dst, tos, iif, true
@@ -69,6 +69,7 @@ func (p *Pipeline) routeInput() {
 	for k := 0; k < p.nIP; k++ {
 		i := int(p.ipList[k])
 		var d *cache.Decision
+		multipath := false
 		switch r := p.route[k]; {
 		case r == routeStatic:
 			prev = nil
@@ -77,20 +78,45 @@ func (p *Pipeline) routeInput() {
 			d = prev
 			p.ctr.local[HintHits]++
 		case r == routeHint:
-			// The previous packet was a broadcast: its decision is not
-			// reused, as the kernel's hint check says.
+			// The previous packet was a broadcast or took a multipath
+			// route: its decision is not reused, as the kernel's hint
+			// check says.
 			ip := bytesAt(io.RxData[i], int(io.RxLen[i]))[EthHdrLen:]
 			dst, src := be.Uint32(ip[ipDst:]), be.Uint32(ip[ipSrc:])
-			p.key = fib.Key{Dst: dst, Src: src, Tos: ip[ipTOS] & 0x1c, Iif: int(io.RxPort[i]), Oif: -1, Hash: fib.FlowHash(src, dst)}
-			p.sh.FIB.Lookup(&p.key, &p.res)
+			p.hintKey[0] = fib.Key{Dst: dst, Src: src, Tos: ip[ipTOS] & 0x1c, Iif: int(io.RxPort[i]), Oif: -1, Hash: p.flowHash(ip, src, dst)}
+			p.sh.FIB.LookupBulkRefs(p.hintKey[:], p.hintRes[:], p.hintSpill[:])
 			p.ctr.local[FIBLookups]++
-			d = p.inputDecision(&p.res, dst)
+			d = p.inputDecision(p.hintRes[0], dst)
+			multipath = p.hintRes[0].Multipath
 		default:
 			d = p.inputDecision(p.results[r], p.keys[r].Dst)
+			multipath = p.results[r].Multipath
 		}
 		p.dec[i] = d
 		prev = d
+		if multipath {
+			// Another flow to the same destination may hash to another
+			// nexthop: no hint (IPSKB_MULTIPATH).
+			prev = nil
+		}
 	}
+}
+
+// flowHash is the multipath hash of a received packet (ip: its validated
+// header onwards): by addresses, or with fib_multipath_hash_policy 1 also by
+// protocol and ports, which fragments do not carry (as the kernel's flow
+// dissector, that does not parse even a first fragment's ports here).
+func (p *Pipeline) flowHash(ip []byte, src, dst uint32) uint32 {
+	if !p.knobs.MultipathHashL4 {
+		return fib.FlowHash(src, dst)
+	}
+	proto := ip[ipProto]
+	var sport, dport uint16
+	hlen := int(ip[ipVerIHL]&0xf) * 4
+	if be.Uint16(ip[ipFragOff:])&(ipFlagMF|ipOffsetMask) == 0 && (proto == ProtoTCP || proto == ProtoUDP || proto == ProtoSCTP) && len(ip) >= hlen+4 {
+		sport, dport = be.Uint16(ip[hlen:]), be.Uint16(ip[hlen+2:])
+	}
+	return fib.FlowHashL4(src, dst, proto, sport, dport)
 }
 
 // route[k] says how packet k of the list gets its decision.

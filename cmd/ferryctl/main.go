@@ -24,7 +24,7 @@ Commands:
   route show cache                    list live nexthop exceptions
   route add|del|replace|change|append|prepend ROUTE
                                       ROUTE in 'ip route' syntax
-  route get ADDR [from S] [iif P] [oif P] [tos T] [mark M]
+  route get ADDR [from S] [iif P] [oif P] [tos T] [mark M] [ipproto P] [sport N] [dport N]
   route flush table T | route flush cache
   rule show | rule add|del RULE       policy rules in 'ip rule' syntax
   neigh show [dev P]                  neighbours as 'ip neigh show'
@@ -47,7 +47,7 @@ ferryctl route {add|del|replace|change|append|prepend} [TYPE] PREFIX [via ADDR] 
         [src ADDR] [metric N] [tos T] [scope S] [proto P] [onlink] [mtu [lock] N] [table T]
         [nexthop via ADDR [dev PORT] [weight W] ...]
     TYPE := unicast | local | broadcast | blackhole | unreachable | prohibit | throw
-ferryctl route get ADDR [from ADDR] [iif PORT] [oif PORT] [tos T] [mark M]
+ferryctl route get ADDR [from ADDR] [iif PORT] [oif PORT] [tos T] [mark M] [ipproto P] [sport N] [dport N]
 ferryctl route flush {table T | cache}`,
 	"rule": `ferryctl rule show
 ferryctl rule {add|del} [not] [from PREFIX] [to PREFIX] [iif PORT] [tos T] [fwmark M[/MASK]]
@@ -61,7 +61,8 @@ ferryctl neigh stats`,
 	"cache": `ferryctl cache stats   routing decision cache counters (as /proc/net/stat/rt_cache)`,
 	"knob": `ferryctl knob show
 ferryctl knob set NAME VALUE            forward_use_pmtu, min_pmtu, mtu_expires, redirect_number,
-                                        redirect_silence, icmp_msgs_per_sec, icmp_msgs_burst
+                                        redirect_silence, icmp_msgs_per_sec, icmp_msgs_burst,
+                                        fib_multipath_hash_policy
 ferryctl knob set dev PORT NAME VALUE   mtu, accept_redirects, secure_redirects, send_redirects,
                                         neigh.<name> (base_reachable_time_ms, gc_thresh3, ...)`,
 }
