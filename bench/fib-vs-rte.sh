@@ -28,7 +28,7 @@ bench() {
 	CGO_ENABLED=0 go test -count 5 -run XXX -bench "^$1\$" -benchtime 4000000x ./fib/ |
 		awk '/Mlookups\/s/ {for (i = 1; i < NF; i++) if ($(i+1) == "Mlookups/s") print $i}' | sort -g | awk '{v[NR] = $1} END {print v[int((NR+1)/2)]}'
 }
-for b in BenchmarkFastLPMBulk900kRandom BenchmarkLookupBulk900kRandom BenchmarkLookup900kRandom; do
+for b in BenchmarkFastLPMBulk900kRandom BenchmarkLookupBulkRefs900kRandom BenchmarkLookupBulk900kRandom BenchmarkLookup900kRandom; do
 	m=$(bench "$b")
 	awk -v b="$b" -v m="$m" -v r="$rte" 'BEGIN {printf "%-32s %6.2f M lookups/s  = %.2f x rte_fib\n", b, m, m / r}'
 done
