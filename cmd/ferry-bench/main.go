@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"ferry/cmd/internal/cli"
 	"ferry/dpdk"
 )
 
@@ -117,15 +118,8 @@ func run() int {
 	fs.StringVar(&o.probeRTT, "probe-rtt", "", "only measure the cache-line round trip between two CPUs, e.g. 0,1, and print it in ns")
 	fs.BoolVar(&o.debug, "debug", false, "debug logging")
 	fs.StringVar(&o.writeTo, "write-tables", "", "only write the -tables route tables (ferryctl batch, YAML, l3fwd rules) into this directory")
-	fs.Usage = func() {
-		fmt.Fprint(os.Stderr, usage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if ok, status := cli.Parse(fs, usage, os.Args[1:]); !ok {
+		return status
 	}
 	if o.probeRTT != "" {
 		return probeMain(o.probeRTT)

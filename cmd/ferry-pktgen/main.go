@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"ferry/cmd/internal/cli"
 	"ferry/dpdk"
 	"ferry/fib"
 )
@@ -127,19 +128,8 @@ func run() int {
 	fs.IntVar(&o.pcapFrames, "pcap-frames", 65536, "frames in the --write-pcap file")
 	fs.StringVar(&o.srcMAC, "src-mac", "02:00:00:00:00:01", "source MAC of --write-pcap frames (sent frames carry the tx port's)")
 	fs.DurationVar(&o.backoff, "backoff", 5*time.Microsecond, "pause after finding the tx ring full (a full ring is about 100 µs of work at 10 Mpps)")
-	fs.Usage = func() {
-		fmt.Fprint(os.Stderr, usage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "ferry-pktgen: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if ok, status := cli.Parse(fs, usage, os.Args[1:]); !ok {
+		return status
 	}
 	if o.reflect {
 		// A reflector outlives the generator unless told otherwise: a memif

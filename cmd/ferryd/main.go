@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -23,6 +22,7 @@ import (
 
 	"ferry/cache"
 	"ferry/cache/neigh"
+	"ferry/cmd/internal/cli"
 	"ferry/conf"
 	"ferry/dpdk"
 	"ferry/fib"
@@ -48,19 +48,8 @@ func run() int {
 	check := fs.Bool("check", false, "check the configuration and exit")
 	logFormat := fs.String("log-format", "console", "log format: console or json")
 	printDefault := fs.Bool("print-default-config", false, "print the embedded default configuration and exit")
-	fs.Usage = func() {
-		fmt.Fprint(os.Stderr, usage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "ferryd: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if ok, status := cli.Parse(fs, usage, os.Args[1:]); !ok {
+		return status
 	}
 	if *printDefault {
 		os.Stdout.Write(conf.DefaultYAML)
