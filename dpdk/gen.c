@@ -18,6 +18,16 @@
 /* Counters are read by another thread: store them whole, never torn. */
 #define BUMP(field, v) __atomic_store_n(&(field), (field) + (v), __ATOMIC_RELAXED)
 
+/* loop_done counts one pass of a loop, idle when it moved nothing, and
+ * stamps the time the Go side reads to tell a stalled loop. */
+static inline void loop_done(struct fy_gen_counters *c, unsigned work)
+{
+	BUMP(c->loops, 1);
+	if (work == 0)
+		BUMP(c->idle_loops, 1);
+	__atomic_store_n(&c->tsc, rte_rdtsc(), __ATOMIC_RELAXED);
+}
+
 #define OFF_ETHTYPE 12
 #define OFF_IP 14
 #define OFF_CSUM (OFF_IP + 10)
@@ -175,10 +185,7 @@ static void send_loop(struct fy_gen *g)
 		work += drain(g->rx_port, g->queue, rx, burst, &c->rx_pkts, &c->rx_bytes, &c->rx_other);
 		if (g->tx_port != g->rx_port)
 			work += drain(g->tx_port, g->queue, rx, burst, NULL, NULL, &c->rx_back);
-		BUMP(c->loops, 1);
-		if (work == 0)
-			BUMP(c->idle_loops, 1);
-		__atomic_store_n(&c->tsc, rte_rdtsc(), __ATOMIC_RELAXED);
+		loop_done(c, work);
 	}
 	if (npend > 0)
 		rte_pktmbuf_free_bulk(pend, npend);
@@ -219,10 +226,7 @@ static void reflect_loop(struct fy_gen *g)
 			work += sent;
 		}
 		work += drain(g->tx_port, g->queue, rx, burst, NULL, NULL, &c->rx_back);
-		BUMP(c->loops, 1);
-		if (work == 0)
-			BUMP(c->idle_loops, 1);
-		__atomic_store_n(&c->tsc, rte_rdtsc(), __ATOMIC_RELAXED);
+		loop_done(c, work);
 	}
 	if (npend > 0)
 		rte_pktmbuf_free_bulk(pend, npend);

@@ -195,26 +195,23 @@ func (res *results) compute() {
 				rw.SourceMpps = c.RxPPS / 1e6
 				share(c)
 			}
-			if c, rw.FerrydRounds, run = bestOf(t, dutFerryd, name); c != nil && c.RxPPS > 0 {
-				rtt()
-				rw.FerrydMpps = c.RxPPS / 1e6
-				rw.FerrydCycles = hz / c.RxPPS
-				if c.DUT != nil {
-					rw.FerrydRan = rw.FerrydCycles * c.DUT.CPUShare
+			// dutFigures fills a device's rate, cycles per packet (also
+			// scaled by the CPU share it got) and loss from its best run.
+			dutFigures := func(dut string, rounds *[]float64, mpps, cycles, ran, loss *float64) {
+				if c, *rounds, run = bestOf(t, dut, name); c == nil || c.RxPPS <= 0 {
+					return
 				}
-				rw.FerrydLoss = c.LossRatio
+				rtt()
+				*mpps = c.RxPPS / 1e6
+				*cycles = hz / c.RxPPS
+				if c.DUT != nil {
+					*ran = *cycles * c.DUT.CPUShare
+				}
+				*loss = c.LossRatio
 				share(c)
 			}
-			if c, rw.L3fwdRounds, run = bestOf(t, dutL3fwd, name); c != nil && c.RxPPS > 0 {
-				rtt()
-				rw.L3fwdMpps = c.RxPPS / 1e6
-				rw.L3fwdCycles = hz / c.RxPPS
-				if c.DUT != nil {
-					rw.L3fwdRan = rw.L3fwdCycles * c.DUT.CPUShare
-				}
-				rw.L3fwdLoss = c.LossRatio
-				share(c)
-			}
+			dutFigures(dutFerryd, &rw.FerrydRounds, &rw.FerrydMpps, &rw.FerrydCycles, &rw.FerrydRan, &rw.FerrydLoss)
+			dutFigures(dutL3fwd, &rw.L3fwdRounds, &rw.L3fwdMpps, &rw.L3fwdCycles, &rw.L3fwdRan, &rw.L3fwdLoss)
 			ratio := func(a, b float64) float64 {
 				if a == 0 || b == 0 {
 					return 0
