@@ -168,6 +168,7 @@ type fastWriter struct {
 
 type blockSrc struct {
 	n2    [3]*node
+	stamp [3]uint64 // of each n2: no change published below it since
 	last  int8
 	epoch uint32
 }
@@ -197,15 +198,9 @@ func (w *fastWriter) topCode(l *leaf) uint16 {
 	return w.code(l)
 }
 
-// at returns the leaf of n's own prefixes at slot c (nil if none).
-func (n *node) at(c uint) *leaf {
-	w, b := c>>6&3, c&63
-	return n.leaves[int(n.lbase[w])+bits.OnesCount64(n.lbits[w]&(2<<b-1))-1]
-}
-
-// expand writes n's own prefixes over 256 slots where out holds nil, def
-// where n has none.
-func (w *fastWriter) expand(n *node, out *[256]*leaf, def *leaf) {
+// expand writes the part's own prefixes over 256 slots where out holds
+// nil, def where it has none.
+func (w *fastWriter) expand(n *part, out *[256]*leaf, def *leaf) {
 	if n == nil {
 		if def != nil {
 			for i := range out {
@@ -273,9 +268,10 @@ func (w *fastWriter) makeNode(v *[256]uint16, def uint16, cbits *[4]uint64, cbas
 // block computes the top entry of /16 block b from the three tables' roots
 // (local, main, default; nil for a missing or empty table), appending
 // nodes.
-func (w *fastWriter) block(roots *[3]*node, b, old uint32) uint32 {
+func (w *fastWriter) block(roots *[3]*part, b, old uint32) uint32 {
 	var base [3]*leaf
 	var n2 [3]*node
+	var p2 [3]*part
 	deep := false
 	s0, s1 := uint(b>>8), uint(b&255)
 	last := 2
@@ -285,10 +281,12 @@ func (w *fastWriter) block(roots *[3]*node, b, old uint32) uint32 {
 		}
 		l := r.at(s0)
 		if n1 := r.kid(s0); n1 != nil {
-			if x := n1.at(s1); x != nil {
+			p1 := n1.p.Load()
+			if x := p1.at(s1); x != nil {
 				l = x
 			}
-			if n2[t] = n1.kid(s1); n2[t] != nil {
+			if n2[t] = p1.kid(s1); n2[t] != nil {
+				p2[t] = n2[t].p.Load()
 				deep = true
 			}
 		}
@@ -313,6 +311,11 @@ func (w *fastWriter) block(roots *[3]*node, b, old uint32) uint32 {
 	}
 	fs := w.next
 	src := blockSrc{n2: n2, last: int8(last), epoch: w.epoch}
+	for t, n := range n2 {
+		if n != nil {
+			src.stamp[t] = n.stamp
+		}
+	}
 	if old&nodeBit != 0 && w.made[b] == src {
 		o := old &^ nodeBit
 		if uint16(fs.nodes[o+nodeHdr]) == def {
@@ -327,7 +330,7 @@ func (w *fastWriter) block(roots *[3]*node, b, old uint32) uint32 {
 	// Below, only prefixes longer than /16: base[last] is the node's def.
 	var l1 [256]*leaf
 	for t := 0; t <= last; t++ {
-		w.expand(n2[t], &l1, nil)
+		w.expand(p2[t], &l1, nil)
 	}
 	var v1 [256]uint16
 	for i := range l1 {
@@ -339,9 +342,9 @@ func (w *fastWriter) block(roots *[3]*node, b, old uint32) uint32 {
 	}
 	var cbits [4]uint64
 	for t := 0; t <= last; t++ {
-		if n := n2[t]; n != nil {
+		if p := p2[t]; p != nil {
 			for i := range cbits {
-				cbits[i] |= n.kbits[i]
+				cbits[i] |= p.kbits[i]
 			}
 		}
 	}
@@ -358,8 +361,12 @@ func (w *fastWriter) block(roots *[3]*node, b, old uint32) uint32 {
 			// prefixes in priority order).
 			l2 = [256]*leaf{}
 			for t := 0; t <= last; t++ {
-				if n2[t] != nil {
-					w.expand(n2[t].kid(uint(i)), &l2, n2[t].at(uint(i)))
+				if p := p2[t]; p != nil {
+					var p3 *part
+					if k := p.kid(uint(i)); k != nil {
+						p3 = k.p.Load()
+					}
+					w.expand(p3, &l2, p.at(uint(i)))
 				}
 			}
 			var blk [256]uint16
@@ -393,12 +400,12 @@ func (w *fastWriter) block(roots *[3]*node, b, old uint32) uint32 {
 	return nodeBit | w.makeNode(&v1, def, &cbits, cbase)
 }
 
-// fastRoots returns the roots the merged structure is built from.
-func (f *FIB) fastRoots(roots *[3]*node) {
+// fastRoots returns the root parts the merged structure is built from.
+func (f *FIB) fastRoots(roots *[3]*part) {
 	for i, id := range [3]uint32{TableLocal, TableMain, TableDefault} {
 		roots[i] = nil
 		if t, ok := f.tables[id]; ok {
-			if r := t.root.Load(); len(r.pfx) > 0 || len(r.kids) > 0 {
+			if r := t.root.Load().p.Load(); !r.empty() {
 				roots[i] = r
 			}
 		}
@@ -407,7 +414,7 @@ func (f *FIB) fastRoots(roots *[3]*node) {
 
 // chunk computes the 256 top entries of chunk hi into out; when no table
 // has a prefix longer than /8 there, they are all the same.
-func (w *fastWriter) chunk(roots *[3]*node, hi uint32, old, out *[256]uint32) {
+func (w *fastWriter) chunk(roots *[3]*part, hi uint32, old, out *[256]uint32) {
 	deep := false
 	var v uint32
 	for _, r := range roots {
@@ -462,7 +469,7 @@ func (f *FIB) rebuildFast() {
 	w.ansIdx, w.srcs = nil, nil
 	w.ps = f.portSnap.Load()
 	w.next = fs
-	var roots [3]*node
+	var roots [3]*part
 	f.fastRoots(&roots)
 	var out [256]uint32
 	for hi := uint32(0); hi < 256; hi++ {
@@ -505,7 +512,7 @@ func (f *FIB) updateFast(d *dirtySet) {
 	w.next = fs
 	w.ps = f.portSnap.Load()
 	w.own = [256]bool{}
-	var roots [3]*node
+	var roots [3]*part
 	f.fastRoots(&roots)
 	var out [256]uint32
 	for hi := uint32(0); hi < 256; hi++ {

@@ -189,13 +189,13 @@ type FIB struct {
 	gen   *cache.GenID
 	cores int
 
-	mu       sync.Mutex // serializes writers
-	ports    []port
-	byName   map[string]int
-	tables   map[uint32]*table
-	rules    []*Rule
-	batchGen uint64
-	nhs      map[string]*nhEntry // interned nexthop sets (the kernel's shared fib_info)
+	mu     sync.Mutex // serializes writers
+	ports  []port
+	byName map[string]int
+	tables map[uint32]*table
+	rules  []*Rule
+	serial uint64              // stamps of trie nodes (trieTx.publish)
+	nhs    map[string]*nhEntry // interned nexthop sets (the kernel's shared fib_info)
 	// gwCache remembers gateway resolutions; any change to a route that can
 	// resolve a gateway (link or host scope, local table) or to ports clears it.
 	gwCache map[gwKey]gwRes

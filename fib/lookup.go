@@ -161,14 +161,14 @@ func (f *FIB) walkRules(k *Key, ps *portSnap, res *Result) {
 
 // tableLookup is fib_table_lookup: the longest matching prefix first, then
 // shorter ones when none of its routes fits the key. fast selects the
-// readers' compressed lookup; writers, whose private nodes have stale leaf
+// readers' compressed lookup; writers, whose pending parts have stale leaf
 // runs, use the prefix lists.
 func tableLookup(root *node, k *Key, minScope Scope, ps *portSnap, ignoreLink, fast bool, res *Result) bool {
 	var l *leaf
 	if fast {
 		l = root.lpm(k.Dst)
 	} else {
-		l = root.below(k.Dst, 33)
+		l = root.below(k.Dst, 33, true)
 	}
 	for l != nil {
 		if matchLeaf(l, k, minScope, ps, ignoreLink, res) {
@@ -177,7 +177,7 @@ func tableLookup(root *node, k *Key, minScope Scope, ps *portSnap, ignoreLink, f
 		if l.plen == 0 {
 			return false
 		}
-		l = root.below(k.Dst, int(l.plen))
+		l = root.below(k.Dst, int(l.plen), !fast)
 	}
 	return false
 }

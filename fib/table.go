@@ -64,17 +64,15 @@ type nhEntry struct {
 // Batch applies many changes under one lock and publishes them once.
 type Batch struct {
 	f       *FIB
-	gen     uint64
 	txs     []*tableTx
 	changed bool
 	dirty   dirtySet // blocks of the merged fast structure to rebuild
 }
 
 type tableTx struct {
-	t       *table
-	root    *node
+	t *table
+	trieTx
 	changed bool
-	priv    []privNode // the nodes the batch made private, to finalize
 }
 
 type gwKey struct {
@@ -101,8 +99,7 @@ func (f *FIB) Batch(fn func(b *Batch) error) error {
 }
 
 func (f *FIB) beginLocked() *Batch {
-	f.batchGen++
-	b := &Batch{f: f, gen: f.batchGen}
+	b := &Batch{f: f}
 	b.dirty, f.fw.dirty = f.fw.dirty, dirtySet{} // its bitmap, reused
 	return b
 }
@@ -113,7 +110,7 @@ func (b *Batch) tx(t *table) *tableTx {
 			return x
 		}
 	}
-	x := &tableTx{t: t, root: t.root.Load()}
+	x := &tableTx{t: t, trieTx: trieTx{root: t.root.Load()}}
 	b.txs = append(b.txs, x)
 	return x
 }
@@ -121,9 +118,10 @@ func (b *Batch) tx(t *table) *tableTx {
 func (b *Batch) commit() {
 	for _, x := range b.txs {
 		if x.changed {
-			finalize(x.priv, b.gen)
-			x.priv = nil
-			x.t.root.Store(x.root)
+			x.publish(&b.f.serial)
+			if x.t.root.Load() != x.root {
+				x.t.root.Store(x.root) // flushed: a new trie
+			}
 		}
 	}
 	if b.dirty.any() {
@@ -143,7 +141,7 @@ func fastTable(id uint32) bool { return id == TableLocal || id == TableMain || i
 func (x *tableTx) get(key uint32, plen uint8) *leaf { return x.root.exact(key, plen) }
 
 func (b *Batch) put(x *tableTx, key uint32, plen uint8, l *leaf) {
-	x.root = set(x.root, b.gen, 0, key, plen, l, &x.priv)
+	x.set(key, plen, l)
 	if fastTable(x.t.id) {
 		b.dirty.mark(key, plen)
 	}
@@ -513,7 +511,7 @@ func (b *Batch) resolveGateway(k gwKey) gwRes {
 // addrType is inet_addr_type on the batch's view of the local table.
 func (b *Batch) addrType(a uint32) Type {
 	root := b.tx(b.f.local).root
-	if l := root.below(a, 33); l != nil && len(l.routes) > 0 {
+	if l := root.below(a, 33, true); l != nil && len(l.routes) > 0 {
 		return l.routes[0].Type
 	}
 	return Unicast
@@ -609,7 +607,7 @@ func (f *FIB) Routes(id uint32) []*Route {
 	if !ok {
 		return nil
 	}
-	ls := collect(t.root.Load(), nil)
+	ls := collect(t.root.Load(), nil, false)
 	sortShow(ls)
 	var out []*Route
 	for _, l := range ls {
@@ -643,16 +641,18 @@ func (f *FIB) Flush(id uint32) (int, error) {
 			return fmt.Errorf("table %s: no such table", tableName(id))
 		}
 		x := b.tx(t)
-		for _, l := range collect(x.root, nil) {
+		for _, l := range collect(x.root, nil, true) {
 			for _, r := range l.routes {
 				b.release(r)
 				n++
 			}
 		}
 		if n > 0 {
+			for _, n := range x.priv {
+				n.next = nil // the old trie's pending changes go with it
+			}
+			x.priv = x.priv[:0]
 			x.root = newRoot()
-			x.root.gen = b.gen
-			x.priv = append(x.priv, privNode{x.root, 0})
 			x.changed, b.changed = true, true
 			if fastTable(t.id) {
 				b.dirty.markAll()

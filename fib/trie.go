@@ -3,6 +3,7 @@ package fib
 import (
 	"math/bits"
 	"sort"
+	"sync/atomic"
 )
 
 // The trie is a multibit trie of stride 8 with bitmap-compressed nodes, in
@@ -12,9 +13,13 @@ import (
 // bitmap. Children are a second bitmap with a dense array. A lookup is at
 // most four popcounts; the longest prefix seen on the way down wins.
 //
-// Nodes are immutable once published. Writers copy the path they change
-// (RCU): a node private to the running batch (gen == batch gen) is changed in
-// place, its leaf runs rebuilt once at commit.
+// Nodes are stable objects; what a node holds (its part) is immutable once
+// published and replaced whole with an atomic store (RCU), as fib_trie
+// replaces one tnode and links it into its parent. A change rewrites only
+// the part of the node owning the prefix, not the path above it: a writer's
+// cost does not grow with the fan-out of the nodes on the way down. Within
+// a batch a node's pending part is changed in place and published once, at
+// commit, deepest nodes first.
 
 // leaf is one prefix and its routes, ordered as the kernel orders aliases:
 // TOS descending, then priority ascending.
@@ -41,7 +46,9 @@ func newLeaf(key uint32, plen uint8, routes []*Route) *leaf {
 	return l
 }
 
-type node struct {
+// part is what a node holds: its own prefixes, expanded into leaf runs,
+// and its children.
+type part struct {
 	lbits  [4]uint64 // bit i: slot i starts a new run of leaves
 	kbits  [4]uint64 // bit i: slot i has a child
 	lbase  [4]uint16 // runs starting in earlier words
@@ -50,12 +57,26 @@ type node struct {
 	kids   []*node
 	pfx    []*leaf  // the prefixes this node owns, sorted by (plen, key)
 	pkey   []uint64 // pfxKey of each of pfx: searched without loading leaves
-	gen    uint64   // batch that owns this unpublished node; 0 once published
-	dirty  bool     // leaves/lbits are stale (private nodes only)
-	// ownP and ownK: a private node's pfx and kids are its own copies, not
-	// still shared with the published node it was cloned from.
-	ownP, ownK bool
+	// Writers only, while the part is pending: leaves/lbits are stale;
+	// pfx, pkey and kids are its own copies, not still shared with the
+	// published part it was cloned from.
+	dirty, ownP, ownKey, ownK bool
 }
+
+type node struct {
+	p atomic.Pointer[part]
+	// Writers only: the running batch's pending part (nil when none), the
+	// parent and the slot there, and the serial of the last part
+	// published in this subtree.
+	next  *part
+	up    *node
+	stamp uint64
+	slot  uint8
+	depth uint8
+}
+
+// emptyPart is the part of a node with nothing: one run, no leaf.
+var emptyPart = part{lbits: [4]uint64{1}, lbase: [4]uint16{0, 1, 1, 1}, leaves: []*leaf{nil}}
 
 func depthOf(plen uint8) int {
 	if plen <= 8 {
@@ -70,42 +91,60 @@ func slotOf(key uint32, depth int) uint {
 
 func newRoot() *node {
 	n := &node{}
-	n.rebuildLeaves(0)
+	n.p.Store(&emptyPart)
 	return n
+}
+
+// view is the part readers see, or with writer set the batch's pending one.
+func (n *node) view(writer bool) *part {
+	if writer && n.next != nil {
+		return n.next
+	}
+	return n.p.Load()
 }
 
 // lpm returns the longest prefix containing a. Hot path: no allocation.
 func (n *node) lpm(a uint32) *leaf {
 	var best *leaf
 	for shift := uint(24); ; shift -= 8 {
+		p := n.p.Load()
 		c := uint(a>>shift) & 255
 		w, b := c>>6&3, c&63
-		lw := n.lbits[w]
-		if l := n.leaves[int(n.lbase[w])+bits.OnesCount64(lw&(2<<b-1))-1]; l != nil {
+		lw := p.lbits[w]
+		if l := p.leaves[int(p.lbase[w])+bits.OnesCount64(lw&(2<<b-1))-1]; l != nil {
 			best = l
 		}
-		kw := n.kbits[w]
+		kw := p.kbits[w]
 		if kw&(1<<b) == 0 || shift == 0 {
 			return best
 		}
-		n = n.kids[int(n.kbase[w])+bits.OnesCount64(kw&(1<<b-1))]
+		n = p.kids[int(p.kbase[w])+bits.OnesCount64(kw&(1<<b-1))]
 	}
 }
 
-func (n *node) kid(c uint) *node {
+func (p *part) kid(c uint) *node {
 	w, b := c>>6&3, c&63
-	kw := n.kbits[w]
+	kw := p.kbits[w]
 	if kw&(1<<b) == 0 {
 		return nil
 	}
-	return n.kids[int(n.kbase[w])+bits.OnesCount64(kw&(1<<b-1))]
+	return p.kids[int(p.kbase[w])+bits.OnesCount64(kw&(1<<b-1))]
 }
 
-// find returns the prefix (key, plen) among those n owns.
-func (n *node) find(key uint32, plen uint8) *leaf {
-	i := n.search(key, plen)
-	if i < len(n.pkey) && n.pkey[i] == pfxKey(key, plen) {
-		return n.pfx[i]
+// at returns the leaf of the part's own prefixes at slot c (nil if none).
+// Published parts only: a pending part's runs may be stale.
+func (p *part) at(c uint) *leaf {
+	w, b := c>>6&3, c&63
+	return p.leaves[int(p.lbase[w])+bits.OnesCount64(p.lbits[w]&(2<<b-1))-1]
+}
+
+func (p *part) empty() bool { return len(p.pfx) == 0 && len(p.kids) == 0 }
+
+// find returns the prefix (key, plen) among those p owns.
+func (p *part) find(key uint32, plen uint8) *leaf {
+	i := p.search(key, plen)
+	if i < len(p.pkey) && p.pkey[i] == pfxKey(key, plen) {
+		return p.pfx[i]
 	}
 	return nil
 }
@@ -113,12 +152,12 @@ func (n *node) find(key uint32, plen uint8) *leaf {
 // pfxKey orders prefixes by (plen, key).
 func pfxKey(key uint32, plen uint8) uint64 { return uint64(plen)<<32 | uint64(key) }
 
-func (n *node) search(key uint32, plen uint8) int {
+func (p *part) search(key uint32, plen uint8) int {
 	k := pfxKey(key, plen)
-	lo, hi := 0, len(n.pkey)
+	lo, hi := 0, len(p.pkey)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if n.pkey[m] < k {
+		if p.pkey[m] < k {
 			lo = m + 1
 		} else {
 			hi = m
@@ -127,27 +166,26 @@ func (n *node) search(key uint32, plen uint8) int {
 	return lo
 }
 
-// exact returns the prefix (key, plen); it reads only pfx and kids, so it
-// also works on a batch's private nodes.
+// exact returns the prefix (key, plen) in the writer's view.
 func (n *node) exact(key uint32, plen uint8) *leaf {
 	d := depthOf(plen)
 	for i := 0; i < d && n != nil; i++ {
-		n = n.kid(slotOf(key, i))
+		n = n.view(true).kid(slotOf(key, i))
 	}
 	if n == nil {
 		return nil
 	}
-	return n.find(key, plen)
+	return n.view(true).find(key, plen)
 }
 
 // below returns the longest prefix containing a that is shorter than
-// maxLen: the backtracking step of fib_table_lookup. Reads pfx and kids
-// only, so writers use it on private nodes too. No allocation.
-func (n *node) below(a uint32, maxLen int) *leaf {
-	var path [4]*node
+// maxLen: the backtracking step of fib_table_lookup. It reads prefix lists
+// and children only, so writers use it on pending parts too. No allocation.
+func (n *node) below(a uint32, maxLen int, writer bool) *leaf {
+	var path [4]*part
 	for d := 0; d < 4 && n != nil; d++ {
-		path[d] = n
-		n = n.kid(slotOf(a, d))
+		path[d] = n.view(writer)
+		n = path[d].kid(slotOf(a, d))
 	}
 	for l := maxLen - 1; l >= 0; l-- {
 		p := path[depthOf(uint8(l))]
@@ -163,9 +201,9 @@ func (n *node) below(a uint32, maxLen int) *leaf {
 
 // rebuildLeaves expands the owned prefixes over the 256 slots, shorter
 // first so longer ones overwrite, and compresses the result into runs.
-func (n *node) rebuildLeaves(depth int) {
+func (p *part) rebuildLeaves(depth int) {
 	var exp [256]*leaf
-	for _, l := range n.pfx {
+	for _, l := range p.pfx {
 		ll := int(l.plen) - 8*depth
 		start := int(slotOf(l.key, depth))
 		end := start + 1<<(8-ll)
@@ -187,158 +225,184 @@ func (n *node) rebuildLeaves(depth int) {
 			leaves = append(leaves, exp[i])
 		}
 	}
-	n.lbits = lb
-	n.leaves = leaves
+	p.lbits = lb
+	p.leaves = leaves
 	s := 0
 	for w := 0; w < 4; w++ {
-		n.lbase[w] = uint16(s)
+		p.lbase[w] = uint16(s)
 		s += bits.OnesCount64(lb[w])
 	}
-	n.dirty = false
+	p.dirty = false
 }
 
-// clone makes a private copy sharing pfx and kids until they change.
-func (n *node) clone(gen uint64) *node {
-	c := *n
-	c.gen = gen
-	c.ownP, c.ownK = false, false
+// clone makes a pending copy sharing pfx and kids until they change.
+func (p *part) clone() *part {
+	c := *p
+	c.ownP, c.ownKey, c.ownK, c.dirty = false, false, false, false
 	return &c
 }
 
 // setPfx puts (or with l == nil removes) the owned prefix (key, plen).
-// Private nodes only.
-func (n *node) setPfx(key uint32, plen uint8, l *leaf) {
-	i := n.search(key, plen)
-	hit := i < len(n.pkey) && n.pkey[i] == pfxKey(key, plen)
+// Pending parts only.
+func (p *part) setPfx(key uint32, plen uint8, l *leaf) {
+	i := p.search(key, plen)
+	hit := i < len(p.pkey) && p.pkey[i] == pfxKey(key, plen)
 	if !hit && l == nil {
 		return
 	}
-	if !n.ownP {
-		n.pfx = append(make([]*leaf, 0, len(n.pfx)+1), n.pfx...)
-		n.pkey = append(make([]uint64, 0, len(n.pkey)+1), n.pkey...)
-		n.ownP = true
-	}
-	switch {
-	case hit && l != nil:
-		n.pfx[i] = l
-	case hit:
-		n.pfx = append(n.pfx[:i], n.pfx[i+1:]...)
-		n.pkey = append(n.pkey[:i], n.pkey[i+1:]...)
-	case l != nil:
-		n.pfx = append(n.pfx, nil)
-		copy(n.pfx[i+1:], n.pfx[i:])
-		n.pfx[i] = l
-		n.pkey = append(n.pkey, 0)
-		copy(n.pkey[i+1:], n.pkey[i:])
-		n.pkey[i] = pfxKey(key, plen)
-	default:
+	if hit && l != nil {
+		// Same prefix, new routes: the key list stays as it is.
+		if !p.ownP {
+			p.pfx = append(make([]*leaf, 0, len(p.pfx)), p.pfx...)
+			p.ownP = true
+		}
+		p.pfx[i] = l
+		p.dirty = true
 		return
 	}
-	n.dirty = true
+	if !p.ownP {
+		p.pfx = append(make([]*leaf, 0, len(p.pfx)+1), p.pfx...)
+		p.ownP = true
+	}
+	if !p.ownKey {
+		p.pkey = append(make([]uint64, 0, len(p.pkey)+1), p.pkey...)
+		p.ownKey = true
+	}
+	if hit {
+		p.pfx = append(p.pfx[:i], p.pfx[i+1:]...)
+		p.pkey = append(p.pkey[:i], p.pkey[i+1:]...)
+	} else {
+		p.pfx = append(p.pfx, nil)
+		copy(p.pfx[i+1:], p.pfx[i:])
+		p.pfx[i] = l
+		p.pkey = append(p.pkey, 0)
+		copy(p.pkey[i+1:], p.pkey[i:])
+		p.pkey[i] = pfxKey(key, plen)
+	}
+	p.dirty = true
 }
 
-// setKid puts (or with k == nil removes) the child at slot c. Private nodes
-// only.
-func (n *node) setKid(c uint, k *node) {
+// setKid puts (or with k == nil removes) the child at slot c. Pending
+// parts only.
+func (p *part) setKid(c uint, k *node) {
 	w, b := c>>6&3, c&63
-	r := int(n.kbase[w]) + bits.OnesCount64(n.kbits[w]&(1<<b-1))
-	has := n.kbits[w]&(1<<b) != 0
+	r := int(p.kbase[w]) + bits.OnesCount64(p.kbits[w]&(1<<b-1))
+	has := p.kbits[w]&(1<<b) != 0
 	if !has && k == nil {
 		return
 	}
-	if !n.ownK {
-		n.kids = append(make([]*node, 0, len(n.kids)+1), n.kids...)
-		n.ownK = true
+	if !p.ownK {
+		p.kids = append(make([]*node, 0, len(p.kids)+1), p.kids...)
+		p.ownK = true
 	}
 	switch {
 	case has && k != nil:
-		n.kids[r] = k
+		p.kids[r] = k
 		return
 	case has:
-		n.kids = append(n.kids[:r], n.kids[r+1:]...)
-		n.kbits[w] &^= 1 << b
-	case k != nil:
-		n.kids = append(n.kids, nil)
-		copy(n.kids[r+1:], n.kids[r:])
-		n.kids[r] = k
-		n.kbits[w] |= 1 << b
+		p.kids = append(p.kids[:r], p.kids[r+1:]...)
+		p.kbits[w] &^= 1 << b
 	default:
-		return
+		p.kids = append(p.kids, nil)
+		copy(p.kids[r+1:], p.kids[r:])
+		p.kids[r] = k
+		p.kbits[w] |= 1 << b
 	}
 	s := 0
 	for i := 0; i < 4; i++ {
-		n.kbase[i] = uint16(s)
-		s += bits.OnesCount64(n.kbits[i])
+		p.kbase[i] = uint16(s)
+		s += bits.OnesCount64(p.kbits[i])
 	}
 }
 
-// privNode is a node private to a batch, listed for finalize.
-type privNode struct {
-	n     *node
-	depth int
+// trieTx is a batch's change to one trie: the nodes with a pending part.
+type trieTx struct {
+	root *node
+	priv []*node
 }
 
-// set returns n with the prefix (key, plen) set to l (removed when nil),
-// copying n first unless the batch owns it, and listing the nodes it makes
-// private in priv. It returns nil for a non-root node left empty.
-func set(n *node, gen uint64, depth int, key uint32, plen uint8, l *leaf, priv *[]privNode) *node {
-	if n == nil {
-		if l == nil {
-			return nil
+// pending returns n's pending part, making it on first use.
+func (x *trieTx) pending(n *node) *part {
+	if n.next == nil {
+		n.next = n.p.Load().clone()
+		x.priv = append(x.priv, n)
+	}
+	return n.next
+}
+
+// set puts the prefix (key, plen) to l (removes it when nil), adding the
+// nodes on the way that are missing. A new node is linked into its
+// parent's pending part with the empty part of its own, so it shows
+// nothing until the batch publishes.
+func (x *trieTx) set(key uint32, plen uint8, l *leaf) {
+	n := x.root
+	for d := 0; d < depthOf(plen); d++ {
+		c := slotOf(key, d)
+		k := n.view(true).kid(c)
+		if k == nil {
+			if l == nil {
+				return
+			}
+			k = &node{up: n, slot: uint8(c), depth: uint8(d + 1)}
+			k.p.Store(&emptyPart)
+			x.pending(n).setKid(c, k)
 		}
-		n = &node{gen: gen, ownP: true, ownK: true}
-		*priv = append(*priv, privNode{n, depth})
-	} else if n.gen != gen {
-		n = n.clone(gen)
-		*priv = append(*priv, privNode{n, depth})
+		n = k
 	}
-	if depthOf(plen) == depth {
-		n.setPfx(key, plen, l)
-	} else {
-		c := slotOf(key, depth)
-		old := n.kid(c)
-		if k := set(old, gen, depth+1, key, plen, l, priv); k != old {
-			n.setKid(c, k)
+	x.pending(n).setPfx(key, plen, l)
+}
+
+// publish rebuilds the stale leaf runs of the pending parts and publishes
+// them, deepest first: a node left empty is unlinked from its parent's
+// part, which is then published after it. serial stamps the nodes whose
+// subtree changed.
+func (x *trieTx) publish(serial *uint64) {
+	for d := 3; d >= 0; d-- {
+		for i := 0; i < len(x.priv); i++ { // unlinking appends parents
+			n := x.priv[i]
+			if int(n.depth) != d || n.next == nil {
+				continue
+			}
+			p := n.next
+			p.finish(d)
+			if d > 0 && p.empty() {
+				x.pending(n.up).setKid(uint(n.slot), nil)
+			}
+			n.p.Store(p)
+			n.next = nil
+			*serial++
+			for a := n; a != nil; a = a.up {
+				a.stamp = *serial
+			}
 		}
 	}
-	if depth > 0 && len(n.pfx) == 0 && len(n.kids) == 0 {
-		return nil
-	}
-	return n
+	x.priv = x.priv[:0]
 }
 
-// finalize rebuilds the stale leaf runs of the batch's private nodes and
-// marks them published. It takes them from the list set made rather than
-// walking the trie: that would load every child of the nodes on the path.
-func finalize(priv []privNode, gen uint64) {
-	for _, p := range priv {
-		finalizeNode(p.n, gen, p.depth)
+func (p *part) finish(depth int) {
+	if p.dirty || p.leaves == nil {
+		p.rebuildLeaves(depth)
 	}
+	// Published parts keep little slack.
+	if p.ownP && cap(p.pfx) > len(p.pfx)+len(p.pfx)/8 {
+		p.pfx = append([]*leaf(nil), p.pfx...)
+	}
+	if p.ownKey && cap(p.pkey) > len(p.pkey)+len(p.pkey)/8 {
+		p.pkey = append([]uint64(nil), p.pkey...)
+	}
+	if p.ownK && cap(p.kids) > len(p.kids)+len(p.kids)/8 {
+		p.kids = append([]*node(nil), p.kids...)
+	}
+	p.ownP, p.ownKey, p.ownK = false, false, false
 }
 
-func finalizeNode(n *node, gen uint64, depth int) {
-	if n.gen != gen {
-		return
-	}
-	if n.dirty || n.leaves == nil {
-		n.rebuildLeaves(depth)
-	}
-	if n.ownP && cap(n.pfx) > len(n.pfx)+len(n.pfx)/8 {
-		n.pfx = append([]*leaf(nil), n.pfx...) // published nodes keep little slack
-		n.pkey = append([]uint64(nil), n.pkey...)
-	}
-	if n.ownK && cap(n.kids) > len(n.kids)+len(n.kids)/8 {
-		n.kids = append([]*node(nil), n.kids...)
-	}
-	n.ownP, n.ownK = false, false
-	n.gen = 0
-}
-
-// collect appends every prefix under n.
-func collect(n *node, out []*leaf) []*leaf {
-	out = append(out, n.pfx...)
-	for _, k := range n.kids {
-		out = collect(k, out)
+// collect appends every prefix under n, in the readers' or the writer's
+// view.
+func collect(n *node, out []*leaf, writer bool) []*leaf {
+	p := n.view(writer)
+	out = append(out, p.pfx...)
+	for _, k := range p.kids {
+		out = collect(k, out, writer)
 	}
 	return out
 }
@@ -354,15 +418,16 @@ func sortShow(ls []*leaf) {
 	})
 }
 
-// trieStats measures the memory of the lookup structure (nodes and their
-// arrays, not the leaves or routes).
+// trieStats measures the memory of the lookup structure (nodes, parts and
+// their arrays, not the leaves or routes).
 func trieStats(n *node) (nodes, bytes int) {
 	if n == nil {
 		return 0, 0
 	}
+	p := n.p.Load()
 	nodes = 1
-	bytes = 152 + 8*cap(n.leaves) + 8*cap(n.kids) + 8*cap(n.pfx) + 8*cap(n.pkey)
-	for _, k := range n.kids {
+	bytes = 48 + 128 + 8*cap(p.leaves) + 8*cap(p.kids) + 8*cap(p.pfx) + 8*cap(p.pkey)
+	for _, k := range p.kids {
 		a, b := trieStats(k)
 		nodes += a
 		bytes += b

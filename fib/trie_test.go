@@ -218,7 +218,7 @@ func TestTrieDifferential(t *testing.T) {
 	if f.fw.compactions == 0 {
 		t.Error("no compaction")
 	}
-	if root := f.main.root.Load(); len(root.kids) != 0 || len(root.pfx) != 0 || len(f.nhs) != 0 {
+	if root := f.main.root.Load().p.Load(); len(root.kids) != 0 || len(root.pfx) != 0 || len(f.nhs) != 0 {
 		t.Errorf("empty table keeps %d kids, %d prefixes, %d nexthop sets", len(root.kids), len(root.pfx), len(f.nhs))
 	}
 }
@@ -267,46 +267,79 @@ func FuzzTrie(fz *testing.F) {
 	})
 }
 
-// Readers running during changes see the table before or after each batch,
-// never between: 10.1/16 and 10/8 swap places in one batch, so a lookup in
-// 10.1/16 must always find one of them.
+// Readers running during changes never see a change half applied.
+//
+// Bulk lookups read the merged structure, published once per batch: 10.1/16
+// and 10/8 swap places in one batch, so a bulk lookup in 10.1/16 must always
+// find one of them.
+//
+// Single lookups walk the tries, where a batch is published node by node
+// and each change is whole: 20/8 stays while 20.1/16, 20.1.2/24 and
+// 20.1.2.128/25 (its own trie node, made and removed) come and go and
+// change their MTU, so a lookup in 20.1.2.128/25 always finds a route,
+// whose MTU is the one of that route's version.
 func TestConcurrentReaders(t *testing.T) {
 	f := diffFIB(t)
 	p8, p16 := Prefix{ip("10.0.0.0"), 8}, Prefix{ip("10.1.0.0"), 16}
 	must(t, f.Add(diffRoute(p16, 1016)))
+	churn := []Prefix{{ip("20.1.0.0"), 16}, {ip("20.1.2.0"), 24}, {ip("20.1.2.128"), 25}}
+	must(t, f.Add(diffRoute(Prefix{ip("20.0.0.0"), 8}, 2080)))
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	var lookups atomic.Int64
-	for g := 0; g < 2; g++ {
-		wg.Add(1)
-		go func(seed int64) {
-			defer wg.Done()
-			rng := rand.New(rand.NewSource(seed))
-			var res Result
-			n := int64(0)
-			for !stop.Load() {
-				k := Key{Dst: ip("10.1.0.0") | uint32(rng.Intn(65536)), Src: ip("192.0.2.1"), Iif: 0, Oif: -1}
-				f.Lookup(&k, &res)
-				n++
-				if res.Err != nil || res.Route == nil || res.MTU != 1008 && res.MTU != 1016 {
-					t.Errorf("half-applied change seen: %+v", res)
-					return
-				}
-				if res.MTU == 1008 && res.Route.Len != 8 || res.MTU == 1016 && res.Route.Len != 16 {
-					t.Errorf("inconsistent route: %+v", res)
+	fail := func(format string, args ...any) {
+		t.Errorf(format, args...)
+		stop.Store(true)
+	}
+	wg.Add(2)
+	go func() { // bulk
+		defer wg.Done()
+		rng := rand.New(rand.NewSource(1))
+		keys := make([]Key, 32)
+		res := make([]Result, 32)
+		n := int64(0)
+		for !stop.Load() {
+			for i := range keys {
+				keys[i] = Key{Dst: ip("10.1.0.0") | uint32(rng.Intn(65536)), Src: ip("192.0.2.1"), Iif: 0, Oif: -1}
+			}
+			f.LookupBulk(keys, res)
+			n += int64(len(keys))
+			for i := range res {
+				if r := &res[i]; r.Err != nil || r.MTU != 1008 && r.MTU != 1016 {
+					fail("bulk lookup: half-applied batch seen: %+v", *r)
 					return
 				}
 			}
-			lookups.Add(n)
-		}(int64(g))
-	}
+		}
+		lookups.Add(n)
+	}()
+	go func() { // single
+		defer wg.Done()
+		rng := rand.New(rand.NewSource(2))
+		var res Result
+		n := int64(0)
+		for !stop.Load() {
+			k := Key{Dst: ip("20.1.2.128") | uint32(rng.Intn(128)), Src: ip("192.0.2.1"), Iif: 0, Oif: -1}
+			f.Lookup(&k, &res)
+			n++
+			if res.Err != nil || res.Route == nil {
+				fail("lookup %s: half-applied change seen: %+v", ipStr(k.Dst), res)
+				return
+			}
+			if res.MTU != res.Route.MTU || res.MTU/10 != 200+uint32(res.Route.Len) {
+				fail("lookup %s: inconsistent route: %+v (route %s/%d mtu %d)", ipStr(k.Dst), res, ipStr(res.Route.Dst), res.Route.Len, res.Route.MTU)
+				return
+			}
+		}
+		lookups.Add(n)
+	}()
 	rng := rand.New(rand.NewSource(9))
-	rf := newRef()
+	on := make([]bool, len(churn))
 	iters := 3000
 	if raceEnabled {
 		iters = 500
 	}
-	for i := 0; i < iters; i++ {
+	for i := 0; i < iters && !stop.Load(); i++ {
 		must(t, f.Batch(func(b *Batch) error {
 			if i%2 == 0 {
 				must(t, b.Del(diffRoute(p16, 0)))
@@ -317,18 +350,26 @@ func TestConcurrentReaders(t *testing.T) {
 			}
 			return nil
 		}))
-		// Unrelated churn elsewhere in the table.
-		for j := 0; j < 5; j++ {
-			p := Prefix{Len: uint8(12 + rng.Intn(21))}
-			p.Addr = (ip("20.0.0.0") | uint32(rng.Intn(1<<20))<<4) & mask(p.Len)
-			if _, ok := rf.m[p.Len][p.Addr]; ok {
-				must(t, f.Del(diffRoute(p, 0)))
-				delete(rf.m[p.Len], p.Addr)
-			} else {
-				must(t, f.Add(diffRoute(p, 1100)))
-				rf.m[p.Len][p.Addr] = 1100
+		// Several changes in a batch or one each: added, removed, or
+		// replaced with another MTU (2000 + 10*length + 0..9).
+		must(t, f.Batch(func(b *Batch) error {
+			for j := rng.Intn(3); j >= 0; j-- {
+				c := rng.Intn(len(churn))
+				p := churn[c]
+				mtu := 2000 + 10*uint32(p.Len) + uint32(rng.Intn(10))
+				switch {
+				case !on[c]:
+					must(t, b.Add(diffRoute(p, mtu)))
+				case rng.Intn(2) == 0:
+					must(t, b.Del(diffRoute(p, 0)))
+				default:
+					must(t, b.Replace(diffRoute(p, mtu)))
+					continue
+				}
+				on[c] = !on[c]
 			}
-		}
+			return nil
+		}))
 	}
 	stop.Store(true)
 	wg.Wait()
