@@ -230,14 +230,11 @@ func (a *answer) fill(route *Route, errc uint8, res *Result) {
 // refreshAnswers recomputes the answers after a change of the ports and
 // publishes them. Writers only.
 func (f *FIB) refreshAnswers() {
-	old := f.fast.Load()
-	if old == nil {
+	if f.fast.Load() == nil {
 		return
 	}
-	fs := &fsnap{}
-	*fs = *old
-	fs.ans = make([]answer, len(old.ans))
-	copy(fs.ans, old.ans)
+	fs := &f.fw.cur
+	fs.ans = append([]answer(nil), fs.ans...)
 	ps := f.portSnap.Load()
 	for i := range f.fw.srcs {
 		s := &f.fw.srcs[i]
@@ -245,5 +242,5 @@ func (f *FIB) refreshAnswers() {
 	}
 	fs.inRes = nil
 	fs.syncResults()
-	f.fast.Store(fs)
+	f.publishFast()
 }

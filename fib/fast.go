@@ -2,6 +2,7 @@ package fib
 
 import (
 	"math/bits"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -21,7 +22,10 @@ import (
 //
 // Layout (DIR-16-8-8, in the spirit of poptrie): a directly indexed top
 // level of 2^16 uint32 entries, cut into 256 chunks of 256 so a change
-// copies 1 KB instead of 256 KB. An entry is either a value or, with
+// copies 1 KB instead of 256 KB; the chunks sit in an arena of their own,
+// indexed by a 1 KB table, so that nothing in a snapshot but its slice
+// headers is a pointer (a publish copies no pointer array and the
+// collector has nothing to scan in the arenas). An entry is either a value or, with
 // nodeBit, the offset of a node for the 16..24 bits in the node arena. A
 // node starts on a cache line: a 256-bit bitmap of where runs of equal
 // values start, a header word, and the runs' values packed four to a
@@ -32,7 +36,7 @@ import (
 // the memory.
 //
 // Updates copy on write: a changed /16 block is rebuilt from the tries and
-// appended to the arenas (readers of older snapshots hold the older slice
+// appended to the arenas, as is its chunk's copy (readers of older snapshots hold the older slice
 // headers and never read past them), its chunk copied, and the snapshot
 // published with one atomic store. The garbage left in the arenas is
 // reclaimed once it outgrows the live data by copying the live nodes into
@@ -64,8 +68,9 @@ var (
 )
 
 type fsnap struct {
-	top   [256]*[256]uint32
-	nodes []uint64 // node arena
+	top    [256]uint32 // chunk index, in chunks
+	chunks []uint32    // top-level chunks, 256 entries each
+	nodes  []uint64    // node arena
 	kids  []uint16 // child blocks, 256 values each
 	ans   []answer // see answer.go
 	// inRes is each answer as an input lookup's Result (no Route), shared
@@ -75,14 +80,14 @@ type fsnap struct {
 
 // nodeLPM is the value of a in the node at o.
 func (fs *fsnap) nodeLPM(o, a uint32) uint16 {
-	nd := fs.nodes[o:]
+	nd := fs.nodes[o:cap(fs.nodes)] // past len: nodes stored in place
 	h := nd[nodeHdr]
 	c := a >> 8 & 255
 	w, b := c>>6, c&63
 	vo := uint32(valsPlain)
 	if h&hdrKids != 0 {
 		if cw := nd[nodeCbits+w]; cw&(1<<b) != 0 {
-			v := fs.kids[kidBlock(nd, w, b)<<8|a&255]
+			v := fs.kids[:cap(fs.kids)][kidBlock(nd, w, b)<<8|a&255]
 			if v == valNone {
 				v = uint16(h)
 			}
@@ -116,11 +121,22 @@ func kidBlock(nd []uint64, w, b uint32) uint32 {
 // lpm returns the value for a: the answer index of its prefix (0, the
 // answer "no route", when no table covers a), or valSlow.
 func (fs *fsnap) lpm(a uint32) uint16 {
-	e := fs.top[a>>24][a>>16&255]
+	e := fs.entry(a)
 	if e&nodeBit == 0 {
 		return uint16(e)
 	}
 	return fs.nodeLPM(e&^nodeBit, a)
+}
+
+// entry is a's top-level entry, loaded atomically: updateFast may store it
+// in place.
+func (fs *fsnap) entry(a uint32) uint32 {
+	return atomic.LoadUint32(&fs.chunks[fs.top[a>>24]<<8|a>>16&255])
+}
+
+// chunk returns chunk hi, for reading.
+func (fs *fsnap) chunk(hi uint32) *[256]uint32 {
+	return (*[256]uint32)(fs.chunks[fs.top[hi]<<8:])
 }
 
 // nodeLen is the length in words of the node nd starts with, padded.
@@ -133,14 +149,18 @@ func nodeLen(nd []uint64) int {
 	return (vo + (runs+3)/4 + 7) &^ 7
 }
 
+// arenaBytes is the size of the node and child block arenas in use, live or
+// garbage.
+func (fs *fsnap) arenaBytes() int { return 8*len(fs.nodes) + 2*len(fs.kids) }
+
 // bytes is the size of the lookup structure (arenas by length, top level
 // and the answers).
 func (fs *fsnap) bytes() int {
-	return topBytes + 8*len(fs.nodes) + 2*len(fs.kids) + 32*len(fs.ans) + int(unsafe.Sizeof(Result{}))*len(fs.inRes)
+	return 4*len(fs.top) + 4*len(fs.chunks) + 8*len(fs.nodes) + 2*len(fs.kids) + 32*len(fs.ans) + int(unsafe.Sizeof(Result{}))*len(fs.inRes)
 }
 
 // topBytes is the size of the top level with all its chunks.
-const topBytes = 256 * (8 + 1024)
+const topBytes = 256 * (4 + 1024)
 
 // fastWriter is the writers' state of the merged structure.
 type fastWriter struct {
@@ -151,6 +171,7 @@ type fastWriter struct {
 	rebuilds, compactions int
 	slack                 int // garbage allowed besides live bytes; 0: 1 MB
 
+	cur  fsnap  // the snapshot as writers see it: arenas past the readers' ends
 	next *fsnap // the snapshot being built by a commit
 	own  [256]bool
 	blks [][256]uint16 // scratch: a node's child blocks
@@ -441,15 +462,30 @@ func (w *fastWriter) chunk(roots *[3]*part, hi uint32, old, out *[256]uint32) {
 }
 
 // setChunk publishes out as chunk hi of the snapshot being built, keeping
-// the old chunk when nothing changed.
-func (w *fastWriter) setChunk(hi uint32, out *[256]uint32) {
+// the old chunk when nothing changed; fresh says there is none yet.
+func (w *fastWriter) setChunk(hi uint32, out *[256]uint32, fresh bool) {
 	fs := w.next
-	if old := fs.top[hi]; old != nil && *old == *out {
+	if !fresh && *fs.chunk(hi) == *out {
 		return
 	}
-	c := new([256]uint32)
-	*c = *out
-	fs.top[hi] = c
+	w.ownChunk(hi, fresh)
+	*fs.chunk(hi) = *out
+}
+
+// ownChunk gives chunk hi a copy of its own in the snapshot being built,
+// which it changes in place from then on.
+func (w *fastWriter) ownChunk(hi uint32, fresh bool) {
+	fs := w.next
+	if w.own[hi] {
+		return
+	}
+	i := len(fs.chunks) >> 8
+	if fresh {
+		fs.chunks = append(fs.chunks, zeroChunk[:]...)
+	} else {
+		fs.chunks = append(fs.chunks, fs.chunk(hi)[:]...)
+	}
+	fs.top[hi] = uint32(i)
 	w.own[hi] = true
 }
 
@@ -457,44 +493,92 @@ func (w *fastWriter) setChunk(hi uint32, out *[256]uint32) {
 func (f *FIB) rebuildFast() {
 	w := &f.fw
 	w.epoch++
-	old := f.fast.Load()
 	fs := &fsnap{}
-	if old != nil {
-		fs.nodes = make([]uint64, 0, len(old.nodes)/2+64)
-		fs.kids = make([]uint16, 0, len(old.kids)/2+256)
-	}
 	fs.nodes = append(fs.nodes, zeroWords[:8]...) // node 0: a dummy (lpmBulk)
-	fs.ans = append(fs.ans, noRoute)              // answer 0: no route
+	fs.chunks = make([]uint32, 0, 256*256)
+	fs.ans = append(fs.ans, noRoute) // answer 0: no route
 	fs.syncResults()
 	w.ansIdx, w.srcs = nil, nil
 	w.ps = f.portSnap.Load()
 	w.next = fs
+	w.own = [256]bool{}
 	var roots [3]*part
 	f.fastRoots(&roots)
 	var out [256]uint32
 	for hi := uint32(0); hi < 256; hi++ {
 		w.chunk(&roots, hi, &zeroChunk, &out)
-		if old != nil {
-			fs.top[hi] = old.top[hi] // reused when equal
-		}
-		w.setChunk(hi, &out)
+		w.setChunk(hi, &out, true)
 	}
 	w.next, w.ps = nil, nil
-	hugeArena(fs.nodes)
-	hugeArena(fs.kids)
-	w.live = fs.bytes()
+	fs.roomy()
+	w.live = fs.arenaBytes()
 	w.nAns = len(fs.ans)
 	w.rebuilds++
+	w.cur = *fs
+	f.fast.Store(fs)
+}
+
+// roomy gives the arenas room to grow: an update appends where readers of
+// older snapshots do not look, and a full arena is compacted rather than
+// grown.
+func (fs *fsnap) roomy() {
+	fs.chunks = withRoom(fs.chunks, chunkRoom<<8)
+	fs.nodes = withRoom(fs.nodes, nodeRoom(len(fs.nodes)))
+	fs.kids = withRoom(fs.kids, kidRoom(len(fs.kids)))
+	hugeArena(fs.chunks)
+	hugeArena(fs.nodes)
+	hugeArena(fs.kids)
+}
+
+// The arenas' room: chunk copies (1 KB each, one per chunk a batch changes),
+// and for the node and child block garbage about what the compaction rule
+// lets accumulate.
+const chunkRoom = 4096
+
+func nodeRoom(words int) int { return words + 128<<10 }
+func kidRoom(vals int) int   { return vals + 256<<8 }
+
+// compactChunks copies the live chunks into a fresh arena: cheaper than
+// compact, for when chunk copies filled theirs.
+func (fs *fsnap) compactChunks() {
+	c := make([]uint32, 0, (256+chunkRoom)<<8)
+	for hi := range fs.top {
+		c = append(c, fs.chunk(uint32(hi))[:]...)
+		fs.top[hi] = uint32(hi)
+	}
+	fs.chunks = c
+	hugeArena(fs.chunks)
+}
+
+func withRoom[T any](s []T, room int) []T {
+	if cap(s)-len(s) >= room {
+		return s
+	}
+	return append(make([]T, 0, len(s)+room), s...)
+}
+
+// publish makes the writers' snapshot the readers' one.
+func (f *FIB) publishFast() {
+	fs := new(fsnap)
+	*fs = f.fw.cur
 	f.fast.Store(fs)
 }
 
 // updateFast rebuilds the chunks and /16 blocks marked in d and publishes
 // the result, or rebuilds everything when it changed too much or the
 // answers hold too much garbage.
+//
+// A batch that changed one /16 block and needed no new answer and no new
+// arena (the common single route change) is published in place: the
+// block's new node is appended past what readers index, then its top
+// entry is stored atomically, as fib_trie links a new tnode into its
+// parent. A reader still on an older snapshot may see that entry early:
+// the change is whole either way.
 func (f *FIB) updateFast(d *dirtySet) {
-	old := f.fast.Load()
+	pub := f.fast.Load()
 	w := &f.fw
-	if old == nil || d.n > 4096 || d.nchunks == 256 || len(old.ans) > 2*w.nAns+4096 {
+	fs := &w.cur
+	if pub == nil || d.n > 4096 || d.nchunks == 256 || len(fs.ans) > 2*w.nAns+4096 {
 		f.rebuildFast()
 		return
 	}
@@ -502,23 +586,44 @@ func (f *FIB) updateFast(d *dirtySet) {
 	if slack == 0 {
 		slack = 1 << 20
 	}
-	if old.bytes()-topBytes > 2*(w.live-topBytes)+slack {
-		old = old.compact()
-		w.live = old.bytes()
+	needN := maxNodeLen * (256*d.nchunks + len(d.list))
+	if fs.arenaBytes() > 2*w.live+slack || cap(fs.nodes)-len(fs.nodes) < needN {
+		*fs = *fs.compact()
+		w.live = fs.arenaBytes()
 		w.compactions++
 	}
-	fs := &fsnap{}
-	*fs = *old
+	if cap(fs.chunks)-len(fs.chunks) < 256*min(256, d.nchunks+len(d.list)) {
+		fs.compactChunks()
+	}
 	w.next = fs
 	w.ps = f.portSnap.Load()
+	defer func() { w.next, w.ps = nil, nil }()
 	w.own = [256]bool{}
 	var roots [3]*part
 	f.fastRoots(&roots)
+	if d.nchunks == 0 && len(d.list) == 1 {
+		nAns := len(fs.ans)
+		b := d.list[0]
+		hi, lo := b>>8, b&255
+		old := fs.chunk(hi)[lo]
+		e := w.block(&roots, b, old)
+		if e == old {
+			return
+		}
+		if len(fs.ans) == nAns && sameArena(fs.chunks, pub.chunks) && sameArena(fs.nodes, pub.nodes) && sameArena(fs.kids, pub.kids) && pub.top == fs.top {
+			atomic.StoreUint32(&fs.chunk(hi)[lo], e)
+			return
+		}
+		w.ownChunk(hi, false)
+		fs.chunk(hi)[lo] = e
+		f.publishFast()
+		return
+	}
 	var out [256]uint32
 	for hi := uint32(0); hi < 256; hi++ {
 		if d.chunks[hi>>6]&(1<<(hi&63)) != 0 {
-			w.chunk(&roots, hi, fs.top[hi], &out)
-			w.setChunk(hi, &out)
+			w.chunk(&roots, hi, fs.chunk(hi), &out)
+			w.setChunk(hi, &out, false)
 		}
 	}
 	for _, b := range d.list {
@@ -526,16 +631,16 @@ func (f *FIB) updateFast(d *dirtySet) {
 		if d.chunks[hi>>6]&(1<<(hi&63)) != 0 {
 			continue
 		}
-		if !w.own[hi] {
-			c := new([256]uint32)
-			*c = *fs.top[hi]
-			fs.top[hi] = c
-			w.own[hi] = true
-		}
-		fs.top[hi][lo] = w.block(&roots, b, fs.top[hi][lo])
+		w.ownChunk(hi, false)
+		e := w.block(&roots, b, fs.chunk(hi)[lo])
+		fs.chunk(hi)[lo] = e
 	}
-	w.next, w.ps = nil, nil
-	f.fast.Store(fs)
+	f.publishFast()
+}
+
+// sameArena reports whether a and b share their array.
+func sameArena[T any](a, b []T) bool {
+	return cap(a) > 0 && cap(b) > 0 && unsafe.SliceData(a) == unsafe.SliceData(b)
 }
 
 // compact returns a copy of fs without the garbage in its arenas: the
@@ -545,7 +650,7 @@ func (fs *fsnap) compact() *fsnap {
 	c := &fsnap{ans: fs.ans, inRes: fs.inRes}
 	words, blocks := 0, 0
 	for hi := range fs.top {
-		for _, e := range fs.top[hi] {
+		for _, e := range fs.chunk(uint32(hi)) {
 			if e&nodeBit != 0 {
 				nd := fs.nodes[e&^nodeBit:]
 				words += nodeLen(nd)
@@ -555,27 +660,21 @@ func (fs *fsnap) compact() *fsnap {
 			}
 		}
 	}
-	c.nodes = make([]uint64, 0, words+words/8+64)
+	c.chunks = make([]uint32, 0, (256+chunkRoom)<<8)
+	c.nodes = make([]uint64, 0, words+nodeRoom(words))
 	c.nodes = append(c.nodes, zeroWords[:8]...)
-	c.kids = make([]uint16, 0, (blocks+blocks/8+1)<<8)
+	c.kids = make([]uint16, 0, blocks<<8+kidRoom(blocks<<8))
 	for hi := range fs.top {
-		oc := fs.top[hi]
-		var nc *[256]uint32
-		for lo, e := range oc {
-			if e&nodeBit == 0 {
-				continue
+		c.top[hi] = uint32(hi)
+		c.chunks = append(c.chunks, fs.chunk(uint32(hi))[:]...)
+		nc := c.chunk(uint32(hi))
+		for lo, e := range nc {
+			if e&nodeBit != 0 {
+				nc[lo] = nodeBit | c.copyNode(fs, e&^nodeBit)
 			}
-			if nc == nil {
-				nc = new([256]uint32)
-				*nc = *oc
-			}
-			nc[lo] = nodeBit | c.copyNode(fs, e&^nodeBit)
-		}
-		c.top[hi] = oc
-		if nc != nil {
-			c.top[hi] = nc
 		}
 	}
+	hugeArena(c.chunks)
 	hugeArena(c.nodes)
 	hugeArena(c.kids)
 	return c
@@ -666,12 +765,12 @@ func (fs *fsnap) lpmBulk(dsts []uint32, out *[bulkN]uint16) {
 	if n > bulkN {
 		n = bulkN
 	}
-	nodes := fs.nodes
+	nodes, kids := fs.nodes[:cap(fs.nodes)], fs.kids[:cap(fs.kids)] // past len: nodes stored in place
 	var ent [bulkN]uint32
 	var hdr, lw [bulkN]uint64
 	for i := 0; i < n; i++ {
 		a := dsts[i]
-		ent[i] = fs.top[a>>24][a>>16&255]
+		ent[i] = fs.entry(a)
 	}
 	// The nodes' first lines; a top entry that is a value reads node 0, a
 	// dummy.
@@ -712,7 +811,7 @@ func (fs *fsnap) lpmBulk(dsts []uint32, out *[bulkN]uint16) {
 		case e&nodeBit == 0:
 			out[i] = uint16(e)
 		case x&kidAt != 0:
-			out[i] = fs.kids[x&^kidAt]
+			out[i] = kids[x&^kidAt]
 		default:
 			out[i] = uint16(nodes[x] >> shift[i])
 		}
