@@ -219,30 +219,76 @@ func (w *fastWriter) topCode(l *leaf) uint16 {
 	return w.code(l)
 }
 
-// expand writes the part's own prefixes over 256 slots where out holds
-// nil, def where it has none.
-func (w *fastWriter) expand(n *part, out *[256]*leaf, def *leaf) {
-	if n == nil {
-		if def != nil {
+// runCodes returns the values of p's runs (code of each leaf). They are
+// kept in the part for the epoch: an update rebuilds a /16 block from the
+// parts under it, and reading every leaf there again would be a cache miss
+// each. A new part takes the codes of the runs whose leaf its predecessor
+// had, so only changed leaves are read.
+func (w *fastWriter) runCodes(p *part) []uint16 {
+	if len(p.pfx) == 0 {
+		return noCodes // one run, no leaf (and the shared empty part stays untouched)
+	}
+	if p.cepoch == w.epoch && p.rcode != nil {
+		return p.rcode
+	}
+	rc := make([]uint16, len(p.leaves))
+	var known [256]bool
+	if o := p.prev; o != nil && o.cepoch == w.epoch && o.rcode != nil {
+		ri, oi := -1, -1
+		for i := 0; i < 256; i++ {
+			if p.lbits[i>>6]&(1<<(i&63)) != 0 {
+				ri++
+			}
+			if o.lbits[i>>6]&(1<<(i&63)) != 0 {
+				oi++
+			}
+			if !known[ri] && p.leaves[ri] == o.leaves[oi] {
+				rc[ri], known[ri] = o.rcode[oi], true
+			}
+		}
+	}
+	for ri, l := range p.leaves {
+		if !known[ri] {
+			rc[ri] = w.code(l)
+		}
+	}
+	p.rcode, p.cepoch, p.prev = rc, w.epoch, nil
+	return rc
+}
+
+var noCodes = []uint16{valNone}
+
+// codeAt is the value of p's run at slot c.
+func (w *fastWriter) codeAt(p *part, c uint) uint16 {
+	rc := w.runCodes(p)
+	i, b := c>>6&3, c&63
+	return rc[int(p.lbase[i])+bits.OnesCount64(p.lbits[i]&(2<<b-1))-1]
+}
+
+// expand writes the values of p's runs over 256 slots where out holds
+// valNone, def where p has no prefix (p nil: none at all).
+func (w *fastWriter) expand(p *part, out *[256]uint16, def uint16) {
+	if p == nil {
+		if def != valNone {
 			for i := range out {
-				if out[i] == nil {
+				if out[i] == valNone {
 					out[i] = def
 				}
 			}
 		}
 		return
 	}
+	rc := w.runCodes(p)
 	ri := -1
-	var cur *leaf
+	cur := def
 	for i := 0; i < 256; i++ {
-		if n.lbits[i>>6]&(1<<(i&63)) != 0 {
+		if p.lbits[i>>6]&(1<<(i&63)) != 0 {
 			ri++
-			cur = def
-			if l := n.leaves[ri]; l != nil {
-				cur = l
+			if cur = rc[ri]; cur == valNone {
+				cur = def
 			}
 		}
-		if out[i] == nil {
+		if out[i] == valNone {
 			out[i] = cur
 		}
 	}
@@ -349,17 +395,10 @@ func (w *fastWriter) block(roots *[3]*part, b, old uint32) uint32 {
 	}
 	w.made[b] = src
 	// Below, only prefixes longer than /16: base[last] is the node's def.
-	var l1 [256]*leaf
-	for t := 0; t <= last; t++ {
-		w.expand(p2[t], &l1, nil)
-	}
 	var v1 [256]uint16
-	for i := range l1 {
-		if i > 0 && l1[i] == l1[i-1] {
-			v1[i] = v1[i-1]
-		} else {
-			v1[i] = w.code(l1[i])
-		}
+	fillNone(&v1)
+	for t := 0; t <= last; t++ {
+		w.expand(p2[t], &v1, valNone)
 	}
 	var cbits [4]uint64
 	for t := 0; t <= last; t++ {
@@ -371,7 +410,6 @@ func (w *fastWriter) block(roots *[3]*part, b, old uint32) uint32 {
 	}
 	w.blks = w.blks[:0]
 	if cbits != [4]uint64{} {
-		var l2 [256]*leaf
 		var out [4]uint64
 		for i := 0; i < 256; i++ {
 			if cbits[i>>6]&(1<<(i&63)) == 0 {
@@ -380,24 +418,19 @@ func (w *fastWriter) block(roots *[3]*part, b, old uint32) uint32 {
 			// The merged /24: each table's /25../32 there, over what the
 			// /24 level gives (which already merges the tables' shorter
 			// prefixes in priority order).
-			l2 = [256]*leaf{}
+			var blk [256]uint16
+			fillNone(&blk)
 			for t := 0; t <= last; t++ {
 				if p := p2[t]; p != nil {
 					var p3 *part
 					if k := p.kid(uint(i)); k != nil {
 						p3 = k.p.Load()
 					}
-					w.expand(p3, &l2, p.at(uint(i)))
+					w.expand(p3, &blk, w.codeAt(p, uint(i)))
 				}
 			}
-			var blk [256]uint16
 			same := true
-			for j := range l2 {
-				if j > 0 && l2[j] == l2[j-1] {
-					blk[j] = blk[j-1]
-				} else {
-					blk[j] = w.code(l2[j])
-				}
+			for j := range blk {
 				same = same && blk[j] == blk[0]
 			}
 			if same {
@@ -419,6 +452,12 @@ func (w *fastWriter) block(roots *[3]*part, b, old uint32) uint32 {
 		fs.kids = append(fs.kids, w.blks[i][:]...)
 	}
 	return nodeBit | w.makeNode(&v1, def, &cbits, cbase)
+}
+
+func fillNone(v *[256]uint16) {
+	for i := range v {
+		v[i] = valNone
+	}
 }
 
 // fastRoots returns the root parts the merged structure is built from.

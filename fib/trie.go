@@ -61,6 +61,12 @@ type part struct {
 	// pfx, pkey and kids are its own copies, not still shared with the
 	// published part it was cloned from.
 	dirty, ownP, ownKey, ownK bool
+	// Writers of the merged structure only: the value of each run, of
+	// epoch cepoch, and the part this one replaced, whose values it may
+	// take over (fastWriter.runCodes).
+	rcode  []uint16
+	cepoch uint32
+	prev   *part
 }
 
 type node struct {
@@ -203,10 +209,11 @@ func (n *node) below(a uint32, maxLen int, writer bool) *leaf {
 // first so longer ones overwrite, and compresses the result into runs.
 func (p *part) rebuildLeaves(depth int) {
 	var exp [256]*leaf
-	for _, l := range p.pfx {
-		ll := int(l.plen) - 8*depth
-		start := int(slotOf(l.key, depth))
+	for j, k := range p.pkey { // not the leaves: each would be a cache miss
+		ll := int(k>>32) - 8*depth
+		start := int(slotOf(uint32(k), depth))
 		end := start + 1<<(8-ll)
+		l := p.pfx[j]
 		for i := start; i < end; i++ {
 			exp[i] = l
 		}
@@ -239,6 +246,7 @@ func (p *part) rebuildLeaves(depth int) {
 func (p *part) clone() *part {
 	c := *p
 	c.ownP, c.ownKey, c.ownK, c.dirty = false, false, false, false
+	c.rcode, c.cepoch, c.prev = nil, 0, nil
 	return &c
 }
 
@@ -317,8 +325,9 @@ func (p *part) setKid(c uint, k *node) {
 
 // trieTx is a batch's change to one trie: the nodes with a pending part.
 type trieTx struct {
-	root *node
-	priv []*node
+	root  *node
+	priv  []*node
+	codes bool // a table of the merged structure: keep run values (part.prev)
 }
 
 // pending returns n's pending part, making it on first use.
@@ -367,6 +376,13 @@ func (x *trieTx) publish(serial *uint64) {
 			p.finish(d)
 			if d > 0 && p.empty() {
 				x.pending(n.up).setKid(uint(n.slot), nil)
+			}
+			if x.codes {
+				old := n.p.Load()
+				p.prev = old
+				if old != &emptyPart {
+					old.prev = nil // one predecessor, never a chain
+				}
 			}
 			n.p.Store(p)
 			n.next = nil
