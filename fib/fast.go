@@ -49,6 +49,9 @@ const nodeBit = 1 << 31
 const (
 	valNone = 0xffff // no prefix longer than /16 covers: the node's def
 	valSlow = 0xfffe // an answer past what 16 bits index: the rule walk
+	// Not in the structure: a trie prefix whose value is to be computed
+	// (part.pcode).
+	valUnknown = 0xfffd
 )
 
 // Node layout, in uint64 words from the node's offset (a multiple of 8).
@@ -204,7 +207,7 @@ func (w *fastWriter) code(l *leaf) uint16 {
 		l.aepoch = w.epoch
 		l.ans = w.answerOf(l.routes[0])
 	}
-	if l.ans >= valSlow {
+	if l.ans >= valUnknown {
 		return valSlow
 	}
 	return uint16(l.ans)
@@ -219,77 +222,57 @@ func (w *fastWriter) topCode(l *leaf) uint16 {
 	return w.code(l)
 }
 
-// runCodes returns the values of p's runs (code of each leaf). They are
-// kept in the part for the epoch: an update rebuilds a /16 block from the
-// parts under it, and reading every leaf there again would be a cache miss
-// each. A new part takes the codes of the runs whose leaf its predecessor
-// had, so only changed leaves are read.
-func (w *fastWriter) runCodes(p *part) []uint16 {
-	if len(p.pfx) == 0 {
-		return noCodes // one run, no leaf (and the shared empty part stays untouched)
+// prefixCodes returns the values of p's prefixes (the code of each leaf).
+// They are kept in the part for the epoch, and a change marks only its
+// prefix valUnknown: an update rebuilds a whole /16 block from the parts
+// under it, and reading every leaf there again would be a cache miss each.
+func (w *fastWriter) prefixCodes(p *part) []uint16 {
+	if len(p.pkey) == 0 {
+		return nil // (and the shared empty part stays untouched)
 	}
-	if p.cepoch == w.epoch && p.rcode != nil {
-		return p.rcode
+	if p.pepoch != w.epoch || len(p.pcode) != len(p.pkey) {
+		pc := make([]uint16, len(p.pkey))
+		for j, l := range p.pfx {
+			pc[j] = w.code(l)
+		}
+		p.pcode, p.pepoch = pc, w.epoch
+		return pc
 	}
-	rc := make([]uint16, len(p.leaves))
-	var known [256]bool
-	if o := p.prev; o != nil && o.cepoch == w.epoch && o.rcode != nil {
-		ri, oi := -1, -1
-		for i := 0; i < 256; i++ {
-			if p.lbits[i>>6]&(1<<(i&63)) != 0 {
-				ri++
-			}
-			if o.lbits[i>>6]&(1<<(i&63)) != 0 {
-				oi++
-			}
-			if !known[ri] && p.leaves[ri] == o.leaves[oi] {
-				rc[ri], known[ri] = o.rcode[oi], true
-			}
+	pc := p.pcode
+	for j, c := range pc {
+		if c == valUnknown {
+			pc[j] = w.code(p.pfx[j])
 		}
 	}
-	for ri, l := range p.leaves {
-		if !known[ri] {
-			rc[ri] = w.code(l)
-		}
-	}
-	p.rcode, p.cepoch, p.prev = rc, w.epoch, nil
-	return rc
+	return pc
 }
 
-var noCodes = []uint16{valNone}
-
-// codeAt is the value of p's run at slot c.
-func (w *fastWriter) codeAt(p *part, c uint) uint16 {
-	rc := w.runCodes(p)
-	i, b := c>>6&3, c&63
-	return rc[int(p.lbase[i])+bits.OnesCount64(p.lbits[i]&(2<<b-1))-1]
+// expand writes the values of the prefixes of p (a part at depth) over
+// out, valNone where it has none: shorter prefixes first, so that longer
+// ones overwrite. It reads the packed keys, not the leaves.
+func (w *fastWriter) expand(p *part, depth int, out *[256]uint16) {
+	fillNone(out)
+	pc := w.prefixCodes(p)
+	for j, k := range p.pkey {
+		ll := int(k>>32) - 8*depth
+		start := int(slotOf(uint32(k), depth))
+		c := pc[j]
+		for i, end := start, start+1<<(8-ll); i < end; i++ {
+			out[i] = c
+		}
+	}
 }
 
-// expand writes the values of p's runs over 256 slots where out holds
-// valNone, def where p has no prefix (p nil: none at all).
-func (w *fastWriter) expand(p *part, out *[256]uint16, def uint16) {
-	if p == nil {
-		if def != valNone {
-			for i := range out {
-				if out[i] == valNone {
-					out[i] = def
-				}
+// under writes src over the slots of dst that hold valNone, def where src
+// holds valNone too.
+func under(dst, src *[256]uint16, def uint16) {
+	for i := range dst {
+		if dst[i] == valNone {
+			v := src[i]
+			if v == valNone {
+				v = def
 			}
-		}
-		return
-	}
-	rc := w.runCodes(p)
-	ri := -1
-	cur := def
-	for i := 0; i < 256; i++ {
-		if p.lbits[i>>6]&(1<<(i&63)) != 0 {
-			ri++
-			if cur = rc[ri]; cur == valNone {
-				cur = def
-			}
-		}
-		if out[i] == valNone {
-			out[i] = cur
+			dst[i] = v
 		}
 	}
 }
@@ -395,10 +378,14 @@ func (w *fastWriter) block(roots *[3]*part, b, old uint32) uint32 {
 	}
 	w.made[b] = src
 	// Below, only prefixes longer than /16: base[last] is the node's def.
+	var e2 [3][256]uint16 // each table's /17../24 over the block
 	var v1 [256]uint16
 	fillNone(&v1)
 	for t := 0; t <= last; t++ {
-		w.expand(p2[t], &v1, valNone)
+		if p2[t] != nil {
+			w.expand(p2[t], 2, &e2[t])
+			under(&v1, &e2[t], valNone)
+		}
 	}
 	var cbits [4]uint64
 	for t := 0; t <= last; t++ {
@@ -411,6 +398,7 @@ func (w *fastWriter) block(roots *[3]*part, b, old uint32) uint32 {
 	w.blks = w.blks[:0]
 	if cbits != [4]uint64{} {
 		var out [4]uint64
+		var e3, blk [256]uint16
 		for i := 0; i < 256; i++ {
 			if cbits[i>>6]&(1<<(i&63)) == 0 {
 				continue
@@ -418,15 +406,14 @@ func (w *fastWriter) block(roots *[3]*part, b, old uint32) uint32 {
 			// The merged /24: each table's /25../32 there, over what the
 			// /24 level gives (which already merges the tables' shorter
 			// prefixes in priority order).
-			var blk [256]uint16
 			fillNone(&blk)
 			for t := 0; t <= last; t++ {
 				if p := p2[t]; p != nil {
-					var p3 *part
+					fillNone(&e3)
 					if k := p.kid(uint(i)); k != nil {
-						p3 = k.p.Load()
+						w.expand(k.p.Load(), 3, &e3)
 					}
-					w.expand(p3, &blk, w.codeAt(p, uint(i)))
+					under(&blk, &e3, e2[t][i])
 				}
 			}
 			same := true

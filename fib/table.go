@@ -110,7 +110,7 @@ func (b *Batch) tx(t *table) *tableTx {
 			return x
 		}
 	}
-	x := &tableTx{t: t, trieTx: trieTx{root: t.root.Load(), codes: fastTable(t.id)}}
+	x := &tableTx{t: t, trieTx: trieTx{root: t.root.Load()}}
 	b.txs = append(b.txs, x)
 	return x
 }

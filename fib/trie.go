@@ -60,13 +60,12 @@ type part struct {
 	// Writers only, while the part is pending: leaves/lbits are stale;
 	// pfx, pkey and kids are its own copies, not still shared with the
 	// published part it was cloned from.
-	dirty, ownP, ownKey, ownK bool
-	// Writers of the merged structure only: the value of each run, of
-	// epoch cepoch, and the part this one replaced, whose values it may
-	// take over (fastWriter.runCodes).
-	rcode  []uint16
-	cepoch uint32
-	prev   *part
+	dirty, ownP, ownKey, ownCode, ownK bool
+	// Writers of the merged structure only: the value of each prefix in
+	// it (valUnknown where it changed), of epoch pepoch; nil until the
+	// merged structure first needs them (fastWriter.prefixCodes).
+	pcode  []uint16
+	pepoch uint32
 }
 
 type node struct {
@@ -245,8 +244,7 @@ func (p *part) rebuildLeaves(depth int) {
 // clone makes a pending copy sharing pfx and kids until they change.
 func (p *part) clone() *part {
 	c := *p
-	c.ownP, c.ownKey, c.ownK, c.dirty = false, false, false, false
-	c.rcode, c.cepoch, c.prev = nil, 0, nil
+	c.ownP, c.ownKey, c.ownCode, c.ownK, c.dirty = false, false, false, false, false
 	return &c
 }
 
@@ -265,6 +263,10 @@ func (p *part) setPfx(key uint32, plen uint8, l *leaf) {
 			p.ownP = true
 		}
 		p.pfx[i] = l
+		if p.pcode != nil {
+			p.ownCodes()
+			p.pcode[i] = valUnknown
+		}
 		p.dirty = true
 		return
 	}
@@ -276,9 +278,15 @@ func (p *part) setPfx(key uint32, plen uint8, l *leaf) {
 		p.pkey = append(make([]uint64, 0, len(p.pkey)+1), p.pkey...)
 		p.ownKey = true
 	}
+	if p.pcode != nil {
+		p.ownCodes()
+	}
 	if hit {
 		p.pfx = append(p.pfx[:i], p.pfx[i+1:]...)
 		p.pkey = append(p.pkey[:i], p.pkey[i+1:]...)
+		if p.pcode != nil {
+			p.pcode = append(p.pcode[:i], p.pcode[i+1:]...)
+		}
 	} else {
 		p.pfx = append(p.pfx, nil)
 		copy(p.pfx[i+1:], p.pfx[i:])
@@ -286,8 +294,21 @@ func (p *part) setPfx(key uint32, plen uint8, l *leaf) {
 		p.pkey = append(p.pkey, 0)
 		copy(p.pkey[i+1:], p.pkey[i:])
 		p.pkey[i] = pfxKey(key, plen)
+		if p.pcode != nil {
+			p.pcode = append(p.pcode, 0)
+			copy(p.pcode[i+1:], p.pcode[i:])
+			p.pcode[i] = valUnknown
+		}
 	}
 	p.dirty = true
+}
+
+// ownCodes gives a pending part its own copy of the prefix values.
+func (p *part) ownCodes() {
+	if !p.ownCode {
+		p.pcode = append(make([]uint16, 0, len(p.pcode)+1), p.pcode...)
+		p.ownCode = true
+	}
 }
 
 // setKid puts (or with k == nil removes) the child at slot c. Pending
@@ -325,9 +346,8 @@ func (p *part) setKid(c uint, k *node) {
 
 // trieTx is a batch's change to one trie: the nodes with a pending part.
 type trieTx struct {
-	root  *node
-	priv  []*node
-	codes bool // a table of the merged structure: keep run values (part.prev)
+	root *node
+	priv []*node
 }
 
 // pending returns n's pending part, making it on first use.
@@ -377,13 +397,6 @@ func (x *trieTx) publish(serial *uint64) {
 			if d > 0 && p.empty() {
 				x.pending(n.up).setKid(uint(n.slot), nil)
 			}
-			if x.codes {
-				old := n.p.Load()
-				p.prev = old
-				if old != &emptyPart {
-					old.prev = nil // one predecessor, never a chain
-				}
-			}
 			n.p.Store(p)
 			n.next = nil
 			*serial++
@@ -406,10 +419,13 @@ func (p *part) finish(depth int) {
 	if p.ownKey && cap(p.pkey) > len(p.pkey)+len(p.pkey)/8 {
 		p.pkey = append([]uint64(nil), p.pkey...)
 	}
+	if p.ownCode && cap(p.pcode) > len(p.pcode)+len(p.pcode)/8 {
+		p.pcode = append([]uint16(nil), p.pcode...)
+	}
 	if p.ownK && cap(p.kids) > len(p.kids)+len(p.kids)/8 {
 		p.kids = append([]*node(nil), p.kids...)
 	}
-	p.ownP, p.ownKey, p.ownK = false, false, false
+	p.ownP, p.ownKey, p.ownCode, p.ownK = false, false, false, false
 }
 
 // collect appends every prefix under n, in the readers' or the writer's
