@@ -46,18 +46,18 @@ func newLeaf(key uint32, plen uint8, routes []*Route) *leaf {
 	return l
 }
 
-// part is what a node holds: its own prefixes, expanded into leaf runs,
+// part is what a node holds: its own prefixes, expanded into runs,
 // and its children.
 type part struct {
-	lbits  [4]uint64 // bit i: slot i starts a new run of leaves
+	lbits  [4]uint64 // bit i: slot i starts a new run
 	kbits  [4]uint64 // bit i: slot i has a child
 	lbase  [4]uint16 // runs starting in earlier words
 	kbase  [4]uint16 // children in earlier words
-	leaves []*leaf   // one per run; nil where no prefix of this node covers
+	runs   []uint16  // per run, its prefix's index in pfx; noPfx where none covers
 	kids   []*node
 	pfx    []*leaf  // the prefixes this node owns, sorted by (plen, key)
 	pkey   []uint64 // pfxKey of each of pfx: searched without loading leaves
-	// Writers only, while the part is pending: leaves/lbits are stale;
+	// Writers only, while the part is pending: runs/lbits are stale;
 	// pfx, pkey and kids are its own copies, not still shared with the
 	// published part it was cloned from.
 	dirty, ownP, ownKey, ownCode, ownK bool
@@ -80,8 +80,11 @@ type node struct {
 	depth uint8
 }
 
+// noPfx is a run no prefix of the node covers.
+const noPfx = 0xffff
+
 // emptyPart is the part of a node with nothing: one run, no leaf.
-var emptyPart = part{lbits: [4]uint64{1}, lbase: [4]uint16{0, 1, 1, 1}, leaves: []*leaf{nil}}
+var emptyPart = part{lbits: [4]uint64{1}, lbase: [4]uint16{0, 1, 1, 1}, runs: []uint16{noPfx}}
 
 func depthOf(plen uint8) int {
 	if plen <= 8 {
@@ -116,8 +119,8 @@ func (n *node) lpm(a uint32) *leaf {
 		c := uint(a>>shift) & 255
 		w, b := c>>6&3, c&63
 		lw := p.lbits[w]
-		if l := p.leaves[int(p.lbase[w])+bits.OnesCount64(lw&(2<<b-1))-1]; l != nil {
-			best = l
+		if r := p.runs[int(p.lbase[w])+bits.OnesCount64(lw&(2<<b-1))-1]; r != noPfx {
+			best = p.pfx[r]
 		}
 		kw := p.kbits[w]
 		if kw&(1<<b) == 0 || shift == 0 {
@@ -140,7 +143,10 @@ func (p *part) kid(c uint) *node {
 // Published parts only: a pending part's runs may be stale.
 func (p *part) at(c uint) *leaf {
 	w, b := c>>6&3, c&63
-	return p.leaves[int(p.lbase[w])+bits.OnesCount64(p.lbits[w]&(2<<b-1))-1]
+	if r := p.runs[int(p.lbase[w])+bits.OnesCount64(p.lbits[w]&(2<<b-1))-1]; r != noPfx {
+		return p.pfx[r]
+	}
+	return nil
 }
 
 func (p *part) empty() bool { return len(p.pfx) == 0 && len(p.kids) == 0 }
@@ -180,7 +186,15 @@ func (n *node) exact(key uint32, plen uint8) *leaf {
 	if n == nil {
 		return nil
 	}
-	return n.view(true).find(key, plen)
+	p := n.view(true)
+	if !p.dirty {
+		// Most often the prefix is the longest at its first slot: one
+		// load from the runs instead of a binary search's several.
+		if l := p.at(slotOf(key, d)); l != nil && l.key == key && l.plen == plen {
+			return l
+		}
+	}
+	return p.find(key, plen)
 }
 
 // below returns the longest prefix containing a that is shorter than
@@ -204,35 +218,31 @@ func (n *node) below(a uint32, maxLen int, writer bool) *leaf {
 	return nil
 }
 
-// rebuildLeaves expands the owned prefixes over the 256 slots, shorter
+// rebuildRuns expands the owned prefixes over the 256 slots, shorter
 // first so longer ones overwrite, and compresses the result into runs.
-func (p *part) rebuildLeaves(depth int) {
-	var exp [256]*leaf
+func (p *part) rebuildRuns(depth int) {
+	var exp [256]uint16
+	for i := range exp {
+		exp[i] = noPfx
+	}
 	for j, k := range p.pkey { // not the leaves: each would be a cache miss
 		ll := int(k>>32) - 8*depth
 		start := int(slotOf(uint32(k), depth))
-		end := start + 1<<(8-ll)
-		l := p.pfx[j]
-		for i := start; i < end; i++ {
-			exp[i] = l
+		for i, end := start, start+1<<(8-ll); i < end; i++ {
+			exp[i] = uint16(j)
 		}
 	}
 	var lb [4]uint64
-	runs := 0
+	n := 0
 	for i := 0; i < 256; i++ {
 		if i == 0 || exp[i] != exp[i-1] {
 			lb[i>>6] |= 1 << (i & 63)
-			runs++
-		}
-	}
-	leaves := make([]*leaf, 0, runs)
-	for i := 0; i < 256; i++ {
-		if lb[i>>6]&(1<<(i&63)) != 0 {
-			leaves = append(leaves, exp[i])
+			exp[n] = exp[i] // n <= i: compacts in place
+			n++
 		}
 	}
 	p.lbits = lb
-	p.leaves = leaves
+	p.runs = append([]uint16(nil), exp[:n]...)
 	s := 0
 	for w := 0; w < 4; w++ {
 		p.lbase[w] = uint16(s)
@@ -257,7 +267,8 @@ func (p *part) setPfx(key uint32, plen uint8, l *leaf) {
 		return
 	}
 	if hit && l != nil {
-		// Same prefix, new routes: the key list stays as it is.
+		// Same prefix, new routes: the keys and the runs (indexes into
+		// pfx) stay as they are.
 		if !p.ownP {
 			p.pfx = append(make([]*leaf, 0, len(p.pfx)), p.pfx...)
 			p.ownP = true
@@ -267,7 +278,6 @@ func (p *part) setPfx(key uint32, plen uint8, l *leaf) {
 			p.ownCodes()
 			p.pcode[i] = valUnknown
 		}
-		p.dirty = true
 		return
 	}
 	if !p.ownP {
@@ -381,7 +391,7 @@ func (x *trieTx) set(key uint32, plen uint8, l *leaf) {
 	x.pending(n).setPfx(key, plen, l)
 }
 
-// publish rebuilds the stale leaf runs of the pending parts and publishes
+// publish rebuilds the stale runs of the pending parts and publishes
 // them, deepest first: a node left empty is unlinked from its parent's
 // part, which is then published after it. serial stamps the nodes whose
 // subtree changed.
@@ -409,8 +419,8 @@ func (x *trieTx) publish(serial *uint64) {
 }
 
 func (p *part) finish(depth int) {
-	if p.dirty || p.leaves == nil {
-		p.rebuildLeaves(depth)
+	if p.dirty || p.runs == nil {
+		p.rebuildRuns(depth)
 	}
 	// Published parts keep little slack.
 	if p.ownP && cap(p.pfx) > len(p.pfx)+len(p.pfx)/8 {
@@ -458,7 +468,7 @@ func trieStats(n *node) (nodes, bytes int) {
 	}
 	p := n.p.Load()
 	nodes = 1
-	bytes = 48 + 128 + 8*cap(p.leaves) + 8*cap(p.kids) + 8*cap(p.pfx) + 8*cap(p.pkey)
+	bytes = 48 + 128 + 2*cap(p.runs) + 8*cap(p.kids) + 8*cap(p.pfx) + 8*cap(p.pkey)
 	for _, k := range p.kids {
 		a, b := trieStats(k)
 		nodes += a
