@@ -74,8 +74,8 @@ type fsnap struct {
 	top    [256]uint32 // chunk index, in chunks
 	chunks []uint32    // top-level chunks, 256 entries each
 	nodes  []uint64    // node arena
-	kids  []uint16 // child blocks, 256 values each
-	ans   []answer // see answer.go
+	kids   []uint16    // child blocks, 256 values each
+	ans    []answer    // see answer.go
 	// inRes is each answer as an input lookup's Result (no Route), shared
 	// by the bulk lookups' keys.
 	inRes []Result

@@ -5,8 +5,9 @@
 //
 // Readers (Lookup, LookupOutput, IsLocal, HasCustomRules) take no lock and
 // never allocate: they load immutable snapshots published with atomic
-// pointers. Writers are serialized by one mutex, copy only the trie path they
-// change, publish it, then bump the generation id.
+// pointers. Writers are serialized by one mutex, replace what a trie node
+// holds as a whole (one node per change), publish the merged lookup
+// structure once per batch, then bump the generation id.
 package fib
 
 import (
@@ -195,6 +196,7 @@ type FIB struct {
 	tables map[uint32]*table
 	rules  []*Rule
 	serial uint64              // stamps of trie nodes (trieTx.publish)
+	batch  Batch               // the running batch's state, reused
 	nhs    map[string]*nhEntry // interned nexthop sets (the kernel's shared fib_info)
 	// gwCache remembers gateway resolutions; any change to a route that can
 	// resolve a gateway (link or host scope, local table) or to ports clears it.

@@ -13,7 +13,8 @@ import (
 type table struct {
 	id    uint32
 	root  atomic.Pointer[node]
-	count int // routes, writer side
+	count int     // routes, writer side
+	tx    tableTx // a batch's change to it, reused
 }
 
 func (f *FIB) tableLocked(id uint32) *table {
@@ -99,7 +100,8 @@ func (f *FIB) Batch(fn func(b *Batch) error) error {
 }
 
 func (f *FIB) beginLocked() *Batch {
-	b := &Batch{f: f}
+	b := &f.batch // reused: one batch at a time, under f.mu
+	b.f = f
 	b.dirty, f.fw.dirty = f.fw.dirty, dirtySet{} // its bitmap, reused
 	return b
 }
@@ -110,7 +112,8 @@ func (b *Batch) tx(t *table) *tableTx {
 			return x
 		}
 	}
-	x := &tableTx{t: t, trieTx: trieTx{root: t.root.Load()}}
+	x := &t.tx
+	*x = tableTx{t: t, trieTx: trieTx{root: t.root.Load(), priv: x.priv[:0]}}
 	b.txs = append(b.txs, x)
 	return x
 }
@@ -130,7 +133,7 @@ func (b *Batch) commit() {
 	if b.changed {
 		b.f.gen.Bump()
 	}
-	b.txs = nil
+	b.txs = b.txs[:0]
 	b.changed = false
 	b.dirty.reset()
 	b.f.fw.dirty = b.dirty

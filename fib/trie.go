@@ -49,14 +49,14 @@ func newLeaf(key uint32, plen uint8, routes []*Route) *leaf {
 // part is what a node holds: its own prefixes, expanded into runs,
 // and its children.
 type part struct {
-	lbits  [4]uint64 // bit i: slot i starts a new run
-	kbits  [4]uint64 // bit i: slot i has a child
-	lbase  [4]uint16 // runs starting in earlier words
-	kbase  [4]uint16 // children in earlier words
-	runs   []uint16  // per run, its prefix's index in pfx; noPfx where none covers
-	kids   []*node
-	pfx    []*leaf  // the prefixes this node owns, sorted by (plen, key)
-	pkey   []uint64 // pfxKey of each of pfx: searched without loading leaves
+	lbits [4]uint64 // bit i: slot i starts a new run
+	kbits [4]uint64 // bit i: slot i has a child
+	lbase [4]uint16 // runs starting in earlier words
+	kbase [4]uint16 // children in earlier words
+	runs  []uint16  // per run, its prefix's index in pfx; noPfx where none covers
+	kids  []*node
+	pfx   []*leaf  // the prefixes this node owns, sorted by (plen, key)
+	pkey  []uint64 // pfxKey of each of pfx: searched without loading leaves
 	// Writers only, while the part is pending: runs/lbits are stale;
 	// pfx, pkey and kids are its own copies, not still shared with the
 	// published part it was cloned from.
