@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"ferry/fib"
 )
 
 // DefaultYAML is the embedded configuration ferryd runs without --config.
@@ -28,6 +30,9 @@ type Config struct {
 	Hugepages string   `yaml:"hugepages"` // auto, on or off
 	Mbufs     int      `yaml:"mbufs"`
 	LogLevel  string   `yaml:"log_level"`
+	// GCPercent is the Go collector's target (GOGC); 0 means
+	// fib.DefaultGCPercent.
+	GCPercent int      `yaml:"gc_percent"`
 	Ports     []Port   `yaml:"ports"`
 	Routes    []string `yaml:"routes"`
 	Rules     []string `yaml:"rules"`
@@ -208,6 +213,12 @@ func (c *Config) check(file string) error {
 	case "debug", "info", "warn", "error":
 	default:
 		return c.Errorf(file, "log_level", "must be debug, info, warn or error, not %q", c.LogLevel)
+	}
+	if c.GCPercent == 0 {
+		c.GCPercent = fib.DefaultGCPercent
+	}
+	if c.GCPercent < 25 {
+		return c.Errorf(file, "gc_percent", "%d is below 25 (the collector would run nearly all the time)", c.GCPercent)
 	}
 	if c.MinPMTU != 0 && (c.MinPMTU < 68 || c.MinPMTU > 9000) {
 		return c.Errorf(file, "min_pmtu", "%d out of range 68-9000", c.MinPMTU)

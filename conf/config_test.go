@@ -63,6 +63,7 @@ func TestBadConfigNamesFieldAndLine(t *testing.T) {
 		{"bad mtu", `addresses: ["198.51.100.1/24"]`, "addresses: [\"198.51.100.1/24\"]\n    mtu: 20", 11},
 		{"hugepages", "cores: [1]", "cores: [1]\nhugepages: maybe", 3},
 		{"hash policy", "cores: [1]", "cores: [1]\nfib_multipath_hash_policy: 2", 3},
+		{"gc percent", "cores: [1]", "cores: [1]\ngc_percent: 10", 3},
 		{"missing dev", `    dev: "net_tap1,iface=ftap1"` + "\n", "", 8},
 	}
 	for _, c := range cases {

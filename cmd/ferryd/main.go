@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -74,6 +75,7 @@ func run() int {
 		return 2
 	}
 	defer log.Sync()
+	debug.SetGCPercent(cfg.GCPercent)
 
 	gen := &cache.GenID{}
 	f, err := conf.BuildFIB(cfg, file, gen)
