@@ -205,10 +205,12 @@ type FIB struct {
 	portSnap atomic.Pointer[portSnap]
 	ruleSnap atomic.Pointer[ruleSnap]
 	custom   atomic.Bool
-	local    *table // cached: IsLocal and auto routes use them directly
-	main     *table
-	fast     atomic.Pointer[fsnap] // local, main and default merged (see fast.go)
-	fw       fastWriter
+	// multipath counts the interned nexthop sets of several paths.
+	multipath atomic.Int32
+	local     *table // cached: IsLocal and auto routes use them directly
+	main      *table
+	fast      atomic.Pointer[fsnap] // local, main and default merged (see fast.go)
+	fw        fastWriter
 }
 
 // DefaultGCPercent is the Go collector target (GOGC) ferryd runs with.

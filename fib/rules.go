@@ -112,6 +112,10 @@ func (f *FIB) publishRulesLocked() {
 // exists (or a default one is gone). Lock-free.
 func (f *FIB) HasCustomRules() bool { return f.custom.Load() }
 
+// HasMultipath reports whether any route has several nexthops: without one,
+// the forwarding path need not hash flows (Key.Hash is then unused).
+func (f *FIB) HasMultipath() bool { return f.multipath.Load() > 0 }
+
 // Rules returns the rules in the order they are tried.
 func (f *FIB) Rules() []*Rule {
 	f.mu.Lock()

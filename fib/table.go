@@ -368,6 +368,9 @@ func (b *Batch) publishRoute(r *Route, ikey string) *Route {
 		nr.Nexthops = nhs
 	}
 	f.nhs[ikey] = &nhEntry{nhs: nr.Nexthops, refs: 1}
+	if len(nr.Nexthops) > 1 {
+		f.multipath.Add(1)
+	}
 	return &nr
 }
 
@@ -391,6 +394,9 @@ func (b *Batch) release(r *Route) {
 	k := infoKey(r)
 	if e, ok := b.f.nhs[k]; ok {
 		if e.refs--; e.refs <= 0 {
+			if len(e.nhs) > 1 {
+				b.f.multipath.Add(-1)
+			}
 			delete(b.f.nhs, k)
 		}
 	}

@@ -27,6 +27,7 @@ var (
 func (p *Pipeline) routeInput() {
 	io := p.io
 	custom := p.sh.FIB.HasCustomRules()
+	hash := p.sh.FIB.HasMultipath()
 	nk := 0
 	var prevDst uint32
 	var prevTOS uint8
@@ -55,8 +56,10 @@ func (p *Pipeline) routeInput() {
 		// Field by field: a composite literal is built on the stack and
 		// then copied.
 		key := &p.keys[nk]
-		key.Dst, key.Src, key.Tos, key.Iif, key.Oif, key.Mark = dst, src, tos&0x1c, int(iif), -1, 0
-		key.Hash = p.flowHash(ip, src, dst)
+		key.Dst, key.Src, key.Tos, key.Iif, key.Oif, key.Mark, key.Hash = dst, src, tos&0x1c, int(iif), -1, 0, 0
+		if hash {
+			key.Hash = p.flowHash(ip, src, dst)
+		}
 		p.route[k] = int16(nk)
 		nk++
 		prevDst, prevTOS, prevIif, prevOK = dst, tos, iif, true
