@@ -7,6 +7,7 @@ import (
 )
 
 const (
+	neighMemo     = 8 // neighbours remembered within a burst
 	pendingQueues = 16
 	pendingDepth  = 64
 	// pendingTimeout bounds how long a packet may wait for resolution even
@@ -37,14 +38,38 @@ type pendingSet struct {
 // Ethernet header and queues the packets for transmission.
 func (p *Pipeline) neighOutput() {
 	var hdr [EthHdrLen]byte
+	// The neighbours this burst already resolved: packets to a few
+	// gateways in random order make short sublists, and one lookup (and
+	// one confirmation) per burst is all each neighbour needs.
+	var seen [neighMemo]struct {
+		port uint16
+		nh   uint32
+		mac  MAC
+	}
+	nseen := 0
 	for k := 0; k < p.nOut; {
 		it := &p.out[k]
 		end := k + 1
 		for end < p.nOut && p.out[end].port == it.port && p.out[end].nh == it.nh {
 			end++
 		}
-		p.ctr.local[NeighLookups]++
-		if mac, ok := p.neighMAC(int(it.port), it.nh); ok {
+		var mac MAC
+		ok := false
+		for j := 0; j < nseen; j++ {
+			if seen[j].nh == it.nh && seen[j].port == it.port {
+				mac, ok = seen[j].mac, true
+				break
+			}
+		}
+		if !ok {
+			p.ctr.local[NeighLookups]++
+			if mac, ok = p.neighMAC(int(it.port), it.nh); ok && nseen < neighMemo {
+				s := &seen[nseen]
+				s.port, s.nh, s.mac = it.port, it.nh, mac
+				nseen++
+			}
+		}
+		if ok {
 			pi := &p.ports[it.port]
 			copy(hdr[0:6], mac[:])
 			copy(hdr[6:12], pi.MAC[:])
