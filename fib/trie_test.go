@@ -271,7 +271,8 @@ func FuzzTrie(fz *testing.F) {
 //
 // Bulk lookups read the merged structure, published once per batch: 10.1/16
 // and 10/8 swap places in one batch, so a bulk lookup in 10.1/16 must always
-// find one of them.
+// find one of them. They also look into the churn below, whose single
+// changes the merged structure stores in place.
 //
 // Single lookups walk the tries, where a batch is published node by node
 // and each change is whole: 20/8 stays while 20.1/16, 20.1.2/24 and
@@ -301,12 +302,21 @@ func TestConcurrentReaders(t *testing.T) {
 		for !stop.Load() {
 			for i := range keys {
 				keys[i] = Key{Dst: ip("10.1.0.0") | uint32(rng.Intn(65536)), Src: ip("192.0.2.1"), Iif: 0, Oif: -1}
+				if i&1 != 0 {
+					keys[i].Dst = ip("20.1.2.128") | uint32(rng.Intn(128))
+				}
 			}
 			f.LookupBulk(keys, res)
 			n += int64(len(keys))
 			for i := range res {
-				if r := &res[i]; r.Err != nil || r.MTU != 1008 && r.MTU != 1016 {
+				r := &res[i]
+				if i&1 == 0 && (r.Err != nil || r.MTU != 1008 && r.MTU != 1016) {
 					fail("bulk lookup: half-applied batch seen: %+v", *r)
+					return
+				}
+				// The churn's single changes are stored in place.
+				if l := r.MTU/10 - 200; i&1 != 0 && (r.Err != nil || l != 8 && l != 16 && l != 24 && l != 25) {
+					fail("bulk lookup %s: half-applied change seen: %+v", ipStr(keys[i].Dst), *r)
 					return
 				}
 			}
