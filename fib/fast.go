@@ -22,10 +22,10 @@ import (
 //
 // Layout (DIR-16-8-8, in the spirit of poptrie): a directly indexed top
 // level of 2^16 uint32 entries, cut into 256 chunks of 256 so a change
-// copies 1 KB instead of 256 KB; the chunks sit in an arena of their own,
-// indexed by a 1 KB table, so that nothing in a snapshot but its slice
-// headers is a pointer (a publish copies no pointer array and the
-// collector has nothing to scan in the arenas). An entry is either a value or, with
+// copies 1 KB instead of 256 KB. The chunks sit in an arena of their own,
+// indexed by a 1 KB table: nothing in a snapshot but its slice headers is a
+// pointer, so a publish copies no pointer array and the collector has
+// nothing to scan in the arenas. An entry is either a value or, with
 // nodeBit, the offset of a node for the 16..24 bits in the node arena. A
 // node starts on a cache line: a 256-bit bitmap of where runs of equal
 // values start, a header word, and the runs' values packed four to a
@@ -35,10 +35,12 @@ import (
 // and an answer: one cache miss, the same as DIR-24-8's, in an eighth of
 // the memory.
 //
-// Updates copy on write: a changed /16 block is rebuilt from the tries and
-// appended to the arenas, as is its chunk's copy (readers of older snapshots hold the older slice
-// headers and never read past them), its chunk copied, and the snapshot
-// published with one atomic store. The garbage left in the arenas is
+// Updates never write where readers look: a changed /16 block is rebuilt
+// from the tries and appended to the node arena past what any snapshot
+// indexes. A batch that changed that one block then stores its top entry
+// in place, atomically (updateFast); a larger one copies the chunks it
+// changes into the chunk arena and publishes a new snapshot with one
+// atomic store. The arenas keep room to grow; the garbage left in them is
 // reclaimed once it outgrows the live data by copying the live nodes into
 // fresh arenas (compact), and the answers updates leave behind by a full
 // rebuild, more rarely.
@@ -583,7 +585,7 @@ func withRoom[T any](s []T, room int) []T {
 	return append(make([]T, 0, len(s)+room), s...)
 }
 
-// publish makes the writers' snapshot the readers' one.
+// publishFast makes the writers' snapshot the readers' one.
 func (f *FIB) publishFast() {
 	fs := new(fsnap)
 	*fs = f.fw.cur
