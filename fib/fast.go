@@ -36,8 +36,8 @@ import (
 // the memory.
 //
 // Updates never write where readers look: a changed /16 block is rebuilt
-// from the tries and appended to the node arena past what any snapshot
-// indexes. A batch that changed that one block then stores its top entry
+// from the tries and appended to the node arena, where no published entry
+// points yet (readers index the arenas up to their capacity). A batch that changed that one block then stores its top entry
 // in place, atomically (updateFast); a larger one copies the chunks it
 // changes into the chunk arena and publishes a new snapshot with one
 // atomic store. The arenas keep room to grow; the garbage left in them is
