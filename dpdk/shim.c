@@ -204,6 +204,12 @@ uint32_t fy_tx(struct fy_ws *ws)
 	return total;
 }
 
+uint32_t fy_txrx(struct fy_ws *ws)
+{
+	fy_tx(ws);
+	return fy_rx(ws);
+}
+
 uint32_t fy_alloc(struct fy_ws *ws, struct rte_mempool *mp, uint32_t n)
 {
 	if (n > FY_BURST)

@@ -77,6 +77,9 @@ uint32_t fy_rx(struct fy_ws *ws);
 /* Sends every port's tx list, frees what the PMD refused and everything in
  * free_ref; clears the lists. Returns packets sent. */
 uint32_t fy_tx(struct fy_ws *ws);
+/* fy_tx, then fy_rx: the loop's one call per burst. Returns packets
+ * received. */
+uint32_t fy_txrx(struct fy_ws *ws);
 /* Refills alloc_* up to n buffers from mp. */
 uint32_t fy_alloc(struct fy_ws *ws, struct rte_mempool *mp, uint32_t n);
 void fy_free_bulk(struct rte_mbuf **m, unsigned n);

@@ -121,19 +121,19 @@ func (w *Worker) loop(p Processor) {
 	idle := 0
 	var lastTick int64
 	for !w.stop.Load() {
-		if C.fy_rx(ws) > 0 {
+		// One cgo call per burst: it sends what the last pass queued,
+		// then receives.
+		if C.fy_txrx(ws) > 0 {
 			p.Process()
-			C.fy_tx(ws)
 			idle = 0
 			continue
 		}
 		idle++
 		if idle < spinPolls {
 			// Timers (resolved neighbours, control frames) still need a
-			// pass now and then while spinning.
+			// pass now and then while spinning; the next poll sends.
 			if idle&63 == 0 {
 				p.Idle()
-				C.fy_tx(ws)
 			}
 			continue
 		}
