@@ -164,16 +164,7 @@ func run() int {
 		}
 	}
 	if o.writePcap != "" {
-		if err := pcapOnly(&o, log); err != nil {
-			var ue usageError
-			if errors.As(err, &ue) {
-				fmt.Fprintln(os.Stderr, "ferry-pktgen:", err)
-				return 2
-			}
-			log.Error("ferry-pktgen failed", zap.Error(err))
-			return 1
-		}
-		return 0
+		return exitStatus(pcapOnly(&o, log), log)
 	}
 	if o.reflect {
 		var r *ReflectReport
@@ -187,16 +178,22 @@ func run() int {
 			emit(r)
 		}
 	}
-	if err != nil {
-		var ue usageError
-		if errors.As(err, &ue) {
-			fmt.Fprintln(os.Stderr, "ferry-pktgen:", err)
-			return 2
-		}
-		log.Error("ferry-pktgen failed", zap.Error(err))
-		return 1
+	return exitStatus(err, log)
+}
+
+// exitStatus reports err and maps it to the exit status: 2 for a usage
+// error, 1 for a failure, 0 for none.
+func exitStatus(err error, log *zap.Logger) int {
+	if err == nil {
+		return 0
 	}
-	return 0
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintln(os.Stderr, "ferry-pktgen:", err)
+		return 2
+	}
+	log.Error("ferry-pktgen failed", zap.Error(err))
+	return 1
 }
 
 // usageError is a bad flag value: exit status 2.
