@@ -411,9 +411,10 @@ func (w *fastWriter) block(roots *[3]*part, b, old uint32) uint32 {
 			fillNone(&blk)
 			for t := 0; t <= last; t++ {
 				if p := p2[t]; p != nil {
-					fillNone(&e3)
 					if k := p.kid(uint(i)); k != nil {
 						w.expand(k.p.Load(), 3, &e3)
+					} else {
+						fillNone(&e3)
 					}
 					under(&blk, &e3, e2[t][i])
 				}

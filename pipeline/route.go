@@ -86,7 +86,10 @@ func (p *Pipeline) routeInput() {
 			// check says.
 			ip := bytesAt(io.RxData[i], int(io.RxLen[i]))[EthHdrLen:]
 			dst, src := be.Uint32(ip[ipDst:]), be.Uint32(ip[ipSrc:])
-			p.hintKey[0] = fib.Key{Dst: dst, Src: src, Tos: ip[ipTOS] & 0x1c, Iif: int(io.RxPort[i]), Oif: -1, Hash: p.flowHash(ip, src, dst)}
+			p.hintKey[0] = fib.Key{Dst: dst, Src: src, Tos: ip[ipTOS] & 0x1c, Iif: int(io.RxPort[i]), Oif: -1}
+			if hash {
+				p.hintKey[0].Hash = p.flowHash(ip, src, dst)
+			}
 			p.sh.FIB.LookupBulkRefs(p.hintKey[:], p.hintRes[:], p.hintSpill[:])
 			p.ctr.local[FIBLookups]++
 			d = p.inputDecision(p.hintRes[0], dst)
