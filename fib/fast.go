@@ -164,7 +164,6 @@ func (fs *fsnap) bytes() int {
 	return 4*len(fs.top) + 4*len(fs.chunks) + 8*len(fs.nodes) + 2*len(fs.kids) + 32*len(fs.ans) + int(unsafe.Sizeof(Result{}))*len(fs.inRes)
 }
 
-
 // fastWriter is the writers' state of the merged structure.
 type fastWriter struct {
 	epoch uint32 // answers cached in leaves are valid for this epoch

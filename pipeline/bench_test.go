@@ -49,16 +49,20 @@ func benchBurst(b *testing.B, h *harness, frames [][]byte) {
 	b.ReportMetric(float64(h.counter(HintHits))/float64(h.counter(RxPackets)), "hint-ratio")
 }
 
-func benchHarness(b *testing.B, routes int) *harness {
+// benchHarness is a harness with routes /24s in 10/8 via 198.51.100.2; it
+// returns their addresses.
+func benchHarness(b *testing.B, routes int) (*harness, []uint32) {
 	h := newHarness(b)
 	if err := h.nm.Apply(neighPermanent(1, ipB, macB)); err != nil {
 		b.Fatal(err)
 	}
 	h.step(0)
 	r := rand.New(rand.NewSource(1))
+	var nets []uint32
 	err := h.f.Batch(func(bt *fib.Batch) error {
 		for i := 0; i < routes; i++ {
 			a := r.Uint32()&0x00ffff00 | 10<<24
+			nets = append(nets, a)
 			rt, err := fib.ParseRoute([]string{fmt.Sprintf("%d.%d.%d.0/24", a>>24, a>>16&255, a>>8&255), "via", "198.51.100.2"}, h.f)
 			if err != nil {
 				return err
@@ -72,26 +76,30 @@ func benchHarness(b *testing.B, routes int) *harness {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return h
+	return h, nets
 }
 
 // Every packet of the burst has the same destination: one FIB lookup a
 // burst, the rest reuse the previous packet's decision (route hints).
 func BenchmarkReceiveSameDestination(b *testing.B) {
-	h := benchHarness(b, 10000)
+	h, _ := benchHarness(b, 10000)
 	benchBurst(b, h, [][]byte{echoRequest(macR0, macA, ipA, ip4(203, 0, 113, 9), 64, 1)})
 }
 
-// Random destinations over 10k routes: a FIB lookup per packet, decisions
+// Random destinations over the routes: a FIB lookup per packet, decisions
 // from the nexthop cache.
 func BenchmarkReceiveRandomDestinations(b *testing.B) {
-	h := benchHarness(b, 10000)
-	r := rand.New(rand.NewSource(2))
-	frames := make([][]byte, 4096)
-	for i := range frames {
-		frames[i] = echoRequest(macR0, macA, ipA, 10<<24|r.Uint32()&0x00ffffff, 64, 1)
+	for _, n := range []int{16, 10000} {
+		b.Run(fmt.Sprintf("routes=%d", n), func(b *testing.B) {
+			h, nets := benchHarness(b, n)
+			r := rand.New(rand.NewSource(2))
+			frames := make([][]byte, 4096)
+			for i := range frames {
+				frames[i] = echoRequest(macR0, macA, ipA, nets[r.Intn(len(nets))]|r.Uint32()&0xff, 64, 1)
+			}
+			benchBurst(b, h, frames)
+		})
 	}
-	benchBurst(b, h, frames)
 }
 
 // Uniform random destinations over a 900k-prefix BGP-like table.

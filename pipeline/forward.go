@@ -7,33 +7,70 @@ import (
 )
 
 // dispatch sends every routed packet on its way by the kind of its decision.
+// The usual forwarded packet (TTL left, within the MTU, not back out of its
+// input port) is handled inline; forward takes the rest.
 func (p *Pipeline) dispatch() {
-	io := p.io
-	for k := 0; k < p.nIP; k++ {
-		i := int(p.ipList[k])
-		d := p.dec[i]
-		ref := io.RxRef[i]
-		buf := bytesAt(io.RxData[i], int(io.RxCap[i]))
-		l := int(io.RxLen[i])
+	pks := p.pk[:p.nIP]
+	dec := p.dec[:len(pks)]
+	out := p.out[:]
+	nOut := p.nOut
+	// What the fast path needs of a decision, worked out when it changes.
+	var fastD *cache.Decision
+	fastMTU := 0
+	for k := range pks {
+		pk := &pks[k]
+		d := dec[k]
+		if d != fastD {
+			fastD, fastMTU = d, p.fastMTU(d)
+		}
+		if fastMTU != 0 && nOut < len(out) {
+			h := (*frameHdr)(pk.data)
+			ipLen := int(pk.len) - EthHdrLen
+			if h[0]&1 == 0 && h[EthHdrLen+ipTTL] > 1 && ipLen <= fastMTU && int(pk.port) != int(d.Port) {
+				decTTL(h[EthHdrLen:])
+				p.ctr.local[Forwarded]++
+				o := &out[nOut]
+				o.ref, o.data, o.nh, o.len, o.cap, o.port = pk.ref, pk.data, d.NextHop(pk.dst), pk.len, pk.cap, uint16(d.Port)
+				nOut++
+				continue
+			}
+		}
+		p.nOut = nOut
+		buf := bytesAt(pk.data, int(pk.cap))
+		l := int(pk.len)
 		switch d.Kind {
 		case cache.Forward:
-			p.forward(ref, buf, l, d, int(io.RxPort[i]))
+			p.forward(pk.ref, buf, l, d, int(pk.port))
 		case cache.Local, cache.Broadcast:
-			p.localDeliver(ref, buf, l, d, int(io.RxPort[i]))
+			p.localDeliver(pk.ref, buf, l, d, int(pk.port))
 		case cache.Blackhole:
-			p.drop(ref, DropBlackhole)
+			p.drop(pk.ref, DropBlackhole)
 		case cache.Prohibit:
 			p.ctr.local[DropProhibited]++
-			p.icmpError(ref, buf, l, d.ICMPType, d.ICMPCode, 0)
+			p.icmpError(pk.ref, buf, l, d.ICMPType, d.ICMPCode, 0)
 		default:
 			if d.ICMPCode == CodeNetUnreach {
 				p.ctr.local[DropNoRoute]++
 			} else {
 				p.ctr.local[DropHostUnreach]++
 			}
-			p.icmpError(ref, buf, l, d.ICMPType, d.ICMPCode, 0)
+			p.icmpError(pk.ref, buf, l, d.ICMPType, d.ICMPCode, 0)
 		}
+		nOut = p.nOut
 	}
+	p.nOut = nOut
+}
+
+// fastMTU is the MTU a forward decision's packets are checked against on
+// dispatch's inline path, or 0 when that path does not apply.
+func (p *Pipeline) fastMTU(d *cache.Decision) int {
+	if d.Kind != cache.Forward || d.Port < 0 || int(d.Port) >= len(p.ports) {
+		return 0
+	}
+	if d.MTU != 0 {
+		return int(d.MTU)
+	}
+	return p.ports[d.Port].MTU
 }
 
 // forward is ip_forward: TTL, MTU, then the packet joins the output list.

@@ -1,50 +1,37 @@
 package pipeline
 
-// ipRcv validates every IPv4 packet of the burst as ip_rcv does and keeps the
-// good ones, trimmed to their total length, in the list for routing.
-func (p *Pipeline) ipRcv() {
-	io := p.io
-	kept := 0
-	for k := 0; k < p.nIP; k++ {
-		i := int(p.ipList[k])
-		ref := io.RxRef[i]
-		l := int(io.RxLen[i])
-		if l < EthHdrLen+IPv4MinHdr {
-			p.drop(ref, DropShort)
-			continue
-		}
-		ip := bytesAt(io.RxData[i], l)[EthHdrLen:]
-		if ip[ipVerIHL]>>4 != 4 {
-			p.drop(ref, DropIPVersion)
-			continue
-		}
-		hlen := int(ip[ipVerIHL]&0xf) * 4
-		if hlen < IPv4MinHdr || hlen > len(ip) {
-			p.drop(ref, DropIPHeaderLen)
-			continue
-		}
-		tot := int(be.Uint16(ip[ipTotLen:]))
-		if tot < hlen || tot > len(ip) {
-			p.drop(ref, DropIPTotalLen)
-			continue
-		}
-		if !ipv4HeaderOK(ip, hlen) {
-			p.drop(ref, DropIPChecksum)
-			continue
-		}
-		src := be.Uint32(ip[ipSrc:])
-		if isMulticastOrBroadcastIP(src) || isZeronetOrLoopback(src) {
-			p.drop(ref, DropMartianSrc)
-			continue
-		}
-		dst := be.Uint32(ip[ipDst:])
-		if isZeronetOrLoopback(dst) {
-			p.drop(ref, DropMartianDst)
-			continue
-		}
-		io.RxLen[i] = uint16(EthHdrLen + tot) // Ethernet padding is not ours to forward
-		p.ipList[kept] = uint16(i)
-		kept++
+// ipv4Check validates an IPv4 header as ip_rcv does (ip: the packet from
+// its header to the frame's end, at least IPv4MinHdr bytes) and returns
+// the packet's total length, or the counter of the reason to drop it.
+// ethInput checks the usual option-less header inline and calls this for
+// the rest.
+func ipv4Check(ip []byte) (tot int, why Counter) {
+	if ip[ipVerIHL]>>4 != 4 {
+		return 0, DropIPVersion
 	}
-	p.nIP = kept
+	hlen := int(ip[ipVerIHL]&0xf) * 4
+	if hlen < IPv4MinHdr || hlen > len(ip) {
+		return 0, DropIPHeaderLen
+	}
+	tot = int(be.Uint16(ip[ipTotLen:]))
+	if tot < hlen || tot > len(ip) {
+		return 0, DropIPTotalLen
+	}
+	if !ipv4HeaderOK(ip, hlen) {
+		return 0, DropIPChecksum
+	}
+	return tot, 0
+}
+
+// ipv4Sum20 checks the checksum of an option-less header. The ones'
+// complement sum does not depend on byte order, so the words are summed
+// as the CPU loads them.
+func ipv4Sum20(h *[IPv4MinHdr]byte) bool {
+	s := uint64(le.Uint32(h[0:])) + uint64(le.Uint32(h[4:])) + uint64(le.Uint32(h[8:])) +
+		uint64(le.Uint32(h[12:])) + uint64(le.Uint32(h[16:]))
+	s = s&0xffffffff + s>>32
+	s = s&0xffff + s>>16
+	s = s&0xffff + s>>16
+	s = s&0xffff + s>>16
+	return s == 0xffff
 }

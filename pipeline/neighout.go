@@ -74,13 +74,21 @@ func (p *Pipeline) neighOutput() {
 			copy(hdr[0:6], mac[:])
 			copy(hdr[6:12], pi.MAC[:])
 			be.PutUint16(hdr[EthTypeOff:], EtherIPv4)
+			port := int(it.port)
+			txRef := p.io.TxRef[port]
+			txLen := p.io.TxLen[port][:len(txRef)]
+			n := int(p.io.TxN[port])
 			for j := k; j < end; j++ {
 				o := &p.out[j]
-				copy(bytesAt(o.data, EthHdrLen), hdr[:])
-				if !p.io.send(int(o.port), o.ref, int(o.len)) {
+				*(*[EthHdrLen]byte)(o.data) = hdr
+				if n < len(txRef) {
+					txRef[n], txLen[n] = o.ref, o.len
+					n++
+				} else {
 					p.drop(o.ref, DropTxFull)
 				}
 			}
+			p.io.TxN[port] = uint16(n)
 		} else {
 			for j := k; j < end; j++ {
 				o := &p.out[j]

@@ -155,8 +155,8 @@ type Pipeline struct {
 	bursts  uint64
 	icmpTok tokenBucket
 
-	// Per-burst work lists, indices into the rx burst.
-	ipList  [RxMax]uint16
+	// Per-burst work lists: the valid IPv4 packets and their decisions.
+	pk      [RxMax]rcvPkt
 	nIP     int
 	dec     [RxMax]*cache.Decision
 	out     [RxMax + BurstSize]outItem
@@ -203,7 +203,6 @@ func (p *Pipeline) Process() {
 	n := int(*p.io.RxN)
 	p.ctr.local[RxPackets] += uint64(n)
 	p.ethInput(n)
-	p.ipRcv()
 	p.routeInput()
 	p.dispatch()
 	p.pendingPoll()

@@ -100,6 +100,33 @@ func TestForward(t *testing.T) {
 	}
 }
 
+// withOptions returns a copy of an IPv4 frame with four NOP option bytes
+// after its header.
+func withOptions(f []byte) []byte {
+	out := append([]byte(nil), f[:EthHdrLen+IPv4MinHdr]...)
+	out = append(out, 1, 1, 1, 1)
+	out = append(out, f[EthHdrLen+IPv4MinHdr:]...)
+	ip := out[EthHdrLen:]
+	ip[ipVerIHL] = 0x46
+	be.PutUint16(ip[ipTotLen:], be.Uint16(ip[ipTotLen:])+4)
+	setIPv4Checksum(ip, 24)
+	return out
+}
+
+// A header with options takes the general checks and is forwarded.
+func TestForwardWithOptions(t *testing.T) {
+	h := newHarness(t)
+	h.permanent(1, ipB, macB)
+	out := h.burst(sent{0, withOptions(echoRequest(macR0, macA, ipA, ipB, 64, 1))})
+	if len(out) != 1 || out[0].port != 1 {
+		t.Fatalf("want one frame on port1, got %v", out)
+	}
+	ip := ipOf(out[0].frame)
+	if ip[ipVerIHL] != 0x46 || ip[ipTTL] != 63 || checksum(ip[:24], 0) != 0 {
+		t.Fatalf("bad forwarded header % x", ip[:24])
+	}
+}
+
 func TestTTLExceeded(t *testing.T) {
 	h := newHarness(t)
 	h.permanent(0, ipA, macA)
@@ -152,6 +179,26 @@ func TestBadPacketsAreCountedDrops(t *testing.T) {
 	short := good[:20]
 	other := append([]byte(nil), good...)
 	copy(other[0:6], []byte{0x02, 9, 9, 9, 9, 9})
+	fix := func(f []byte) []byte {
+		ip := f[EthHdrLen:]
+		setIPv4Checksum(ip, int(ip[ipVerIHL]&0xf)*4)
+		return f
+	}
+	badIHL := append([]byte(nil), good...)
+	badIHL[EthHdrLen] = 0x44
+	hugeIHL := append([]byte(nil), good[:EthHdrLen+24]...)
+	hugeIHL[EthHdrLen] = 0x4f
+	optSum := withOptions(good)
+	optSum[EthHdrLen+ipCsum] ^= 0xff
+	optLen := withOptions(good)
+	be.PutUint16(optLen[EthHdrLen+ipTotLen:], 22)
+	optLen = fix(optLen)
+	martianSrc := append([]byte(nil), good...)
+	be.PutUint32(martianSrc[EthHdrLen+ipSrc:], ip4(127, 0, 0, 1))
+	martianDst := append([]byte(nil), good...)
+	be.PutUint32(martianDst[EthHdrLen+ipDst:], ip4(0, 1, 2, 3))
+	ipv6 := append([]byte(nil), good...)
+	be.PutUint16(ipv6[EthTypeOff:], 0x86dd)
 	cases := []struct {
 		name  string
 		frame []byte
@@ -162,6 +209,14 @@ func TestBadPacketsAreCountedDrops(t *testing.T) {
 		{"total length", badLen, DropIPTotalLen},
 		{"short", short, DropShort},
 		{"not for us", other, DropNotForUs},
+		{"header length below 20", badIHL, DropIPHeaderLen},
+		{"header longer than the frame", hugeIHL, DropIPHeaderLen},
+		{"options, checksum", optSum, DropIPChecksum},
+		{"options, total length below header", optLen, DropIPTotalLen},
+		{"martian source", fix(martianSrc), DropMartianSrc},
+		{"martian destination", fix(martianDst), DropMartianDst},
+		{"ethertype", ipv6, DropEtherType},
+		{"runt", good[:10], DropShort},
 	}
 	for _, c := range cases {
 		before := h.counter(c.ctr)

@@ -25,42 +25,40 @@ var (
 // could tell them apart or the decision was a broadcast. The remaining
 // packets are looked up together, so their cache misses overlap.
 func (p *Pipeline) routeInput() {
-	io := p.io
 	custom := p.sh.FIB.HasCustomRules()
 	hash := p.sh.FIB.HasMultipath()
+	pks := p.pk[:p.nIP]
+	route := p.route[:len(pks)]
+	dec := p.dec[:len(pks)]
 	nk := 0
 	var prevDst uint32
 	var prevTOS uint8
 	var prevIif uint16
 	prevOK := false
-	for k := 0; k < p.nIP; k++ {
-		i := int(p.ipList[k])
-		ip := bytesAt(io.RxData[i], int(io.RxLen[i]))[EthHdrLen:]
-		dst := be.Uint32(ip[ipDst:])
-		tos := ip[ipTOS]
-		iif := io.RxPort[i]
+	for k := range pks {
+		pk := &pks[k]
+		dst, tos, iif := pk.dst, pk.tos, pk.port
 		switch {
 		case dst == 0xffffffff:
-			p.dec[i], p.route[k] = decLimitedBcst, routeStatic
+			dec[k], route[k] = decLimitedBcst, routeStatic
 			prevOK = false
 			continue
 		case dst>>28 == 0xe:
-			p.dec[i], p.route[k] = decMulticast, routeStatic
+			dec[k], route[k] = decMulticast, routeStatic
 			prevOK = false
 			continue
 		case prevOK && !custom && dst == prevDst && tos == prevTOS && iif == prevIif:
-			p.route[k] = routeHint
+			route[k] = routeHint
 			continue
 		}
-		src := be.Uint32(ip[ipSrc:])
 		// Field by field: a composite literal is built on the stack and
 		// then copied.
 		key := &p.keys[nk]
-		key.Dst, key.Src, key.Tos, key.Iif, key.Oif, key.Mark, key.Hash = dst, src, tos&0x1c, int(iif), -1, 0, 0
+		key.Dst, key.Src, key.Tos, key.Iif, key.Oif, key.Mark, key.Hash = dst, pk.src, tos&0x1c, int(iif), -1, 0, 0
 		if hash {
-			key.Hash = p.flowHash(ip, src, dst)
+			key.Hash = p.flowHash(pk)
 		}
-		p.route[k] = int16(nk)
+		route[k] = int16(nk)
 		nk++
 		prevDst, prevTOS, prevIif, prevOK = dst, tos, iif, true
 	}
@@ -69,11 +67,15 @@ func (p *Pipeline) routeInput() {
 		p.ctr.local[FIBLookups] += uint64(nk)
 	}
 	var prev *cache.Decision
-	for k := 0; k < p.nIP; k++ {
-		i := int(p.ipList[k])
+	// The last lookup result's decision, when it does not depend on the
+	// destination: random destinations under a few nexthops share their
+	// results, and need the nexthop's cache only once a burst.
+	var memoRes *fib.Result
+	var memoDec *cache.Decision
+	for k := range pks {
 		var d *cache.Decision
 		multipath := false
-		switch r := p.route[k]; {
+		switch r := route[k]; {
 		case r == routeStatic:
 			prev = nil
 			continue
@@ -84,21 +86,28 @@ func (p *Pipeline) routeInput() {
 			// The previous packet was a broadcast or took a multipath
 			// route: its decision is not reused, as the kernel's hint
 			// check says.
-			ip := bytesAt(io.RxData[i], int(io.RxLen[i]))[EthHdrLen:]
-			dst, src := be.Uint32(ip[ipDst:]), be.Uint32(ip[ipSrc:])
-			p.hintKey[0] = fib.Key{Dst: dst, Src: src, Tos: ip[ipTOS] & 0x1c, Iif: int(io.RxPort[i]), Oif: -1}
+			pk := &pks[k]
+			p.hintKey[0] = fib.Key{Dst: pk.dst, Src: pk.src, Tos: pk.tos & 0x1c, Iif: int(pk.port), Oif: -1}
 			if hash {
-				p.hintKey[0].Hash = p.flowHash(ip, src, dst)
+				p.hintKey[0].Hash = p.flowHash(pk)
 			}
 			p.sh.FIB.LookupBulkRefs(p.hintKey[:], p.hintRes[:], p.hintSpill[:])
 			p.ctr.local[FIBLookups]++
-			d = p.inputDecision(p.hintRes[0], dst)
+			d, _ = p.inputDecision(p.hintRes[0], pk.dst)
 			multipath = p.hintRes[0].Multipath
+		case p.results[r] == memoRes:
+			d = memoDec
+			p.ctr.local[NhCacheHits]++
 		default:
-			d = p.inputDecision(p.results[r], p.keys[r].Dst)
-			multipath = p.results[r].Multipath
+			res := p.results[r]
+			var perDst bool
+			d, perDst = p.inputDecision(res, p.keys[r].Dst)
+			multipath = res.Multipath
+			if !perDst && !multipath && res != &p.spill[r] {
+				memoRes, memoDec = res, d
+			}
 		}
-		p.dec[i] = d
+		dec[k] = d
 		prev = d
 		if multipath {
 			// Another flow to the same destination may hash to another
@@ -108,14 +117,16 @@ func (p *Pipeline) routeInput() {
 	}
 }
 
-// flowHash is the multipath hash of a received packet (ip: its validated
-// header onwards): by addresses, or with fib_multipath_hash_policy 1 also by
-// protocol and ports, which fragments do not carry (as the kernel's flow
-// dissector, that does not parse even a first fragment's ports here).
-func (p *Pipeline) flowHash(ip []byte, src, dst uint32) uint32 {
+// flowHash is the multipath hash of a received packet: by addresses, or
+// with fib_multipath_hash_policy 1 also by protocol and ports, which
+// fragments do not carry (as the kernel's flow dissector, that does not
+// parse even a first fragment's ports here).
+func (p *Pipeline) flowHash(pk *rcvPkt) uint32 {
+	src, dst := pk.src, pk.dst
 	if !p.knobs.MultipathHashL4 {
 		return fib.FlowHash(src, dst)
 	}
+	ip := bytesAt(pk.data, int(pk.len))[EthHdrLen:]
 	proto := ip[ipProto]
 	var sport, dport uint16
 	hlen := int(ip[ipVerIHL]&0xf) * 4
@@ -158,17 +169,20 @@ func staticDecision(res *fib.Result) *cache.Decision {
 }
 
 // inputDecision returns the nexthop's cached input decision, making and
-// publishing a new one when the genid moved (rt_cache_valid).
-func (p *Pipeline) inputDecision(res *fib.Result, dst uint32) *cache.Decision {
+// publishing a new one when the genid moved (rt_cache_valid). perDst says
+// the decision may differ for another destination with the same result:
+// the nexthop has exceptions, or the result is not shared.
+func (p *Pipeline) inputDecision(res *fib.Result, dst uint32) (d *cache.Decision, perDst bool) {
 	if d := staticDecision(res); d != nil {
-		return d
+		return d, false
 	}
 	nh := res.Nexthop
 	if nh == nil || nh.Cache == nil {
 		if res.Type == fib.Local {
-			return p.newDecision(res, nil, nil, false)
+			// A fresh decision each time: not one to reuse.
+			return p.newDecision(res, nil, nil, false), true
 		}
-		return decNetUnreach
+		return decNetUnreach, false
 	}
 	// A nexthop exception for this destination has its own decisions
 	// (find_exception in __mkroute_input).
@@ -176,21 +190,22 @@ func (p *Pipeline) inputDecision(res *fib.Result, dst uint32) *cache.Decision {
 		if e := t.Find(dst, p.now); e != nil {
 			p.ctr.local[ExceptionHits]++
 			if d := e.Input(p.sh.Gen); d != nil {
-				return d
+				return d, true
 			}
 			d := p.newDecision(res, nh, e, p.knobs.ForwardUsePMTU)
 			e.SetInput(d)
-			return d
+			return d, true
 		}
+		perDst = true
 	}
 	if d := nh.Cache.Input(p.sh.Gen); d != nil {
 		p.ctr.local[NhCacheHits]++
-		return d
+		return d, perDst
 	}
 	p.ctr.local[NhCacheMisses]++
-	d := p.newDecision(res, nh, nil, false)
+	d = p.newDecision(res, nh, nil, false)
 	nh.Cache.SetInput(d)
-	return d
+	return d, perDst
 }
 
 // outputDecision routes a packet the router itself sends, through the
