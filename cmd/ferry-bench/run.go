@@ -135,6 +135,9 @@ func (b *bench) drive(ctx context.Context, t *routeTable, dut, tag string, r *du
 		"--cpu", strconv.Itoa(b.o.genCPU), "--json", "--start-file", startFile, "--label", dut,
 		"--retries", strconv.Itoa(b.o.retries), "--min-share", fmt.Sprint(b.o.minShare), "--seed", strconv.FormatInt(b.o.seed, 10),
 		"--linger", "30s", "--rest", b.o.rest.String()}
+	if b.o.debug {
+		genArgs = append(genArgs, "--debug")
+	}
 	gen, err := startProc("pktgen", r.LogDir, genArgs, true, b.o.boost, b.log)
 	if err != nil {
 		return err

@@ -66,6 +66,7 @@ type options struct {
 	duration     time.Duration
 	warmup       time.Duration
 	sample       time.Duration
+	debug        bool
 	dstMAC       string
 	srcIP        string
 	cpu          int
@@ -114,6 +115,7 @@ func run() int {
 	fs.IntVar(&o.burst, "burst", 32, "frames per burst")
 	fs.IntVar(&o.mbufs, "mbufs", 16383, "buffers in the generator's pool")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the results as JSON on stdout")
+	fs.BoolVar(&o.debug, "debug", false, "debug logging (every rate sample)")
 	fs.BoolVar(&o.reflect, "reflect", false, "forward --rx-dev to --tx-dev unchanged (the source-limit device)")
 	fs.DurationVar(&o.linkTimeout, "link-timeout", 60*time.Second, "how long to wait for both links")
 	fs.StringVar(&o.startFile, "start-file", "", "after the links are up, wait for this file before sending; a PID in it is watched like --watch-pid")
@@ -140,7 +142,7 @@ func run() int {
 			o.duration = 0
 		}
 	}
-	log, err := newLogger()
+	log, err := newLogger(o.debug)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ferry-pktgen:", err)
 		return 2
@@ -199,8 +201,11 @@ func exitStatus(err error, log *zap.Logger) int {
 // usageError is a bad flag value: exit status 2.
 type usageError struct{ error }
 
-func newLogger() (*zap.Logger, error) {
+func newLogger(debug bool) (*zap.Logger, error) {
 	zc := zap.NewProductionConfig()
+	if debug {
+		zc.Level = zap.NewAtomicLevelAt(zap.DebugLevel)
+	}
 	zc.Encoding = "console"
 	zc.Sampling = nil
 	zc.DisableStacktrace = true
@@ -624,6 +629,7 @@ func measure(ctx context.Context, g *dpdk.Generator, c trafficCase, ndst int, o 
 		cur, now := g.Counters(), time.Now()
 		if dt := now.Sub(tprev).Seconds(); dt > o.sample.Seconds()/2 {
 			rates = append(rates, float64(cur.RxPkts-prev.RxPkts)/dt)
+			log.Debug("sample", zap.String("case", c.String()), zap.Float64("rx_mpps", rates[len(rates)-1]/1e6))
 		}
 		prev, tprev = cur, now
 	}
