@@ -370,3 +370,38 @@ func TestProxyARP(t *testing.T) {
 		t.Fatal("proxied an address on the asking port's own link")
 	}
 }
+
+// Packets of one burst that share a lookup result share its decision, and
+// only decisions from a nexthop's cache count as its hits.
+func TestSharedResultCounters(t *testing.T) {
+	cases := []struct {
+		name               string
+		dsts               []uint32
+		hits, misses, made uint64
+		noRoute            uint64
+	}{
+		{"one gateway, two destinations", []uint32{ip4(203, 0, 113, 5), ip4(203, 0, 113, 6), ip4(203, 0, 113, 7)}, 2, 1, 1, 0},
+		// Only the two errors sent back use a nexthop's (output) cache.
+		{"no route", []uint32{ip4(10, 9, 9, 9), ip4(10, 8, 8, 8)}, 1, 1, 1, 2},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.permanent(0, ipA, macA)
+			h.permanent(1, ipB, macB)
+			var in []sent
+			for _, d := range c.dsts {
+				in = append(in, sent{0, echoRequest(macR0, macA, ipA, d, 64, 1)})
+			}
+			h.burst(in...)
+			got := [4]uint64{h.counter(NhCacheHits), h.counter(NhCacheMisses), h.counter(DecisionsMade), h.counter(DropNoRoute)}
+			want := [4]uint64{c.hits, c.misses, c.made, c.noRoute}
+			if got != want {
+				t.Fatalf("hits, misses, made, no route = %v, want %v", got, want)
+			}
+			if h.held() != 0 {
+				t.Fatalf("%d buffers leaked", h.held())
+			}
+		})
+	}
+}

@@ -72,6 +72,7 @@ func (p *Pipeline) routeInput() {
 	// results, and need the nexthop's cache only once a burst.
 	var memoRes *fib.Result
 	var memoDec *cache.Decision
+	var memoFrom decFrom
 	for k := range pks {
 		var d *cache.Decision
 		multipath := false
@@ -97,14 +98,16 @@ func (p *Pipeline) routeInput() {
 			multipath = p.hintRes[0].Multipath
 		case p.results[r] == memoRes:
 			d = memoDec
-			p.ctr.local[NhCacheHits]++
+			if memoFrom == fromNhCache {
+				p.ctr.local[NhCacheHits]++
+			}
 		default:
 			res := p.results[r]
-			var perDst bool
-			d, perDst = p.inputDecision(res, p.keys[r].Dst)
+			var from decFrom
+			d, from = p.inputDecision(res, p.keys[r].Dst)
 			multipath = res.Multipath
-			if !perDst && !multipath && res != &p.spill[r] {
-				memoRes, memoDec = res, d
+			if from != fromPerDst && !multipath && res != &p.spill[r] {
+				memoRes, memoDec, memoFrom = res, d, from
 			}
 		}
 		dec[k] = d
@@ -168,44 +171,53 @@ func staticDecision(res *fib.Result) *cache.Decision {
 	return nil
 }
 
+// decFrom says where an input decision came from, and so whether packets
+// with the same lookup result may share it.
+type decFrom uint8
+
+const (
+	fromShared  decFrom = iota // a fixed decision for every such packet
+	fromNhCache                // the nexthop's cached decision
+	fromPerDst                 // may differ for another destination
+)
+
 // inputDecision returns the nexthop's cached input decision, making and
-// publishing a new one when the genid moved (rt_cache_valid). perDst says
-// the decision may differ for another destination with the same result:
-// the nexthop has exceptions, or the result is not shared.
-func (p *Pipeline) inputDecision(res *fib.Result, dst uint32) (d *cache.Decision, perDst bool) {
+// publishing a new one when the genid moved (rt_cache_valid).
+func (p *Pipeline) inputDecision(res *fib.Result, dst uint32) (*cache.Decision, decFrom) {
 	if d := staticDecision(res); d != nil {
-		return d, false
+		return d, fromShared
 	}
 	nh := res.Nexthop
 	if nh == nil || nh.Cache == nil {
 		if res.Type == fib.Local {
 			// A fresh decision each time: not one to reuse.
-			return p.newDecision(res, nil, nil, false), true
+			return p.newDecision(res, nil, nil, false), fromPerDst
 		}
-		return decNetUnreach, false
+		return decNetUnreach, fromShared
 	}
+	from := fromNhCache
 	// A nexthop exception for this destination has its own decisions
 	// (find_exception in __mkroute_input).
 	if t := nh.Cache.Exceptions(); t != nil && res.Type == fib.Unicast {
 		if e := t.Find(dst, p.now); e != nil {
 			p.ctr.local[ExceptionHits]++
 			if d := e.Input(p.sh.Gen); d != nil {
-				return d, true
+				return d, fromPerDst
 			}
 			d := p.newDecision(res, nh, e, p.knobs.ForwardUsePMTU)
 			e.SetInput(d)
-			return d, true
+			return d, fromPerDst
 		}
-		perDst = true
+		from = fromPerDst
 	}
 	if d := nh.Cache.Input(p.sh.Gen); d != nil {
 		p.ctr.local[NhCacheHits]++
-		return d, perDst
+		return d, from
 	}
 	p.ctr.local[NhCacheMisses]++
-	d = p.newDecision(res, nh, nil, false)
+	d := p.newDecision(res, nh, nil, false)
 	nh.Cache.SetInput(d)
-	return d, perDst
+	return d, from
 }
 
 // outputDecision routes a packet the router itself sends, through the
