@@ -109,18 +109,10 @@ func checksum(b []byte, initial uint32) uint16 {
 // Checksum is exported for tests and tools that build packets.
 func Checksum(b []byte) uint16 { return checksum(b, 0) }
 
-// ipv4HeaderOK checks the header checksum of a header of hlen bytes. The
-// usual option-less header is summed as five 32-bit words.
+// ipv4HeaderOK checks the header checksum of a header of hlen bytes.
 func ipv4HeaderOK(ip []byte, hlen int) bool {
 	if hlen == IPv4MinHdr {
-		h := ip[:IPv4MinHdr]
-		s := uint64(be.Uint32(h[0:])) + uint64(be.Uint32(h[4:])) + uint64(be.Uint32(h[8:])) +
-			uint64(be.Uint32(h[12:])) + uint64(be.Uint32(h[16:]))
-		s = s&0xffffffff + s>>32
-		s = s&0xffff + s>>16
-		s = s&0xffff + s>>16
-		s = s&0xffff + s>>16
-		return s == 0xffff
+		return ipv4Sum20((*[IPv4MinHdr]byte)(ip))
 	}
 	return checksum(ip[:hlen], 0) == 0
 }

@@ -51,10 +51,8 @@ func (p *Pipeline) routeInput() {
 			route[k] = routeHint
 			continue
 		}
-		// Field by field: a composite literal is built on the stack and
-		// then copied.
 		key := &p.keys[nk]
-		key.Dst, key.Src, key.Tos, key.Iif, key.Oif, key.Mark, key.Hash = dst, pk.src, tos&0x1c, int(iif), -1, 0, 0
+		inputKey(key, pk)
 		if hash {
 			key.Hash = p.flowHash(pk)
 		}
@@ -88,7 +86,7 @@ func (p *Pipeline) routeInput() {
 			// route: its decision is not reused, as the kernel's hint
 			// check says.
 			pk := &pks[k]
-			p.hintKey[0] = fib.Key{Dst: pk.dst, Src: pk.src, Tos: pk.tos & 0x1c, Iif: int(pk.port), Oif: -1}
+			inputKey(&p.hintKey[0], pk)
 			if hash {
 				p.hintKey[0].Hash = p.flowHash(pk)
 			}
@@ -118,6 +116,13 @@ func (p *Pipeline) routeInput() {
 			prev = nil
 		}
 	}
+}
+
+// inputKey fills key for the input lookup of pk, without the multipath
+// hash. Field by field: a composite literal is built on the stack and then
+// copied.
+func inputKey(key *fib.Key, pk *rcvPkt) {
+	key.Dst, key.Src, key.Tos, key.Iif, key.Oif, key.Mark, key.Hash = pk.dst, pk.src, pk.tos&0x1c, int(pk.port), -1, 0, 0
 }
 
 // flowHash is the multipath hash of a received packet: by addresses, or

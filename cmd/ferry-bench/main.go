@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"ferry/cmd/internal/cli"
 	"ferry/dpdk"
@@ -124,7 +123,7 @@ func run() int {
 	if o.probeRTT != "" {
 		return probeMain(o.probeRTT)
 	}
-	log, err := newLogger(o.debug)
+	log, err := cli.ToolLogger(o.debug)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ferry-bench:", err)
 		return 2
@@ -152,19 +151,6 @@ func run() int {
 		return 1
 	}
 	return 0
-}
-
-func newLogger(debug bool) (*zap.Logger, error) {
-	zc := zap.NewProductionConfig()
-	zc.Encoding = "console"
-	zc.Sampling = nil
-	zc.DisableStacktrace = true
-	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
-	zc.EncoderConfig.EncodeLevel = zapcore.CapitalLevelEncoder
-	if debug {
-		zc.Level = zap.NewAtomicLevelAt(zap.DebugLevel)
-	}
-	return zc.Build()
 }
 
 func (b *bench) check() error {

@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"ferry/cmd/internal/cli"
 	"ferry/dpdk"
@@ -142,7 +141,7 @@ func run() int {
 			o.duration = 0
 		}
 	}
-	log, err := newLogger(o.debug)
+	log, err := cli.ToolLogger(o.debug)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ferry-pktgen:", err)
 		return 2
@@ -200,19 +199,6 @@ func exitStatus(err error, log *zap.Logger) int {
 
 // usageError is a bad flag value: exit status 2.
 type usageError struct{ error }
-
-func newLogger(debug bool) (*zap.Logger, error) {
-	zc := zap.NewProductionConfig()
-	if debug {
-		zc.Level = zap.NewAtomicLevelAt(zap.DebugLevel)
-	}
-	zc.Encoding = "console"
-	zc.Sampling = nil
-	zc.DisableStacktrace = true
-	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
-	zc.EncoderConfig.EncodeLevel = zapcore.CapitalLevelEncoder
-	return zc.Build()
-}
 
 // ealSetup is a started EAL with the two ports ready.
 type ealSetup struct {

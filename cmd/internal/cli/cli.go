@@ -6,6 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // Parse makes fs's usage the text followed by the flags' defaults, then
@@ -27,4 +30,19 @@ func Parse(fs *flag.FlagSet, usage string, args []string) (ok bool, status int) 
 		return false, 2
 	}
 	return true, 0
+}
+
+// ToolLogger is the console logger of the benchmark tools: timestamps,
+// levels, no sampling or stack traces; debug adds debug messages.
+func ToolLogger(debug bool) (*zap.Logger, error) {
+	zc := zap.NewProductionConfig()
+	if debug {
+		zc.Level = zap.NewAtomicLevelAt(zap.DebugLevel)
+	}
+	zc.Encoding = "console"
+	zc.Sampling = nil
+	zc.DisableStacktrace = true
+	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	zc.EncoderConfig.EncodeLevel = zapcore.CapitalLevelEncoder
+	return zc.Build()
 }
