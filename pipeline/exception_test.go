@@ -296,12 +296,7 @@ func TestWarmOutputPathDoesNotAllocate(t *testing.T) {
 	frame := echoRequest(macR0, macA, ipA, ipR0, 64, 1)
 	buf := h.newBuf()
 	load := func() {
-		copy(buf.data[:], frame)
-		h.io.RxRef[0] = unsafePtr(buf)
-		h.io.RxData[0] = unsafePtr(&buf.data[0])
-		h.io.RxLen[0] = uint16(len(frame))
-		h.io.RxCap[0] = uint16(len(buf.data))
-		h.io.RxPort[0] = 0
+		h.rx(0, buf, frame, 0)
 		h.rxN = 1
 	}
 	load()

@@ -109,6 +109,17 @@ func (h *harness) newBuf() *testBuf {
 	return b
 }
 
+// rx puts frame, copied into b, in slot i of the received burst.
+func (h *harness) rx(i int, b *testBuf, frame []byte, port int) {
+	io := &h.io
+	copy(b.data[:], frame)
+	io.RxRef[i] = unsafe.Pointer(b)
+	io.RxData[i] = unsafe.Pointer(&b.data[0])
+	io.RxLen[i] = uint16(len(frame))
+	io.RxCap[i] = uint16(len(b.data))
+	io.RxPort[i] = uint16(port)
+}
+
 // sent is one transmitted frame.
 type sent struct {
 	port  int
@@ -118,16 +129,9 @@ type sent struct {
 // burst runs frames (port, bytes) through the pipeline and returns what it
 // sent; freed buffers are forgotten.
 func (h *harness) burst(in ...sent) []sent {
-	io := &h.io
 	h.rxN = uint32(len(in))
 	for i, s := range in {
-		b := h.newBuf()
-		copy(b.data[:], s.frame)
-		io.RxRef[i] = unsafe.Pointer(b)
-		io.RxData[i] = unsafe.Pointer(&b.data[0])
-		io.RxLen[i] = uint16(len(s.frame))
-		io.RxCap[i] = uint16(len(b.data))
-		io.RxPort[i] = uint16(s.port)
+		h.rx(i, h.newBuf(), s.frame, s.port)
 	}
 	if len(in) > 0 {
 		h.p.Process()
@@ -215,4 +219,8 @@ func arpFrame(op uint16, dst, src MAC, sip, tip uint32, tha MAC) []byte {
 	b := make([]byte, 60)
 	BuildARP(b, op, dst, src, sip, tip, tha)
 	return b
+}
+
+func neighPermanent(port int, ip uint32, mac MAC) neigh.Request {
+	return neigh.Request{Cmd: neigh.CmdAdd, Port: port, IP: ip, MAC: neigh.MAC(mac), HasMAC: true, State: neigh.Permanent}
 }

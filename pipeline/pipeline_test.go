@@ -328,12 +328,7 @@ func TestWarmForwardPathDoesNotAllocate(t *testing.T) {
 	}
 	load := func() {
 		for i, b := range bufs {
-			copy(b.data[:], frame)
-			h.io.RxRef[i] = unsafePtr(b)
-			h.io.RxData[i] = unsafePtr(&b.data[0])
-			h.io.RxLen[i] = uint16(len(frame))
-			h.io.RxCap[i] = uint16(len(b.data))
-			h.io.RxPort[i] = 0
+			h.rx(i, b, frame, 0)
 		}
 		h.rxN = BurstSize
 	}
