@@ -33,7 +33,12 @@ import (
 // with prefixes longer than /24 have a child block of 256 direct values.
 // A typical lookup is a top entry (256 KB, mostly cached), one node line
 // and an answer: one cache miss, the same as DIR-24-8's, in an eighth of
-// the memory.
+// the memory. Busy blocks have more runs than the first line holds, so
+// their value is a second, dependent line; layouts that read one line per
+// lookup at the price of more memory (256 direct values per busy block,
+// or a self-contained line per 64 slots) measured slower here on 900k
+// routes, 25-36 ns against 19-23 ns a lookup: while the structure stays
+// within the last-level cache, its size costs more than the second line.
 //
 // Updates never write where readers look: a changed /16 block is rebuilt
 // from the tries and appended to the node arena, where no published entry
