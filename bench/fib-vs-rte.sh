@@ -15,7 +15,9 @@ cd "$here"
 FIB_RTE_DIR=$work CGO_ENABLED=0 go test -count 1 -run TestWriteRteFiles ./fib/ >/dev/null
 
 # 2. rte_fib DIR-24-8: prints the average TSC cycles per lookup (bursts of 64).
-cmd=(dpdk-test-fib --no-huge -m 2048 --no-pci -- -f "$work/routes.txt" -t "$work/ips.txt" -b dir -g 65536)
+prefix=fib-vs-rte-$$
+trap 'rm -rf "/var/run/dpdk/$prefix"' EXIT
+cmd=(dpdk-test-fib --no-huge -m 2048 --no-pci --file-prefix "$prefix" -- -f "$work/routes.txt" -t "$work/ips.txt" -b dir -g 65536)
 echo "# ${cmd[*]}"
 cyc=$("${cmd[@]}" 2>&1 | awk '/AVG FIB lookup/ {print $4}')
 mhz=$(awk '/tsc: Detected/ {print $(NF-2); exit}' <(dmesg 2>/dev/null) || true)
