@@ -796,61 +796,56 @@ func (fs *fsnap) lpmBulk(dsts []uint32, out *[bulkN]uint16) {
 	if n > bulkN {
 		n = bulkN
 	}
-	nodes, kids := fs.nodes[:cap(fs.nodes)], fs.kids[:cap(fs.kids)] // past len: nodes stored in place
+	dsts = dsts[:n]
+	// Offsets in the arenas come from the structure itself, which the
+	// writers build within the arenas' capacity: the walk indexes them
+	// through base pointers, without bounds checks.
+	chunks := unsafe.Pointer(unsafe.SliceData(fs.chunks))
+	nodes := unsafe.Pointer(unsafe.SliceData(fs.nodes))
+	kids := unsafe.Pointer(unsafe.SliceData(fs.kids))
 	var ent [bulkN]uint32
 	var hdr, lw [bulkN]uint64
-	for i := 0; i < n; i++ {
-		a := dsts[i]
-		ent[i] = fs.entry(a)
+	for i, a := range dsts {
+		ent[i] = atomic.LoadUint32((*uint32)(unsafe.Add(chunks, 4*uintptr(fs.top[a>>24]<<8|a>>16&255))))
 	}
 	// The nodes' first lines; a top entry that is a value reads node 0, a
 	// dummy.
-	for i := 0; i < n; i++ {
+	for i, a := range dsts {
 		e := ent[i]
-		o := e &^ nodeBit & -(e >> 31)
-		hdr[i] = nodes[o+nodeHdr]
-		lw[i] = nodes[o+dsts[i]>>14&3]
+		o := uintptr(e&^nodeBit&-(e>>31)) * 8
+		hdr[i] = *(*uint64)(unsafe.Add(nodes, o+8*nodeHdr))
+		lw[i] = *(*uint64)(unsafe.Add(nodes, o+8*uintptr(a>>14&3)))
 	}
-	// Where each value is, in the node arena (at, shift) or in a child
-	// block (at, with kidAt), now from cached lines.
-	const kidAt = 1 << 31
-	var at [bulkN]uint32
-	var shift [bulkN]uint8
-	for i := 0; i < n; i++ {
+	// Where each value is, now from cached lines: a 16-bit word in the
+	// node arena, in a child block, or the top entry itself.
+	var at [bulkN]unsafe.Pointer
+	for i, a := range dsts {
 		e := ent[i]
 		if e&nodeBit == 0 {
+			at[i] = unsafe.Pointer(&ent[i]) // little-endian: the low half
 			continue
 		}
 		o, h := e&^nodeBit, hdr[i]
-		c := dsts[i] >> 8 & 255
+		c := a >> 8 & 255
 		w, b := c>>6, c&63
 		vo := o + valsPlain
 		if h&hdrKids != 0 {
-			nd := nodes[o:]
+			nd := unsafe.Slice((*uint64)(unsafe.Add(nodes, 8*uintptr(o))), valsKids)
 			if nd[nodeCbits+w]&(1<<b) != 0 {
-				at[i] = kidAt | kidBlock(nd, w, b)<<8 | dsts[i]&255
+				at[i] = unsafe.Add(kids, 2*uintptr(kidBlock(nd, w, b)<<8|a&255))
 				continue
 			}
 			vo = o + valsKids
 		}
 		j := uint32(h>>(16+8*w)&0xff) + uint32(bits.OnesCount64(lw[i]&(2<<b-1))) - 1
-		at[i], shift[i] = vo+j>>2, uint8(j&3*16)
+		at[i] = unsafe.Add(nodes, 8*uintptr(vo+j>>2)+2*uintptr(j&3))
 	}
-	for i := 0; i < n; i++ {
-		e := ent[i]
-		switch x := at[i]; {
-		case e&nodeBit == 0:
-			out[i] = uint16(e)
-		case x&kidAt != 0:
-			out[i] = kids[x&^kidAt]
-		default:
-			out[i] = uint16(nodes[x] >> shift[i])
+	for i := range dsts {
+		v := *(*uint16)(at[i])
+		if v == valNone {
+			v = uint16(hdr[i])
 		}
-	}
-	for i := 0; i < n; i++ {
-		if out[i] == valNone {
-			out[i] = uint16(hdr[i])
-		}
+		out[i] = v
 	}
 }
 
