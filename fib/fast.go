@@ -828,15 +828,17 @@ func (fs *fsnap) lpmBulk(dsts []uint32, out *[bulkN]uint16) {
 		o, h := e&^nodeBit, hdr[i]
 		c := a >> 8 & 255
 		w, b := c>>6, c&63
-		vo := o + valsPlain
-		if h&hdrKids != 0 {
+		// A third of the nodes have children: no branch on which kind
+		// this one is. A node without them has no child bitmap, so it
+		// reads its header word instead, which the mask clears.
+		hasKids := h >> 63
+		cw := *(*uint64)(unsafe.Add(nodes, 8*(uintptr(o)+nodeHdr+uintptr(hasKids)*uintptr(nodeCbits-nodeHdr+w))))
+		if cw&-hasKids&(1<<b) != 0 {
 			nd := unsafe.Slice((*uint64)(unsafe.Add(nodes, 8*uintptr(o))), valsKids)
-			if nd[nodeCbits+w]&(1<<b) != 0 {
-				at[i] = unsafe.Add(kids, 2*uintptr(kidBlock(nd, w, b)<<8|a&255))
-				continue
-			}
-			vo = o + valsKids
+			at[i] = unsafe.Add(kids, 2*uintptr(kidBlock(nd, w, b)<<8|a&255))
+			continue
 		}
+		vo := o + valsPlain + uint32(hasKids)*(valsKids-valsPlain)
 		j := uint32(h>>(16+8*w)&0xff) + uint32(bits.OnesCount64(lw[i]&(2<<b-1))) - 1
 		at[i] = unsafe.Add(nodes, 8*uintptr(vo+j>>2)+2*uintptr(j&3))
 	}
