@@ -4,6 +4,7 @@ import (
 	"unsafe"
 
 	"ferry/cache"
+	"ferry/cache/neigh"
 )
 
 // dispatch sends every routed packet on its way by the kind of its decision.
@@ -14,14 +15,21 @@ func (p *Pipeline) dispatch() {
 	dec := p.dec[:len(pks)]
 	out := p.out[:]
 	nOut := p.nOut
+	nOut0 := nOut
 	// What the fast path needs of a decision, worked out when it changes.
 	var fastD *cache.Decision
 	fastMTU := 0
+	var gws gwMemo
+	var fastHdr *gwHdr
+	tx := txCursor{port: -1}
 	for k := range pks {
 		pk := &pks[k]
 		d := dec[k]
 		if d != fastD {
-			fastD, fastMTU = d, p.fastMTU(d)
+			fastD, fastMTU, fastHdr = d, p.fastMTU(d), nil
+			if fastMTU != 0 && d.Gateway != 0 {
+				fastHdr = p.gatewayHdr(&gws, d)
+			}
 		}
 		if fastMTU != 0 && nOut < len(out) {
 			h := (*frameHdr)(pk.data)
@@ -29,6 +37,22 @@ func (p *Pipeline) dispatch() {
 			if h[0]&1 == 0 && h[EthHdrLen+ipTTL] > 1 && ipLen <= fastMTU && int(pk.port) != int(d.Port) {
 				decTTL(h[EthHdrLen:])
 				p.ctr.local[Forwarded]++
+				// Straight to the port's tx list while no packet of the
+				// burst waits in the neighbour stage's list, which would
+				// send after it: a flow keeps its order.
+				if fastHdr != nil && nOut == nOut0 {
+					if int(fastHdr.port) != tx.port {
+						tx.load(p.io, int(fastHdr.port))
+					}
+					if tx.n < len(tx.ref) {
+						*(*[EthHdrLen]byte)(pk.data) = fastHdr.hdr
+						tx.ref[tx.n], tx.len[tx.n] = pk.ref, pk.len
+						tx.n++
+					} else {
+						p.drop(pk.ref, DropTxFull)
+					}
+					continue
+				}
 				o := &out[nOut]
 				o.ref, o.data, o.nh, o.len, o.cap, o.port = pk.ref, pk.data, d.NextHop(pk.dst), pk.len, pk.cap, uint16(d.Port)
 				nOut++
@@ -36,6 +60,7 @@ func (p *Pipeline) dispatch() {
 			}
 		}
 		p.nOut = nOut
+		tx.store(p.io)
 		buf := bytesAt(pk.data, int(pk.cap))
 		l := int(pk.len)
 		switch d.Kind {
@@ -59,6 +84,84 @@ func (p *Pipeline) dispatch() {
 		nOut = p.nOut
 	}
 	p.nOut = nOut
+	tx.store(p.io)
+}
+
+// txCursor is one port's tx list held in locals while dispatch appends to
+// it: stores into the list could alias the IO's fields, which the
+// compiler would then load again for every packet.
+type txCursor struct {
+	port int // -1: none
+	ref  []unsafe.Pointer
+	len  []uint16
+	n    int
+}
+
+func (t *txCursor) load(io *IO, port int) {
+	t.store(io)
+	t.port, t.ref, t.len, t.n = port, io.TxRef[port], io.TxLen[port], int(io.TxN[port])
+	t.len = t.len[:len(t.ref)]
+}
+
+// store writes the count back, for whoever appends next.
+func (t *txCursor) store(io *IO) {
+	if t.port >= 0 {
+		io.TxN[t.port] = uint16(t.n)
+		t.port = -1
+	}
+}
+
+// gwHdr is the Ethernet header for the gateway of a forward decision.
+type gwHdr struct {
+	d    *cache.Decision
+	hdr  [EthHdrLen]byte
+	port uint16
+	ok   bool // the neighbour can be used now
+}
+
+// gwMemo is what a burst learned of its decisions' gateways.
+type gwMemo struct {
+	e [neighMemo]gwHdr
+	n int
+}
+
+// gatewayHdr returns the header for d's gateway (d.Gateway set, d.Port a
+// port) when its neighbour can be used now, looked up once a burst, as
+// the neighbour stage does; nil leaves the packets to that stage, which
+// also starts resolution and queues them.
+func (p *Pipeline) gatewayHdr(m *gwMemo, d *cache.Decision) *gwHdr {
+	for i := 0; i < m.n; i++ {
+		if g := &m.e[i]; g.d == d {
+			if g.ok {
+				return g
+			}
+			return nil
+		}
+	}
+	if m.n == len(m.e) {
+		return nil
+	}
+	port := int(d.Port)
+	g := &m.e[m.n]
+	m.n++
+	*g = gwHdr{d: d, port: uint16(port)}
+	nm := p.sh.Neigh
+	p.ctr.local[NeighLookups]++
+	e := nm.Table(port).Lookup(d.Gateway)
+	if e == nil {
+		return nil
+	}
+	st, mac, ok := e.Load()
+	if !ok || st == neigh.Stale {
+		// Stale wants a probe: the neighbour stage sends it.
+		return nil
+	}
+	nm.Touch(p.core, e)
+	copy(g.hdr[0:6], mac[:])
+	copy(g.hdr[6:12], p.ports[port].MAC[:])
+	be.PutUint16(g.hdr[EthTypeOff:], EtherIPv4)
+	g.ok = true
+	return g
 }
 
 // fastMTU is the MTU a forward decision's packets are checked against on
