@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"ferry/cache"
@@ -371,5 +373,38 @@ func TestMultipathHashPolicy(t *testing.T) {
 	}
 	if h.counter(HintHits) != 0 {
 		t.Fatalf("%d route hints used for a multipath route", h.counter(HintHits))
+	}
+}
+
+// Packets that dispatch sends straight to the tx list must not overtake a
+// packet of the same burst that went through the neighbour stage's list
+// (here one that had to be fragmented): a flow keeps its order.
+func TestBurstKeepsOrderAroundFragments(t *testing.T) {
+	h := newHarness(t)
+	h.permanent(1, ipB, macB)
+	h.setMTU(1, 1400)
+	dst := ip4(203, 0, 113, 5) // via 198.51.100.2, a gateway
+	big := bigPacket(3000, false)
+	be.PutUint32(ipOf(big)[ipDst:], dst)
+	setIPv4Checksum(ipOf(big), IPv4MinHdr)
+	small := func(seq uint16) []byte { return echoRequest(macR0, macA, ipA, dst, 64, seq) }
+	out := h.burst(sent{0, small(1)}, sent{0, big}, sent{0, small(2)})
+	var order []string
+	for _, s := range out {
+		switch ip := ipOf(s.frame); {
+		case ip[ipProto] == ProtoUDP:
+			order = append(order, "frag")
+		default:
+			order = append(order, fmt.Sprintf("echo%d", be.Uint16(ip[IPv4MinHdr+6:])))
+		}
+		if MAC(s.frame[0:6]) != macB || s.port != 1 {
+			t.Fatalf("frame to %v on port %d, want the gateway's MAC on port 1", MAC(s.frame[0:6]), s.port)
+		}
+	}
+	if got := strings.Join(order, " "); got != "echo1 frag frag frag echo2" {
+		t.Fatalf("sent %s, want echo1 frag frag frag echo2", got)
+	}
+	if h.held() != 0 {
+		t.Fatalf("%d buffers leaked", h.held())
 	}
 }
