@@ -875,6 +875,34 @@ func (f *FIB) LookupBulk(keys []Key, res []Result) {
 	}
 }
 
+// LookupInputAddrs is the forwarding path's first try at a burst's input
+// lookups (no output port, no mark), given as destination and source
+// addresses: out[i] is the shared, read-only Result the merged structure
+// answers for dsts[i] (as LookupBulkRefs gives), or nil where a full key
+// is needed (LookupBulkRefs): custom rules, special addresses, multipath
+// routes (their hash) and what the structure leaves to the rule walk. No
+// key is built for the usual packet. Lock-free, no allocation.
+func (f *FIB) LookupInputAddrs(dsts, srcs []uint32, out []*Result) {
+	out, srcs = out[:len(dsts)], srcs[:len(dsts)]
+	if f.custom.Load() {
+		clear(out)
+		return
+	}
+	fs := f.fast.Load()
+	var vals [bulkN]uint16
+	for off := 0; off < len(dsts); off += bulkN {
+		ds := dsts[off:min(off+bulkN, len(dsts))]
+		os, ss := out[off:off+len(ds)], srcs[off:off+len(ds)]
+		fs.lpmBulk(ds, &vals)
+		for i, d := range ds {
+			os[i] = nil
+			if v := vals[i]; v != valSlow && !addrsMaybeSpecial(d, ss[i]) && fs.ans[v].flags == 0 {
+				os[i] = &fs.inRes[v]
+			}
+		}
+	}
+}
+
 // LookupBulkRefs is LookupBulk without copying Results: out[i] points at a
 // Result shared by all keys with the same answer (read-only, no Route), or
 // at spill[i], which the rule walk filled (out and spill must be at least

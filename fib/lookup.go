@@ -18,9 +18,11 @@ func (f *FIB) lookupWalk(k *Key, res *Result) {
 
 // inputMaybeSpecial is a quick test for the keys inputSpecial answers
 // (some others pass it too).
-func inputMaybeSpecial(k *Key) bool {
-	top := k.Dst >> 24
-	return top == 0 || top == 127 || top >= 0xe0 || k.Src >= 0xe0000000
+func inputMaybeSpecial(k *Key) bool { return addrsMaybeSpecial(k.Dst, k.Src) }
+
+func addrsMaybeSpecial(dst, src uint32) bool {
+	top := dst >> 24
+	return top == 0 || top == 127 || top >= 0xe0 || src >= 0xe0000000
 }
 
 // inputSpecial clears res and answers the destinations an input lookup

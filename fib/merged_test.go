@@ -37,6 +37,8 @@ func TestMergedDifferential(t *testing.T) {
 	bulk := make([]Result, checks)
 	out := make([]Result, checks)
 	okeys := make([]Key, checks)
+	dsts, srcs := make([]uint32, checks), make([]uint32, checks)
+	refs := make([]*Result, checks)
 	stats := map[string]int{}
 	for i := 0; i < ops; i++ {
 		p := Prefix{Len: uint8(rng.Intn(33))}
@@ -89,10 +91,22 @@ func TestMergedDifferential(t *testing.T) {
 			if rng.Intn(4) == 0 {
 				d = ip("10.0.0.0") | rng.Uint32()&0xffffff
 			}
+			switch rng.Intn(16) {
+			case 0:
+				d = ip("127.0.0.1") | rng.Uint32()&0xffff
+			case 1:
+				d = ip("224.0.0.0") | rng.Uint32()&0x1fffffff
+			case 2:
+				d = rng.Uint32() & 0xffffff
+			}
 			keys[j] = Key{Dst: d, Src: ip("192.0.2.9"), Iif: 0, Oif: -1, Hash: rng.Uint32()}
 			if rng.Intn(3) == 0 {
 				keys[j].Tos = 0x10
 			}
+			if rng.Intn(16) == 0 {
+				keys[j].Src = ip("224.0.0.5")
+			}
+			dsts[j], srcs[j] = keys[j].Dst, keys[j].Src
 		}
 		if f.HasCustomRules() {
 			t.Fatal("custom rules")
@@ -109,6 +123,7 @@ func TestMergedDifferential(t *testing.T) {
 			f.LookupOutput(&okeys[j], &out[j])
 		}
 		f.LookupBulk(keys, bulk)
+		f.LookupInputAddrs(dsts, srcs, refs)
 		must(t, f.AddRule(dummy))
 		for j := range keys {
 			var want Result
@@ -122,9 +137,24 @@ func TestMergedDifferential(t *testing.T) {
 			if d := resultDiff(&got[j], &want) + resultDiff(&bulk[j], &wantBulk); d != "" {
 				t.Fatalf("op %d: lookup %+v:%s\n fast %+v\n bulk %+v\n want %+v", i, keys[j], d, got[j], bulk[j], want)
 			}
+			// The address lookup answers what it can, for any TOS and input port.
+			if r := refs[j]; r != nil {
+				stats["by address"]++
+				wantBulk.Route = nil
+				if d := resultDiff(r, &wantBulk); d != "" {
+					t.Fatalf("op %d: lookup by address %+v:%s\n got %+v\n want %+v", i, keys[j], d, *r, wantBulk)
+				}
+			}
 			f.LookupOutput(&okeys[j], &want)
 			if d := resultDiff(&out[j], &want); d != "" {
 				t.Fatalf("op %d: output %+v:%s\n fast %+v\n want %+v", i, okeys[j], d, out[j], want)
+			}
+		}
+		// With a custom rule only the rule walk knows.
+		f.LookupInputAddrs(dsts, srcs, refs)
+		for j, r := range refs {
+			if r != nil {
+				t.Fatalf("op %d: lookup by address %#x answered with custom rules", i, dsts[j])
 			}
 		}
 		must(t, f.DelRule(dummy))
@@ -133,7 +163,7 @@ func TestMergedDifferential(t *testing.T) {
 	if f.fw.compactions == 0 {
 		t.Error("no compaction")
 	}
-	if stats["answer"] == 0 || stats["answer multipath"] == 0 || stats["answer slow"] == 0 {
+	if stats["answer"] == 0 || stats["answer multipath"] == 0 || stats["answer slow"] == 0 || stats["by address"] == 0 {
 		t.Errorf("answer table barely exercised: %v", stats)
 	}
 }

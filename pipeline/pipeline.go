@@ -156,14 +156,22 @@ type Pipeline struct {
 	icmpTok tokenBucket
 
 	// Per-burst work lists: the valid IPv4 packets and their decisions.
-	pk      [RxMax]rcvPkt
-	nIP     int
-	dec     [RxMax]*cache.Decision
-	out     [RxMax + BurstSize]outItem
-	nOut    int
-	route   [RxMax]int16 // per list entry: index into keys, or routeStatic/routeHint
-	keys    [RxMax]fib.Key
+	pk    [RxMax]rcvPkt
+	nIP   int
+	dec   [RxMax]*cache.Decision
+	out   [RxMax + BurstSize]outItem
+	nOut  int
+	route [RxMax]int16 // per list entry: index into keys, or routeStatic/routeHint
+	// The lookup list: addresses and packet (index in pk) of each entry,
+	// and full keys only for the entries the address lookup leaves.
+	dsts    [RxMax]uint32
+	srcs    [RxMax]uint32
+	keyPk   [RxMax]uint16
 	results [RxMax]*fib.Result // shared, read-only, or into spill
+	spilled [RxMax]bool        // results[i] is this entry's own, in spill
+	keys    [RxMax]fib.Key
+	slowAt  [RxMax]uint16 // entry of each key
+	slowRes [RxMax]*fib.Result
 	spill   [RxMax]fib.Result
 	// A lookup for a packet whose hint could not be used.
 	hintKey   [1]fib.Key

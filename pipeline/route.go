@@ -51,18 +51,13 @@ func (p *Pipeline) routeInput() {
 			route[k] = routeHint
 			continue
 		}
-		key := &p.keys[nk]
-		inputKey(key, pk)
-		if hash {
-			key.Hash = p.flowHash(pk)
-		}
+		p.dsts[nk], p.srcs[nk], p.keyPk[nk] = dst, pk.src, uint16(k)
 		route[k] = int16(nk)
 		nk++
 		prevDst, prevTOS, prevIif, prevOK = dst, tos, iif, true
 	}
 	if nk > 0 {
-		p.sh.FIB.LookupBulkRefs(p.keys[:nk], p.results[:nk], p.spill[:nk])
-		p.ctr.local[FIBLookups] += uint64(nk)
+		p.lookupInput(pks, nk, hash)
 	}
 	var prev *cache.Decision
 	// The last lookup result's decision, when it does not depend on the
@@ -102,9 +97,9 @@ func (p *Pipeline) routeInput() {
 		default:
 			res := p.results[r]
 			var from decFrom
-			d, from = p.inputDecision(res, p.keys[r].Dst)
+			d, from = p.inputDecision(res, p.dsts[r])
 			multipath = res.Multipath
-			if from != fromPerDst && !multipath && res != &p.spill[r] {
+			if from != fromPerDst && !multipath && !p.spilled[r] {
 				memoRes, memoDec, memoFrom = res, d, from
 			}
 		}
@@ -116,6 +111,39 @@ func (p *Pipeline) routeInput() {
 			prev = nil
 		}
 	}
+}
+
+// lookupInput looks up the first nk entries of the burst's lookup list:
+// by address through the merged structure, then with full keys (and the
+// multipath hash) for what that could not answer, together.
+func (p *Pipeline) lookupInput(pks []rcvPkt, nk int, hash bool) {
+	f := p.sh.FIB
+	res := p.results[:nk]
+	f.LookupInputAddrs(p.dsts[:nk], p.srcs[:nk], res)
+	ns := 0
+	for i, r := range res {
+		p.spilled[i] = r == nil
+		if r == nil {
+			pk := &pks[p.keyPk[i]]
+			key := &p.keys[ns]
+			inputKey(key, pk)
+			if hash {
+				key.Hash = p.flowHash(pk)
+			}
+			p.slowAt[ns] = uint16(i)
+			ns++
+		}
+	}
+	if ns > 0 {
+		f.LookupBulkRefs(p.keys[:ns], p.slowRes[:ns], p.spill[:ns])
+		for j, r := range p.slowRes[:ns] {
+			i := p.slowAt[j]
+			res[i] = r
+			// A Result in spill belongs to this burst's key alone.
+			p.spilled[i] = r == &p.spill[j]
+		}
+	}
+	p.ctr.local[FIBLookups] += uint64(nk)
 }
 
 // inputKey fills key for the input lookup of pk, without the multipath
