@@ -157,9 +157,7 @@ func (p *Pipeline) gatewayHdr(m *gwMemo, d *cache.Decision) *gwHdr {
 		return nil
 	}
 	nm.Touch(p.core, e)
-	copy(g.hdr[0:6], mac[:])
-	copy(g.hdr[6:12], p.ports[port].MAC[:])
-	be.PutUint16(g.hdr[EthTypeOff:], EtherIPv4)
+	g.hdr = ipv4EthHdr(MAC(mac), p.ports[port].MAC)
 	g.ok = true
 	return g
 }

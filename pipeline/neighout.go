@@ -37,7 +37,6 @@ type pendingSet struct {
 // consecutive packets with the same decision and next hop, writes the
 // Ethernet header and queues the packets for transmission.
 func (p *Pipeline) neighOutput() {
-	var hdr [EthHdrLen]byte
 	// The neighbours this burst already resolved: packets to a few
 	// gateways in random order make short sublists, and one lookup (and
 	// one confirmation) per burst is all each neighbour needs.
@@ -70,10 +69,7 @@ func (p *Pipeline) neighOutput() {
 			}
 		}
 		if ok {
-			pi := &p.ports[it.port]
-			copy(hdr[0:6], mac[:])
-			copy(hdr[6:12], pi.MAC[:])
-			be.PutUint16(hdr[EthTypeOff:], EtherIPv4)
+			hdr := ipv4EthHdr(mac, p.ports[it.port].MAC)
 			port := int(it.port)
 			txRef := p.io.TxRef[port]
 			txLen := p.io.TxLen[port][:len(txRef)]
@@ -98,6 +94,14 @@ func (p *Pipeline) neighOutput() {
 		k = end
 	}
 	p.nOut = 0
+}
+
+// ipv4EthHdr is the Ethernet header of an IPv4 frame from src to dst.
+func ipv4EthHdr(dst, src MAC) (h [EthHdrLen]byte) {
+	copy(h[0:6], dst[:])
+	copy(h[6:12], src[:])
+	be.PutUint16(h[EthTypeOff:], EtherIPv4)
+	return h
 }
 
 // neighMAC returns the link-layer address for nh on port if the neighbour
@@ -185,10 +189,7 @@ func (p *Pipeline) pendingPoll() {
 			if !ok {
 				continue
 			}
-			var hdr [EthHdrLen]byte
-			copy(hdr[0:6], mac[:])
-			copy(hdr[6:12], p.ports[q.port].MAC[:])
-			be.PutUint16(hdr[EthTypeOff:], EtherIPv4)
+			hdr := ipv4EthHdr(MAC(mac), p.ports[q.port].MAC)
 			for j := 0; j < q.n; j++ {
 				copy(q.buf[j][:EthHdrLen], hdr[:])
 				if !p.io.send(q.port, q.ref[j], int(q.len[j])) {

@@ -122,7 +122,7 @@ func (p *Pipeline) lookupInput(pks []rcvPkt, nk int, hash bool) {
 	f.LookupInputAddrs(p.dsts[:nk], p.srcs[:nk], res)
 	ns := 0
 	for i, r := range res {
-		p.spilled[i] = r == nil
+		p.spilled[i] = false
 		if r == nil {
 			pk := &pks[p.keyPk[i]]
 			key := &p.keys[ns]
