@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -70,27 +72,48 @@ func TestOverlaps(t *testing.T) {
 }
 
 func TestCompute(t *testing.T) {
-	run := func(dut string, round int, pps float64) *dutRun {
-		r := &dutRun{DUT: dut, Round: round, report: &genReport{TSCHz: 2_000_000_000, Cases: []genCase{{Case: "single@64", RxPPS: pps, GenShare: 0.95}}}}
-		return r
+	var turns []genCase
+	add := func(dut string, round int, mpps float64) {
+		turns = append(turns, genCase{Case: "single@64", Label: dut, Round: round, RxPPS: mpps * 1e6, GenShare: 0.95})
 	}
-	res := &results{Options: map[string]any{"rounds": 2}, Tables: []tableResult{{Routes: 16, Runs: []*dutRun{
-		run(dutSource, 1, 10e6), run(dutFerryd, 1, 4e6), run(dutL3fwd, 1, 8e6),
-		run(dutL3fwd, 2, 7e6), run(dutFerryd, 2, 5e6), run(dutSource, 2, 9e6),
-	}}}}
+	// In round 2 the machine slowed l3fwd's turn: a ratio of medians
+	// (5/8) would hide that each round's own ratio is mostly 0.5.
+	add(dutSource, 1, 10)
+	add(dutFerryd, 1, 4)
+	add(dutL3fwd, 1, 8)
+	add(dutL3fwd, 2, 6)
+	add(dutFerryd, 2, 6)
+	add(dutSource, 2, 9)
+	add(dutSource, 3, 12)
+	add(dutFerryd, 3, 5)
+	add(dutL3fwd, 3, 10)
+	add("ferryd.new", 1, 6)
+	add("ferryd.new", 2, 6)
+	add("ferryd.new", 3, 6)
+	res := &results{Options: map[string]any{"rounds": 3}, Tables: []tableResult{{Routes: 16, RTTBefore: 100, RTTAfter: 120,
+		report: &genReport{TSCHz: 2_000_000_000, Rounds: 3, Cases: turns}}}}
 	res.compute()
 	if len(res.Rows) != 1 {
 		t.Fatalf("%d rows", len(res.Rows))
 	}
 	r := res.Rows[0]
 	if r.SourceMpps != 10 || r.FerrydMpps != 5 || r.L3fwdMpps != 8 {
-		t.Fatalf("best rounds: %+v", r)
+		t.Fatalf("medians: %+v", r)
 	}
-	if r.FerrydCycles != 400 || r.L3fwdCycles != 250 || r.FerrydVsL3fwd != 0.625 || r.FerrydVsSrc != 0.5 {
+	if r.FerrydVsL3fwd != 0.5 || r.RatioLow != 0.5 || r.RatioHigh != 1 {
+		t.Fatalf("paired ratio: %+v", r)
+	}
+	if r.FerrydCycles != 400 || r.L3fwdCycles != 250 || math.Abs(r.FerrydVsSrc-5.0/12) > 1e-9 {
 		t.Fatalf("derived figures: %+v", r)
 	}
-	if !strings.Contains(res.text(), "single@64") {
-		t.Fatal("table lacks the case")
+	if !slices.Equal(r.FerrydRounds, []float64{4, 6, 5}) || r.CoreRTT != 120 || r.MinShare != 0.95 {
+		t.Fatalf("rounds, RTT or share: %+v", r)
+	}
+	if len(res.Others) != 1 || res.Others[0].Mpps != 6 || res.Others[0].VsFerryd != 1.2 || res.Others[0].VsL3fwd != 0.75 {
+		t.Fatalf("other build: %+v", res.Others)
+	}
+	if txt := res.text(); !strings.Contains(txt, "single@64") || !strings.Contains(txt, "0.50-1.00") || !strings.Contains(txt, "ferryd.new") {
+		t.Fatalf("table lacks the case or the range:\n%s", txt)
 	}
 }
 
@@ -108,5 +131,25 @@ func TestChart(t *testing.T) {
 	}
 	if st, err := os.Stat(path); err != nil || st.Size() < 1000 {
 		t.Fatalf("chart not written: %v", err)
+	}
+}
+
+func TestParseDUTs(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "ferryd")
+	if err := os.WriteFile(bin, nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	got, err := parseDUTs("source, ferryd,l3fwd,ferryd.b=" + bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []dutSpec{{"source", "source", ""}, {"ferryd", "ferryd", ""}, {"l3fwd", "l3fwd", ""}, {"ferryd.b", "ferryd", bin}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %v", got)
+	}
+	for _, bad := range []string{"vpp", "ferryd,ferryd", "source=" + bin, "ferryd.b", "ferryd.b=/nonexistent/ferryd"} {
+		if _, err := parseDUTs(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
 	}
 }

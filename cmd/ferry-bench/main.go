@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -75,6 +76,7 @@ type bench struct {
 	ferryctl string
 	l3fwd    string
 	ncases   int
+	duts     []dutSpec
 	prefixes []string
 	notes    []string
 	// How ferryd gets its routes in the traffic runs; "auto" starts with
@@ -96,13 +98,13 @@ func run() int {
 	fs.StringVar(&o.l3fwd, "l3fwd", "", "l3fwd binary (default: build it with bench/build-l3fwd.sh)")
 	fs.StringVar(&o.out, "out", "bench/results", "results directory")
 	fs.StringVar(&o.tables, "tables", "16,900000", "route table sizes, comma separated")
-	fs.StringVar(&o.duts, "dut", "source,ferryd,l3fwd", "devices under test, in order")
+	fs.StringVar(&o.duts, "dut", "source,ferryd,l3fwd", "devices under test: they take turns on the device core, in this order (reversed every other round); LABEL=BINARY adds another build, e.g. ferryd.new=/tmp/ferryd")
 	fs.StringVar(&o.cases, "cases", "single;uniform:1000;uniform;uniform@imix", "traffic cases (ferry-pktgen --cases syntax)")
-	fs.DurationVar(&o.duration, "duration", 4*time.Second, "measured time per case")
-	fs.DurationVar(&o.warmup, "warmup", time.Second, "warm-up per case")
-	fs.DurationVar(&o.rest, "rest", 3*time.Second, "generator idle between cases: on a virtual machine, cores loaded for more than ~10 s in a row were seen to slow down")
+	fs.DurationVar(&o.duration, "duration", 2*time.Second, "measured time of each turn (a device on a case in a round)")
+	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "warm-up of each turn")
+	fs.DurationVar(&o.rest, "rest", 3*time.Second, "generator idle between cases and rounds: on a virtual machine, cores loaded for more than ~10 s in a row were seen to slow down")
 	fs.IntVar(&o.retries, "retries", 1, "repeat a case up to this often when a loop did not get its CPU")
-	fs.IntVar(&o.rounds, "rounds", 3, "rounds over the whole matrix; each cell reports its best round")
+	fs.IntVar(&o.rounds, "rounds", 5, "turns of each device on each case; rates are medians, ratios medians of each round's ratio")
 	fs.Float64Var(&o.minShare, "min-share", 0.85, "share of its CPU a loop must get for a case to count without repeat")
 	fs.Int64Var(&o.seed, "seed", 1, "seed of the destination draw")
 	fs.StringVar(&o.huge, "hugepages", "auto", "auto | on | off: run every EAL on hugepages (auto: when they can be reserved)")
@@ -209,6 +211,10 @@ func (b *bench) run(ctx context.Context) error {
 	if b.o.rounds < 1 {
 		return errors.New("-rounds must be at least 1")
 	}
+	var err error
+	if b.duts, err = parseDUTs(b.o.duts); err != nil {
+		return err
+	}
 	switch b.o.ferrydLoad {
 	case "auto":
 		b.loadMode = "batch"
@@ -217,7 +223,6 @@ func (b *bench) run(ctx context.Context) error {
 	default:
 		return fmt.Errorf("-ferryd-load %q: use auto, batch or inline", b.o.ferrydLoad)
 	}
-	var err error
 	if b.o.out, err = filepath.Abs(b.o.out); err != nil {
 		return err
 	}
@@ -251,7 +256,8 @@ func (b *bench) run(ctx context.Context) error {
 	for _, t := range tables {
 		res.Tables = append(res.Tables, tableResult{Routes: t.Routes})
 	}
-	if strings.Contains(b.o.duts, dutSource) {
+	duts := b.duts
+	if slices.ContainsFunc(duts, func(d dutSpec) bool { return d.kind == dutSource }) {
 		if g, err := b.ringCeiling(ctx, tables[0]); err != nil {
 			b.note("generator ceiling (net_ring loop) not measured: %v", firstLine(err.Error()))
 		} else {
@@ -262,50 +268,36 @@ func (b *bench) run(ctx context.Context) error {
 			b.log.Info("generator ceiling on a net_ring loop", zap.Any("mpps", res.Ceiling))
 		}
 	}
-	duts := strings.Split(b.o.duts, ",")
-	// Rounds alternate the order of the devices, so slow drifts in what
-	// else the machine does do not always hit the same one.
-	for round := 1; round <= b.o.rounds; round++ {
-		for ti, t := range tables {
-			tr := &res.Tables[ti]
-			for k := range duts {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				dut := strings.TrimSpace(duts[k])
-				if round%2 == 0 {
-					dut = strings.TrimSpace(duts[len(duts)-1-k])
-				}
-				b.log.Info("running", zap.Int("round", round), zap.String("table", t.name()), zap.String("dut", dut))
-				r := b.runDUT(ctx, t, dut, round, "")
-				if dut == dutFerryd && r.Error != "" && r.Load == "batch" && b.o.ferrydLoad == "auto" {
-					b.batchBroken = true
-					b.loadMode = "inline"
-					b.note("ferryctl -batch failed, ferryd gets its routes inline (routes: in the config) from here on: %s", firstLine(r.Error))
-					tr.Runs = append(tr.Runs, r)
-					r = b.runDUT(ctx, t, dut, round, "-inline")
-				}
-				tr.Runs = append(tr.Runs, r)
-				if dut != dutFerryd || r.Error != "" {
-					continue
-				}
+	for ti, t := range tables {
+		tr := &res.Tables[ti]
+		b.log.Info("running", zap.String("table", t.name()), zap.Strings("duts", labels(duts)), zap.Int("rounds", b.o.rounds))
+		if err := b.runTable(ctx, t, duts, tr); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			b.note("%s routes not measured: %s", t.name(), firstLine(err.Error()))
+			continue
+		}
+		var ferryd *dutRun
+		for _, r := range tr.Runs {
+			if r.DUT == dutFerryd && r.Error == "" {
 				tr.noteLoad(r)
-				if tr.loadCompared || b.batchBroken {
-					continue
-				}
-				// Once per table: the routes loaded the other way.
-				tr.loadCompared = true
-				other, err := b.compareLoad(ctx, t, r.Load == "batch")
-				if err != nil {
-					b.log.Warn("could not time ferryd's other way of loading routes", zap.Error(err))
-					b.note("ferryd with %s routes loaded the other way than %s: %v", t.name(), r.Load, firstLine(err.Error()))
-					continue
-				}
-				tr.noteLoad(other)
-				b.log.Info("ferryd route load", zap.Int("routes", t.Routes), zap.Float64("batch_ready_s", tr.FerrydBatchReadyS),
-					zap.Float64("batch_s", tr.FerrydBatchS), zap.Float64("inline_ready_s", tr.FerrydInlineReadyS))
+				ferryd = r
 			}
 		}
+		if ferryd == nil || b.batchBroken {
+			continue
+		}
+		// Once per table: the routes loaded the other way.
+		other, err := b.compareLoad(ctx, t, ferryd.Load == "batch")
+		if err != nil {
+			b.log.Warn("could not time ferryd's other way of loading routes", zap.Error(err))
+			b.note("ferryd with %s routes loaded the other way than %s: %v", t.name(), ferryd.Load, firstLine(err.Error()))
+			continue
+		}
+		tr.noteLoad(other)
+		b.log.Info("ferryd route load", zap.Int("routes", t.Routes), zap.Float64("batch_ready_s", tr.FerrydBatchReadyS),
+			zap.Float64("batch_s", tr.FerrydBatchS), zap.Float64("inline_ready_s", tr.FerrydInlineReadyS))
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -371,7 +363,7 @@ func (b *bench) buildL3fwd(ctx context.Context) error {
 		b.l3fwd = b.o.l3fwd
 		return nil
 	}
-	if !strings.Contains(b.o.duts, dutL3fwd) {
+	if !slices.ContainsFunc(b.duts, func(d dutSpec) bool { return d.kind == dutL3fwd && d.bin == "" }) {
 		return nil
 	}
 	script, err := filepath.Abs("bench/build-l3fwd.sh")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -99,6 +100,34 @@ func (p *proc) stop(grace time.Duration) error {
 		p.cmd.Process.Kill()
 		<-p.done
 		return fmt.Errorf("%s ignored SIGTERM for %s and was killed", p.name, grace)
+	}
+}
+
+// pause stops the process (SIGSTOP) and waits until it is stopped.
+func (p *proc) pause() error {
+	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		return fmt.Errorf("stop %s: %w", p.name, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid()))
+		if err != nil {
+			return fmt.Errorf("stop %s: %w", p.name, err)
+		}
+		if i := bytes.LastIndexByte(b, ')'); i > 0 && i+2 < len(b) && b[i+2] == 'T' {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not stop on SIGSTOP", p.name)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// cont continues a stopped process; nothing for one that runs.
+func (p *proc) cont() {
+	if p != nil && !p.exited() {
+		p.cmd.Process.Signal(syscall.SIGCONT)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -27,6 +29,7 @@ type results struct {
 	// The generator looped on one net_ring port: its own ceiling, Mpps.
 	Ceiling map[string]float64 `json:"generator_ceiling_mpps,omitempty"`
 	Rows    []row              `json:"rows"`
+	Others  []otherRow         `json:"other_builds,omitempty"`
 	Tables  []tableResult      `json:"tables"`
 	Notes   []string           `json:"notes,omitempty"`
 }
@@ -36,11 +39,17 @@ type tableResult struct {
 	// ferryd from start until ready to forward, with the routes loaded by
 	// ferryctl -batch after start (and the batch alone), or inline in the
 	// config; the best of the runs.
-	FerrydBatchReadyS  float64   `json:"ferryd_batch_ready_s,omitempty"`
-	FerrydBatchS       float64   `json:"ferryd_batch_s,omitempty"`
-	FerrydInlineReadyS float64   `json:"ferryd_inline_ready_s,omitempty"`
-	Runs               []*dutRun `json:"runs"`
-	loadCompared       bool
+	FerrydBatchReadyS  float64 `json:"ferryd_batch_ready_s,omitempty"`
+	FerrydBatchS       float64 `json:"ferryd_batch_s,omitempty"`
+	FerrydInlineReadyS float64 `json:"ferryd_inline_ready_s,omitempty"`
+	// The cache-line round trip between the two CPUs before and after
+	// the table's turns.
+	RTTBefore float64 `json:"core_rtt_before_ns"`
+	RTTAfter  float64 `json:"core_rtt_after_ns"`
+	// The generator's report: every turn of every device.
+	Generator json.RawMessage `json:"generator,omitempty"`
+	Runs      []*dutRun       `json:"runs"`
+	report    *genReport
 }
 
 // noteLoad keeps the fastest start of ferryd for each way of loading.
@@ -61,8 +70,10 @@ func (t *tableResult) noteLoad(r *dutRun) {
 }
 
 // row compares the devices on one table and traffic case. Rates are
-// frames per second received back by the generator over the window; all
-// devices ran one pipeline core, so they are also rates per core.
+// frames per second received back by the generator over a turn's window;
+// all devices ran one pipeline core, so they are also rates per core. A
+// device's rate is the median of its turns; a ratio is the median of the
+// ratios within each round, whose turns ran seconds apart.
 type row struct {
 	Routes        int       `json:"routes"`
 	Case          string    `json:"case"`
@@ -74,15 +85,30 @@ type row struct {
 	FerrydRan     float64   `json:"ferryd_cycles_per_pkt_ran"` // × the share of the window its thread ran
 	L3fwdRan      float64   `json:"l3fwd_cycles_per_pkt_ran"`
 	FerrydVsL3fwd float64   `json:"ferryd_vs_l3fwd"`
+	RatioLow      float64   `json:"ferryd_vs_l3fwd_low"` // lowest and highest round
+	RatioHigh     float64   `json:"ferryd_vs_l3fwd_high"`
 	FerrydVsSrc   float64   `json:"ferryd_vs_source"`
 	L3fwdVsSrc    float64   `json:"l3fwd_vs_source"`
-	FerrydLoss    float64   `json:"ferryd_loss"`
+	FerrydLoss    float64   `json:"ferryd_loss"` // the most of any turn
 	L3fwdLoss     float64   `json:"l3fwd_loss"`
 	MinShare      float64   `json:"min_cpu_share"` // least CPU any loop of the row got
-	CoreRTT       float64   `json:"core_rtt_ns"`   // slowest cache-line round trip around the row's runs
+	CoreRTT       float64   `json:"core_rtt_ns"`   // slowest cache-line round trip around the table's turns
 	SourceRounds  []float64 `json:"source_mpps_rounds"`
 	FerrydRounds  []float64 `json:"ferryd_mpps_rounds"`
 	L3fwdRounds   []float64 `json:"l3fwd_mpps_rounds"`
+	RatioRounds   []float64 `json:"ferryd_vs_l3fwd_rounds"`
+}
+
+// otherRow is another build (a -dut LABEL=BINARY) on one table and case,
+// against the main ones.
+type otherRow struct {
+	Routes   int       `json:"routes"`
+	Case     string    `json:"case"`
+	Label    string    `json:"label"`
+	Mpps     float64   `json:"mpps"`
+	Rounds   []float64 `json:"mpps_rounds"`
+	VsFerryd float64   `json:"vs_ferryd"` // medians of each round's ratio
+	VsL3fwd  float64   `json:"vs_l3fwd"`
 }
 
 func (o options) public() map[string]any {
@@ -118,110 +144,137 @@ func machineInfo() map[string]any {
 	return m
 }
 
-func caseOf(r *dutRun, name string) *genCase {
-	if r == nil || r.report == nil {
-		return nil
+// median of v (0 for none).
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
 	}
-	for i := range r.report.Cases {
-		if r.report.Cases[i].Case == name {
-			return &r.report.Cases[i]
-		}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
 	}
-	return nil
+	return (s[n/2-1] + s[n/2]) / 2
 }
 
-// bestOf returns the round in which dut forwarded the case fastest, and
-// every round's rate in Mpps.
-func bestOf(t tableResult, dut, name string) (*genCase, []float64, *dutRun) {
-	var best *genCase
-	var run *dutRun
-	var all []float64
-	for _, r := range t.Runs {
-		if r.DUT != dut {
-			continue
-		}
-		c := caseOf(r, name)
-		if c == nil {
-			continue
-		}
-		all = append(all, c.RxPPS/1e6)
-		if best == nil || c.RxPPS > best.RxPPS {
-			best, run = c, r
+// turnsOf are one case's turns on a table, by device and round.
+type turnsOf map[string]map[int]*genCase
+
+// rates returns dut's Mpps per round, in round order.
+func (ts turnsOf) rates(dut string, rounds []int) []float64 {
+	var out []float64
+	for _, r := range rounds {
+		if c := ts[dut][r]; c != nil && c.RxPPS > 0 {
+			out = append(out, c.RxPPS/1e6)
 		}
 	}
-	return best, all, run
+	return out
 }
 
-// compute fills the comparison rows from the runs: per device and case
-// the best round (the one least disturbed by anything else on the machine).
+// ratios returns a/b within each round both have a turn in.
+func (ts turnsOf) ratios(a, b string, rounds []int) []float64 {
+	var out []float64
+	for _, r := range rounds {
+		ca, cb := ts[a][r], ts[b][r]
+		if ca != nil && cb != nil && ca.RxPPS > 0 && cb.RxPPS > 0 {
+			out = append(out, ca.RxPPS/cb.RxPPS)
+		}
+	}
+	return out
+}
+
+// compute fills the comparison rows from the turns.
 func (res *results) compute() {
-	for _, t := range res.Tables {
-		var order []string
-		seen := map[string]bool{}
-		for _, r := range t.Runs {
-			if r.report == nil {
-				continue
-			}
-			if res.TSCHz == 0 {
-				res.TSCHz = r.report.TSCHz
-			}
-			for _, c := range r.report.Cases {
-				if !seen[c.Case] {
-					seen[c.Case] = true
-					order = append(order, c.Case)
-				}
-			}
+	for ti := range res.Tables {
+		t := &res.Tables[ti]
+		if t.report == nil {
+			continue
+		}
+		if res.TSCHz == 0 {
+			res.TSCHz = t.report.TSCHz
 		}
 		hz := float64(res.TSCHz)
+		var order []string
+		byCase := map[string]turnsOf{}
+		roundSet := map[int]bool{}
+		for i := range t.report.Cases {
+			c := &t.report.Cases[i]
+			ts := byCase[c.Case]
+			if ts == nil {
+				ts = turnsOf{}
+				byCase[c.Case] = ts
+				order = append(order, c.Case)
+			}
+			if ts[c.Label] == nil {
+				ts[c.Label] = map[int]*genCase{}
+			}
+			ts[c.Label][c.Round] = c
+			roundSet[c.Round] = true
+		}
+		var rounds []int
+		for r := range roundSet {
+			rounds = append(rounds, r)
+		}
+		sort.Ints(rounds)
 		for _, name := range order {
-			rw := row{Routes: t.Routes, Case: name, MinShare: 1}
-			share := func(c *genCase) {
-				if c.GenShare > 0 {
-					rw.MinShare = min(rw.MinShare, c.GenShare)
-				}
-				if c.DUT != nil {
-					rw.MinShare = min(rw.MinShare, c.DUT.CPUShare)
-				}
-			}
-			var c *genCase
-			var run *dutRun
-			rtt := func() {
-				if run != nil {
-					rw.CoreRTT = max(rw.CoreRTT, run.RTTBefore, run.RTTAfter)
+			ts := byCase[name]
+			rw := row{Routes: t.Routes, Case: name, MinShare: 1, CoreRTT: max(t.RTTBefore, t.RTTAfter)}
+			for _, byRound := range ts {
+				for _, c := range byRound {
+					if c.GenShare > 0 {
+						rw.MinShare = min(rw.MinShare, c.GenShare)
+					}
+					if c.DUT != nil {
+						rw.MinShare = min(rw.MinShare, c.DUT.CPUShare)
+					}
 				}
 			}
-			if c, rw.SourceRounds, run = bestOf(t, dutSource, name); c != nil {
-				rtt()
-				rw.SourceMpps = c.RxPPS / 1e6
-				share(c)
-			}
-			// dutFigures fills a device's rate, cycles per packet (also
-			// scaled by the CPU share it got) and loss from its best run.
-			dutFigures := func(dut string, rounds *[]float64, mpps, cycles, ran, loss *float64) {
-				if c, *rounds, run = bestOf(t, dut, name); c == nil || c.RxPPS <= 0 {
+			rw.SourceRounds = ts.rates(dutSource, rounds)
+			rw.SourceMpps = median(rw.SourceRounds)
+			// dutFigures fills a device's median rate, cycles per packet
+			// (also scaled by the median CPU share it got) and worst loss.
+			dutFigures := func(dut string, rates *[]float64, mpps, cycles, ran, loss *float64) {
+				*rates = ts.rates(dut, rounds)
+				if *mpps = median(*rates); *mpps == 0 {
 					return
 				}
-				rtt()
-				*mpps = c.RxPPS / 1e6
-				*cycles = hz / c.RxPPS
-				if c.DUT != nil {
-					*ran = *cycles * c.DUT.CPUShare
+				*cycles = hz / (*mpps * 1e6)
+				var shares []float64
+				for _, c := range ts[dut] {
+					if c.DUT != nil {
+						shares = append(shares, c.DUT.CPUShare)
+					}
+					*loss = max(*loss, c.LossRatio)
 				}
-				*loss = c.LossRatio
-				share(c)
+				if len(shares) > 0 {
+					*ran = *cycles * median(shares)
+				}
 			}
 			dutFigures(dutFerryd, &rw.FerrydRounds, &rw.FerrydMpps, &rw.FerrydCycles, &rw.FerrydRan, &rw.FerrydLoss)
 			dutFigures(dutL3fwd, &rw.L3fwdRounds, &rw.L3fwdMpps, &rw.L3fwdCycles, &rw.L3fwdRan, &rw.L3fwdLoss)
-			ratio := func(a, b float64) float64 {
-				if a == 0 || b == 0 {
-					return 0
-				}
-				return a / b
+			rw.RatioRounds = ts.ratios(dutFerryd, dutL3fwd, rounds)
+			rw.FerrydVsL3fwd = median(rw.RatioRounds)
+			if len(rw.RatioRounds) > 0 {
+				rw.RatioLow, rw.RatioHigh = slices.Min(rw.RatioRounds), slices.Max(rw.RatioRounds)
 			}
-			rw.FerrydVsL3fwd = ratio(rw.FerrydMpps, rw.L3fwdMpps)
-			rw.FerrydVsSrc = ratio(rw.FerrydMpps, rw.SourceMpps)
-			rw.L3fwdVsSrc = ratio(rw.L3fwdMpps, rw.SourceMpps)
+			rw.FerrydVsSrc = median(ts.ratios(dutFerryd, dutSource, rounds))
+			rw.L3fwdVsSrc = median(ts.ratios(dutL3fwd, dutSource, rounds))
 			res.Rows = append(res.Rows, rw)
+			var others []string
+			for label := range ts {
+				if label != dutSource && label != dutFerryd && label != dutL3fwd {
+					others = append(others, label)
+				}
+			}
+			sort.Strings(others)
+			for _, label := range others {
+				o := otherRow{Routes: t.Routes, Case: name, Label: label, Rounds: ts.rates(label, rounds)}
+				o.Mpps = median(o.Rounds)
+				o.VsFerryd = median(ts.ratios(label, dutFerryd, rounds))
+				o.VsL3fwd = median(ts.ratios(label, dutL3fwd, rounds))
+				res.Others = append(res.Others, o)
+			}
 		}
 	}
 }
@@ -238,9 +291,11 @@ func (res *results) text() string {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "ferry benchmark %s: Mpps per core (one pipeline core, net_memif, %s), TSC %.3f GHz\n",
 		res.Started, map[bool]string{true: "hugepages", false: "no hugepages"}[res.Hugepages], float64(res.TSCHz)/1e9)
-	fmt.Fprintf(&b, "cycles/pkt = TSC Hz / pps on the device core; 'src' is the source limit (the generator looped through a bare reflector);\n")
-	fmt.Fprintf(&b, "each cell is the best of %v rounds; 'min CPU share' is the least of its core any loop of the row got in that round;\n", res.Options["rounds"])
-	fmt.Fprintf(&b, "'core RTT' the slowest cache-line round trip between the two CPUs measured around those runs (best seen: %.0f ns)\n", res.BestRTT)
+	fmt.Fprintf(&b, "the devices take turns on the same core, each turn %v after %v of warm-up, the others stopped meanwhile;\n", res.Options["duration"], res.Options["warmup"])
+	fmt.Fprintf(&b, "a rate is the median of a device's %v turns; a ratio the median of the ratios within each round (whose turns\n", res.Options["rounds"])
+	fmt.Fprintf(&b, "ran seconds apart), 'range' its lowest and highest round; 'src' is the source limit (the generator looped through a\n")
+	fmt.Fprintf(&b, "bare reflector); cycles/pkt = TSC Hz / pps on the device core; 'min CPU share' the least of its core any loop of the row\n")
+	fmt.Fprintf(&b, "got in a turn; 'core RTT' the slower cache-line round trip between the two CPUs before and after the table (best seen: %.0f ns)\n", res.BestRTT)
 	if len(res.Ceiling) > 0 {
 		var cs []string
 		for _, k := range []string{"single@64", "uniform@64"} {
@@ -252,7 +307,7 @@ func (res *results) text() string {
 	}
 	b.WriteString("\n")
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "routes\ttraffic\tsource\tferryd\tl3fwd\tferryd/l3fwd\tferryd/src\tl3fwd/src\tferryd cyc/pkt\tl3fwd cyc/pkt\tmin CPU share\tcore RTT ns\t")
+	fmt.Fprintln(w, "routes\ttraffic\tsource\tferryd\tl3fwd\tferryd/l3fwd\trange\tferryd/src\tl3fwd/src\tferryd cyc/pkt\tl3fwd cyc/pkt\tmin CPU share\tcore RTT ns\t")
 	f := func(v float64, format string) string {
 		if v == 0 {
 			return "-"
@@ -260,12 +315,26 @@ func (res *results) text() string {
 		return fmt.Sprintf(format, v)
 	}
 	for _, r := range res.Rows {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\t\n", tableLabel(r.Routes), r.Case,
+		rng := "-"
+		if r.RatioHigh > 0 {
+			rng = fmt.Sprintf("%.2f-%.2f", r.RatioLow, r.RatioHigh)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\t\n", tableLabel(r.Routes), r.Case,
 			f(r.SourceMpps, "%.2f"), f(r.FerrydMpps, "%.2f"), f(r.L3fwdMpps, "%.2f"),
-			f(r.FerrydVsL3fwd, "%.2f"), f(r.FerrydVsSrc, "%.2f"), f(r.L3fwdVsSrc, "%.2f"),
+			f(r.FerrydVsL3fwd, "%.2f"), rng, f(r.FerrydVsSrc, "%.2f"), f(r.L3fwdVsSrc, "%.2f"),
 			f(r.FerrydCycles, "%.0f"), f(r.L3fwdCycles, "%.0f"), r.MinShare, f(r.CoreRTT, "%.0f"))
 	}
 	w.Flush()
+	if len(res.Others) > 0 {
+		b.WriteString("\nother builds, in the same turns:\n")
+		w = tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(w, "routes\ttraffic\tbuild\tMpps\tvs ferryd\tvs l3fwd\t")
+		for _, o := range res.Others {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t\n", tableLabel(o.Routes), o.Case, o.Label,
+				f(o.Mpps, "%.2f"), f(o.VsFerryd, "%.3f"), f(o.VsL3fwd, "%.2f"))
+		}
+		w.Flush()
+	}
 	for _, t := range res.Tables {
 		if t.FerrydBatchReadyS > 0 || t.FerrydInlineReadyS > 0 {
 			fmt.Fprintf(&b, "\nferryd start to ready with %s routes: %s with ferryctl -batch (the batch alone %s), %s with routes: in the config",
@@ -275,6 +344,9 @@ func (res *results) text() string {
 			if r.Error != "" {
 				fmt.Fprintf(&b, "\nFAILED %s on %s routes: %s", r.DUT, tableLabel(t.Routes), firstLine(r.Error))
 			}
+		}
+		if t.report == nil && len(t.Runs) > 0 {
+			fmt.Fprintf(&b, "\nno measurements on %s routes", tableLabel(t.Routes))
 		}
 	}
 	b.WriteString("\n")
@@ -305,6 +377,15 @@ func render(path string, log *zap.Logger) error {
 	var res results
 	if err := json.Unmarshal(b, &res); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
+	}
+	for i := range res.Tables {
+		if raw := res.Tables[i].Generator; len(raw) > 0 {
+			rep := &genReport{}
+			if err := json.Unmarshal(raw, rep); err != nil {
+				return fmt.Errorf("%s: generator report of table %d: %w", path, i, err)
+			}
+			res.Tables[i].report = rep
+		}
 	}
 	return res.write(filepath.Dir(path), log)
 }

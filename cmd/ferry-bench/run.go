@@ -22,14 +22,59 @@ const (
 	dutL3fwd  = "l3fwd"
 )
 
-// genReport is what ferry-pktgen --json prints (the fields used here).
-type genReport struct {
-	TSCHz uint64    `json:"tsc_hz"`
-	Cases []genCase `json:"cases"`
+// dutSpec is one device under test of -dut: a label, the kind of device
+// (the label up to its first '.') and, for another build of it, its binary.
+type dutSpec struct {
+	label, kind, bin string
 }
 
+// parseDUTs reads -dut: LABEL[=BINARY], comma separated, where LABEL is
+// source, ferryd or l3fwd, or one of them with a suffix (ferryd.new=/tmp/ferryd)
+// for another build measured in the same turns.
+func parseDUTs(spec string) ([]dutSpec, error) {
+	var out []dutSpec
+	seen := map[string]bool{}
+	for _, item := range strings.Split(spec, ",") {
+		label, bin, _ := strings.Cut(strings.TrimSpace(item), "=")
+		kind, _, _ := strings.Cut(label, ".")
+		switch {
+		case kind != dutSource && kind != dutFerryd && kind != dutL3fwd:
+			return nil, fmt.Errorf("-dut: %q is not source, ferryd or l3fwd (optionally .SUFFIX=BINARY)", item)
+		case seen[label]:
+			return nil, fmt.Errorf("-dut: %s twice", label)
+		case kind == dutSource && bin != "":
+			return nil, fmt.Errorf("-dut: %q: the source is the generator's own reflector", item)
+		case label != kind && bin == "":
+			return nil, fmt.Errorf("-dut: %q needs =BINARY: another build to compare", item)
+		}
+		if bin != "" {
+			abs, err := filepath.Abs(bin)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := os.Stat(abs); err != nil {
+				return nil, fmt.Errorf("-dut %s: %w", label, err)
+			}
+			bin = abs
+		}
+		seen[label] = true
+		out = append(out, dutSpec{label: label, kind: kind, bin: bin})
+	}
+	return out, nil
+}
+
+// genReport is what ferry-pktgen --json prints (the fields used here).
+type genReport struct {
+	TSCHz  uint64    `json:"tsc_hz"`
+	Rounds int       `json:"rounds"`
+	Cases  []genCase `json:"cases"`
+}
+
+// genCase is one turn: a traffic case measured on one device in one round.
 type genCase struct {
 	Case        string  `json:"case"`
+	Label       string  `json:"label"`
+	Round       int     `json:"round"`
 	Dist        string  `json:"dist"`
 	Flows       int     `json:"flows"`
 	Size        string  `json:"size"`
@@ -52,23 +97,20 @@ type genCase struct {
 	} `json:"dut_thread"`
 }
 
-// dutRun is one device under test driven through every traffic case on
-// one table.
+// dutRun is one device under test on one table: how it started, and what
+// it said about itself after its turns.
 type dutRun struct {
-	Routes    int                        `json:"routes"`
-	DUT       string                     `json:"dut"`
-	Round     int                        `json:"round"`
-	Cores     int                        `json:"cores"`
-	RTTBefore float64                    `json:"core_rtt_before_ns"` // cache-line round trip generator CPU <-> device CPU
-	RTTAfter  float64                    `json:"core_rtt_after_ns"`
-	Load      string                     `json:"route_load,omitempty"`   // ferryd: batch or inline
-	LoadS     float64                    `json:"route_load_s,omitempty"` // ferryd: ferryctl -batch of the table
-	StartS    float64                    `json:"start_s"`                // start until ready, routes included
-	Generator json.RawMessage            `json:"generator,omitempty"`
-	Counters  map[string]json.RawMessage `json:"dut_counters,omitempty"`
-	Error     string                     `json:"error,omitempty"`
-	LogDir    string                     `json:"log_dir"`
-	report    *genReport
+	Routes   int                        `json:"routes"`
+	DUT      string                     `json:"dut"`
+	Load     string                     `json:"route_load,omitempty"`   // ferryd: batch or inline
+	LoadS    float64                    `json:"route_load_s,omitempty"` // ferryd: ferryctl -batch of the table
+	StartS   float64                    `json:"start_s"`                // start until ready, routes included
+	Counters map[string]json.RawMessage `json:"dut_counters,omitempty"`
+	Error    string                     `json:"error,omitempty"`
+	LogDir   string                     `json:"log_dir"`
+	spec     dutSpec
+	proc     *proc
+	api      string // ferryd's control socket
 }
 
 // ealMem is the memory part of every EAL's arguments.
@@ -80,11 +122,12 @@ func (b *bench) ealMem(mb int) []string {
 	return []string{"--no-huge", "-m", strconv.Itoa(mb)}
 }
 
-// memifArgs are the --vdev arguments of the two memif ports.
-func memifArgs(role, sock0, sock1, mac0, mac1 string) []string {
+// memifPair is the --vdev arguments of one device's two memif ports, as
+// net_memif<first> and net_memif<first+1>.
+func memifPair(first int, role, sock0, sock1, mac0, mac1 string) []string {
 	return []string{
-		"--vdev", fmt.Sprintf("net_memif0,role=%s,id=0,socket=%s,socket-abstract=no,mac=%s", role, sock0, mac0),
-		"--vdev", fmt.Sprintf("net_memif1,role=%s,id=0,socket=%s,socket-abstract=no,mac=%s", role, sock1, mac1),
+		"--vdev", fmt.Sprintf("net_memif%d,role=%s,id=0,socket=%s,socket-abstract=no,mac=%s", first, role, sock0, mac0),
+		"--vdev", fmt.Sprintf("net_memif%d,role=%s,id=0,socket=%s,socket-abstract=no,mac=%s", first+1, role, sock1, mac1),
 	}
 }
 
@@ -94,60 +137,77 @@ func (b *bench) prefix(what string) string {
 	return p
 }
 
-// runDUT measures one device under test on one table: generator (memif
-// server) first, then the device (memif client), then the start signal;
-// at the end the device goes first, since a memif peer that disconnects
-// under a polling one crashes it.
-func (b *bench) runDUT(ctx context.Context, t *routeTable, dut string, round int, suffix string) *dutRun {
-	tag := fmt.Sprintf("%s-%s-r%d%s", t.name(), dut, round, suffix)
-	r := &dutRun{Routes: t.Routes, DUT: dut, Round: round, Cores: 1, LogDir: filepath.Join(b.o.out, "logs", tag)}
-	r.RTTBefore = b.settle(ctx, tag)
-	if err := b.drive(ctx, t, dut, tag, r); err != nil {
-		r.Error = err.Error()
-		b.log.Error("run failed", zap.String("run", tag), zap.Error(err))
-	}
-	if rtt, err := b.probe(ctx); err == nil {
-		r.RTTAfter = rtt
-		if b.bestRTT == 0 || rtt < b.bestRTT {
-			b.bestRTT = rtt
+// runTable measures every device on one table. One generator serves them
+// all, each on its own pair of memif ports; the devices are started one
+// after the other on the same core and stopped once ready, and the
+// generator then gives each its turn per case and round (ferry-pktgen
+// --duts): whatever the host does to the two CPUs over minutes, devices
+// compared within a round ran seconds apart. A device that fails to start
+// is left out and the others are measured without it.
+func (b *bench) runTable(ctx context.Context, t *routeTable, duts []dutSpec, tr *tableResult) error {
+	for len(duts) > 0 {
+		failed, err := b.measureTable(ctx, t, duts, tr)
+		if err != nil || failed < 0 {
+			return err
 		}
+		b.note("%s left out on %s routes: %s", duts[failed].label, t.name(), firstLine(tr.Runs[len(tr.Runs)-1].Error))
+		duts = append(duts[:failed:failed], duts[failed+1:]...)
 	}
-	return r
+	return nil
 }
 
-func (b *bench) drive(ctx context.Context, t *routeTable, dut, tag string, r *dutRun) error {
+// measureTable is one attempt of runTable: it returns the index of a
+// device that failed to start (-1: none did).
+func (b *bench) measureTable(ctx context.Context, t *routeTable, duts []dutSpec, tr *tableResult) (int, error) {
+	tag := t.name()
+	attempt := len(tr.Runs)
+	if attempt > 0 {
+		tag = fmt.Sprintf("%s-try%d", tag, attempt+1)
+	}
+	tr.RTTBefore = b.settle(ctx, tag)
 	dir := filepath.Join(b.work, tag) // sockets: short paths
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+	logDir := filepath.Join(b.o.out, "logs", tag)
+	for _, d := range []string{dir, logDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return -1, err
+		}
 	}
-	if err := os.MkdirAll(r.LogDir, 0o755); err != nil {
-		return err
-	}
-	sock0, sock1 := filepath.Join(dir, "p0.sock"), filepath.Join(dir, "p1.sock")
+	sock := func(i, p int) string { return filepath.Join(dir, fmt.Sprintf("d%dp%d.sock", i, p)) }
 	startFile := filepath.Join(dir, "start")
 
 	genPrefix := b.prefix(tag + "-gen")
 	defer removeRuntimeDir(genPrefix)
-	eal := append([]string{"-l", strconv.Itoa(b.o.genCPU), "--no-pci", "--file-prefix", genPrefix}, b.ealMem(512)...)
-	eal = append(eal, memifArgs("server", sock0, sock1, genTxMAC, genRxMAC)...)
+	eal := append([]string{"-l", strconv.Itoa(b.o.genCPU), "--no-pci", "--file-prefix", genPrefix}, b.ealMem(256+256*len(duts))...)
+	for i := range duts {
+		eal = append(eal, memifPair(2*i, "server", sock(i, 0), sock(i, 1), genTxMAC, genRxMAC)...)
+	}
 	genArgs := []string{b.pktgen, "--eal", strings.Join(eal, " "), "--table", t.Batch, "--dst-mac", dutP0MAC,
 		"--src-ip", benchSrc, "--cases", b.o.cases, "--duration", b.o.duration.String(), "--warmup", b.o.warmup.String(),
-		"--cpu", strconv.Itoa(b.o.genCPU), "--json", "--start-file", startFile, "--label", dut,
+		"--cpu", strconv.Itoa(b.o.genCPU), "--json", "--start-file", startFile,
+		"--duts", strconv.Itoa(len(duts)), "--rounds", strconv.Itoa(b.o.rounds), "--label", strings.Join(labels(duts), ","),
 		"--retries", strconv.Itoa(b.o.retries), "--min-share", fmt.Sprint(b.o.minShare), "--seed", strconv.FormatInt(b.o.seed, 10),
 		"--linger", "30s", "--rest", b.o.rest.String()}
 	if b.o.debug {
 		genArgs = append(genArgs, "--debug")
 	}
-	gen, err := startProc("pktgen", r.LogDir, genArgs, true, b.o.boost, b.log)
+	gen, err := startProc("pktgen", logDir, genArgs, true, b.o.boost, b.log)
 	if err != nil {
-		return err
+		return -1, err
 	}
-	var dev *proc
+	runs := make([]*dutRun, len(duts))
 	measured := false
 	defer func() {
-		// Device first, then the generator (see above).
-		if err := dev.stop(20 * time.Second); err != nil && dev != nil {
-			b.log.Warn("device under test did not stop cleanly", zap.String("run", tag), zap.Error(err))
+		// Devices first, then the generator: a memif peer that
+		// disconnects under a polling one crashes it. A stopped device
+		// must be continued to act on SIGTERM.
+		for _, r := range runs {
+			if r == nil || r.proc == nil {
+				continue
+			}
+			r.proc.cont()
+			if err := r.proc.stop(20 * time.Second); err != nil {
+				b.log.Warn("device under test did not stop cleanly", zap.String("dut", r.DUT), zap.Error(err))
+			}
 		}
 		// A generator with results waits for the disconnect and exits by
 		// itself; one that never got to send is told to go.
@@ -156,44 +216,55 @@ func (b *bench) drive(ctx context.Context, t *routeTable, dut, tag string, r *du
 			stop = gen.stop
 		}
 		if err := stop(45 * time.Second); err != nil {
-			b.log.Warn("generator did not stop cleanly", zap.String("run", tag), zap.Error(err))
+			b.log.Warn("generator did not stop cleanly", zap.String("table", tag), zap.Error(err))
+		}
+		if rtt, err := b.probe(ctx); err == nil {
+			tr.RTTAfter = rtt
+			b.bestRTT = min(b.bestRTT, rtt)
 		}
 	}()
-	exists := func(p string) func() bool {
-		return func() bool { _, err := os.Stat(p); return err == nil }
-	}
-	if err := waitFor(ctx, gen, 60*time.Second, "the generator's memif sockets", func() bool { return exists(sock0)() && exists(sock1)() }); err != nil {
-		return err
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	if err := waitFor(ctx, gen, 60*time.Second, "the generator's memif sockets", func() bool {
+		for i := range duts {
+			if !exists(sock(i, 0)) || !exists(sock(i, 1)) {
+				return false
+			}
+		}
+		return true
+	}); err != nil {
+		return -1, err
 	}
 
-	t0 := time.Now()
-	switch dut {
-	case dutSource:
-		dev, err = b.startReflector(ctx, tag, sock0, sock1, r.LogDir)
-	case dutFerryd:
-		dev, err = b.startFerryd(ctx, t, tag, sock0, sock1, dir, r, b.loadMode == "inline")
-	case dutL3fwd:
-		dev, err = b.startL3fwd(ctx, t, tag, sock0, sock1, r.LogDir)
-	default:
-		err = fmt.Errorf("unknown device under test %q", dut)
+	var pids []string
+	for i, dut := range duts {
+		if ctx.Err() != nil {
+			return -1, ctx.Err()
+		}
+		r := &dutRun{Routes: t.Routes, DUT: dut.label, LogDir: filepath.Join(logDir, dut.label), spec: dut}
+		runs[i] = r
+		b.log.Info("starting", zap.String("table", t.name()), zap.String("dut", dut.label))
+		if err := b.startDUT(ctx, t, r, filepath.Join(dir, dut.label), sock(i, 0), sock(i, 1)); err != nil {
+			r.Error = err.Error()
+			b.log.Error("device under test failed to start", zap.String("dut", dut.label), zap.Error(err))
+			tr.Runs = append(tr.Runs, r)
+			return i, nil
+		}
+		b.log.Info("device ready", zap.String("dut", dut.label), zap.Int("pid", r.proc.pid()), zap.Float64("start_s", r.StartS), zap.Float64("route_load_s", r.LoadS))
+		// Stopped until its turn: the next device starts on a quiet core.
+		if err := r.proc.pause(); err != nil {
+			return -1, err
+		}
+		pids = append(pids, strconv.Itoa(r.proc.pid()))
 	}
-	if err != nil {
-		return err
-	}
-	r.StartS = time.Since(t0).Seconds()
-	b.log.Info("device ready", zap.String("run", tag), zap.Int("pid", dev.pid()), zap.Float64("start_s", r.StartS), zap.Float64("route_load_s", r.LoadS))
-
-	// The start file names the device's pid: the generator watches how
-	// much CPU its busiest thread gets.
 	tmp := startFile + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.Itoa(dev.pid())), 0o644); err != nil {
-		return err
+	if err := os.WriteFile(tmp, []byte(strings.Join(pids, "\n")+"\n"), 0o644); err != nil {
+		return -1, err
 	}
 	if err := os.Rename(tmp, startFile); err != nil {
-		return err
+		return -1, err
 	}
-	perCase := b.o.warmup + b.o.duration + b.o.rest
-	budget := time.Duration(b.ncases*(1+b.o.retries))*(perCase+time.Second) + 2*time.Minute
+	turn := b.o.warmup + b.o.duration
+	budget := time.Duration(b.ncases*b.o.rounds*len(duts)*(1+b.o.retries))*(turn+time.Second) + time.Duration(b.ncases)*b.o.rest + 2*time.Minute
 	var raw []byte
 	err = waitFor(ctx, gen, budget, "the generator's results", func() bool {
 		bs, err := os.ReadFile(gen.stdout)
@@ -204,27 +275,78 @@ func (b *bench) drive(ctx context.Context, t *routeTable, dut, tag string, r *du
 		return true
 	})
 	if err != nil {
-		return err
+		return -1, err
 	}
 	measured = true
-	r.Generator = json.RawMessage(bytes.TrimSpace(raw))
-	r.report = &genReport{}
-	if err := json.Unmarshal(raw, r.report); err != nil {
-		return fmt.Errorf("generator results: %w", err)
+	tr.Generator = json.RawMessage(bytes.TrimSpace(raw))
+	tr.report = &genReport{}
+	if err := json.Unmarshal(raw, tr.report); err != nil {
+		return -1, fmt.Errorf("generator results: %w", err)
 	}
-	if dut == dutFerryd {
-		r.Counters = b.ferryCounters(filepath.Join(dir, "ferry.sock"))
+	for _, r := range runs {
+		if r.spec.kind == dutFerryd {
+			r.Counters = b.ferryCounters(r.api)
+		}
+		if r.proc.exited() {
+			r.Error = fmt.Sprintf("device under test exited during the run (%v); its log ends:\n%s", r.proc.exitErr(), r.proc.tail(15))
+		}
+		tr.Runs = append(tr.Runs, r)
 	}
-	if dev.exited() {
-		return fmt.Errorf("device under test exited during the run (%v); its log ends:\n%s", dev.exitErr(), dev.tail(15))
+	return -1, nil
+}
+
+func labels(duts []dutSpec) []string {
+	var l []string
+	for _, d := range duts {
+		l = append(l, d.label)
 	}
-	return nil
+	return l
+}
+
+// startDUT starts one device on the generator's sockets and waits until it
+// is ready to forward. With -ferryd-load auto, a ferryd whose batch load
+// failed is started again with its routes inline.
+func (b *bench) startDUT(ctx context.Context, t *routeTable, r *dutRun, dir, sock0, sock1 string) error {
+	for _, d := range []string{dir, r.LogDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	// EAL file prefixes must not repeat: a runtime directory is removed
+	// only once its process has gone.
+	tag := filepath.Base(filepath.Dir(dir)) + "-" + r.DUT
+	t0 := time.Now()
+	var err error
+	switch r.spec.kind {
+	case dutSource:
+		r.proc, err = b.startReflector(ctx, tag, sock0, sock1, r.LogDir)
+	case dutFerryd:
+		r.proc, err = b.startFerryd(ctx, t, tag, sock0, sock1, dir, r, b.loadMode == "inline")
+		if err != nil && r.Load == "batch" && b.o.ferrydLoad == "auto" {
+			b.batchBroken = true
+			b.loadMode = "inline"
+			b.note("ferryctl -batch failed, ferryd gets its routes inline (routes: in the config) from here on: %s", firstLine(err.Error()))
+			r.proc.stop(20 * time.Second)
+			t0 = time.Now()
+			r.proc, err = b.startFerryd(ctx, t, tag+"-inline", sock0, sock1, dir, r, true)
+		}
+	case dutL3fwd:
+		bin := b.l3fwd
+		if r.spec.bin != "" {
+			bin = r.spec.bin
+		}
+		r.proc, err = b.startL3fwd(ctx, t, bin, tag, sock0, sock1, r.LogDir)
+	default:
+		err = fmt.Errorf("unknown device under test %q", r.DUT)
+	}
+	r.StartS = time.Since(t0).Seconds()
+	return err
 }
 
 func (b *bench) startReflector(ctx context.Context, tag, sock0, sock1, logDir string) (*proc, error) {
 	pfx := b.prefix(tag)
 	eal := append([]string{"-l", strconv.Itoa(b.o.dutCPU), "--no-pci", "--file-prefix", pfx}, b.ealMem(512)...)
-	eal = append(eal, memifArgs("client", sock0, sock1, dutP0MAC, dutP1MAC)...)
+	eal = append(eal, memifPair(0, "client", sock0, sock1, dutP0MAC, dutP1MAC)...)
 	argv := []string{b.pktgen, "--reflect", "--eal", strings.Join(eal, " "), "--rx-dev", "net_memif0", "--tx-dev", "net_memif1",
 		"--cpu", strconv.Itoa(b.o.dutCPU)}
 	p, err := startProc("reflector", logDir, argv, false, b.o.boost, b.log)
@@ -285,12 +407,17 @@ func (b *bench) ferrydConfig(path, prefix, api, sock0, sock1 string, t *routeTab
 func (b *bench) startFerryd(ctx context.Context, t *routeTable, tag, sock0, sock1, dir string, r *dutRun, inline bool) (*proc, error) {
 	pfx := b.prefix(tag)
 	api := filepath.Join(dir, "ferry.sock")
+	r.api = api
 	os.Remove(api)
 	cfg := filepath.Join(dir, "ferry.yaml")
 	if err := b.ferrydConfig(cfg, pfx, api, sock0, sock1, t, inline); err != nil {
 		return nil, err
 	}
-	p, err := startProc("ferryd", r.LogDir, []string{b.ferryd, "--config", cfg}, false, b.o.boost, b.log)
+	bin := b.ferryd
+	if r.spec.bin != "" {
+		bin = r.spec.bin
+	}
+	p, err := startProc("ferryd", r.LogDir, []string{bin, "--config", cfg}, false, b.o.boost, b.log)
 	if err != nil {
 		return nil, err
 	}
@@ -356,10 +483,10 @@ func (b *bench) ferryCounters(api string) map[string]json.RawMessage {
 	return out
 }
 
-func (b *bench) startL3fwd(ctx context.Context, t *routeTable, tag, sock0, sock1, logDir string) (*proc, error) {
+func (b *bench) startL3fwd(ctx context.Context, t *routeTable, bin, tag, sock0, sock1, logDir string) (*proc, error) {
 	pfx := b.prefix(tag)
-	argv := append([]string{b.l3fwd, "-l", strconv.Itoa(b.o.dutCPU), "--no-pci", "--file-prefix", pfx}, b.ealMem(2048)...)
-	argv = append(argv, memifArgs("client", sock0, sock1, dutP0MAC, dutP1MAC)...)
+	argv := append([]string{bin, "-l", strconv.Itoa(b.o.dutCPU), "--no-pci", "--file-prefix", pfx}, b.ealMem(2048)...)
+	argv = append(argv, memifPair(0, "client", sock0, sock1, dutP0MAC, dutP1MAC)...)
 	d := b.o.dutCPU
 	argv = append(argv, "--", "-p", "0x3", fmt.Sprintf("--config=(0,0,%d),(1,0,%d)", d, d),
 		"--lookup=fib", "--rule_ipv4="+t.L3fwd, "--rule_ipv6="+t.L3fwdV6,
@@ -379,7 +506,7 @@ func (b *bench) startL3fwd(ctx context.Context, t *routeTable, tag, sock0, sock1
 func (b *bench) compareLoad(ctx context.Context, t *routeTable, inline bool) (*dutRun, error) {
 	tag := t.name() + "-ferryd-load"
 	dir := filepath.Join(b.work, tag)
-	r := &dutRun{Routes: t.Routes, DUT: dutFerryd, LogDir: filepath.Join(b.o.out, "logs", tag)}
+	r := &dutRun{Routes: t.Routes, DUT: dutFerryd, LogDir: filepath.Join(b.o.out, "logs", tag), spec: dutSpec{label: dutFerryd, kind: dutFerryd}}
 	for _, d := range []string{dir, r.LogDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
@@ -389,7 +516,7 @@ func (b *bench) compareLoad(ctx context.Context, t *routeTable, inline bool) (*d
 	pfx := b.prefix(tag + "-srv")
 	defer removeRuntimeDir(pfx)
 	eal := append([]string{"-l", strconv.Itoa(b.o.genCPU), "--no-pci", "--file-prefix", pfx}, b.ealMem(256)...)
-	eal = append(eal, memifArgs("server", sock0, sock1, genTxMAC, genRxMAC)...)
+	eal = append(eal, memifPair(0, "server", sock0, sock1, genTxMAC, genRxMAC)...)
 	srv, err := startProc("server", r.LogDir, []string{b.pktgen, "--reflect", "--eal", strings.Join(eal, " "), "--cpu", strconv.Itoa(b.o.genCPU)}, false, 0, b.log)
 	if err != nil {
 		return nil, err
