@@ -29,7 +29,11 @@ type Config struct {
 	API       string   `yaml:"api"`
 	Hugepages string   `yaml:"hugepages"` // auto, on or off
 	Mbufs     int      `yaml:"mbufs"`
-	LogLevel  string   `yaml:"log_level"`
+	// RxBurst is how many packets a pipeline takes from each port's queue
+	// in one pass (the pass is processed as a whole): larger passes spread
+	// its fixed costs over more packets.
+	RxBurst  int    `yaml:"rx_burst"`
+	LogLevel string `yaml:"log_level"`
 	// GCPercent is the Go collector's target (GOGC); 0 means
 	// fib.DefaultGCPercent.
 	GCPercent int      `yaml:"gc_percent"`
@@ -100,12 +104,16 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Defaults for keys the file leaves out.
 const (
-	DefaultAPI    = "/run/ferry/ferry.sock"
-	DefaultMbufs  = 8191
-	DefaultMTU    = 1500
-	DefaultRxDesc = 1024
-	DefaultTxDesc = 1024
-	MaxPorts      = 16
+	DefaultAPI   = "/run/ferry/ferry.sock"
+	DefaultMbufs = 8191
+	// DefaultRxBurst and MaxRxBurst: a pass holds up to 512 packets over
+	// all ports (pipeline.RxMax); with many ports each gets a fair share.
+	DefaultRxBurst = 256
+	MaxRxBurst     = 512
+	DefaultMTU     = 1500
+	DefaultRxDesc  = 1024
+	DefaultTxDesc  = 1024
+	MaxPorts       = 16
 )
 
 // Load reads and checks a config file.
@@ -199,6 +207,12 @@ func (c *Config) check(file string) error {
 	}
 	if c.Mbufs < 1024 {
 		return c.Errorf(file, "mbufs", "%d buffers is too few (at least 1024)", c.Mbufs)
+	}
+	if c.RxBurst == 0 {
+		c.RxBurst = DefaultRxBurst
+	}
+	if c.RxBurst < 1 || c.RxBurst > MaxRxBurst {
+		return c.Errorf(file, "rx_burst", "%d out of range 1-%d", c.RxBurst, MaxRxBurst)
 	}
 	switch c.Hugepages {
 	case "":

@@ -27,7 +27,7 @@ func TestParseGoodConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Ports) != 2 || c.Ports[1].Name != "port1" || c.Ports[0].MTU != DefaultMTU || c.Hugepages != "auto" || c.Mbufs != DefaultMbufs {
+	if len(c.Ports) != 2 || c.Ports[1].Name != "port1" || c.Ports[0].MTU != DefaultMTU || c.Hugepages != "auto" || c.Mbufs != DefaultMbufs || c.RxBurst != DefaultRxBurst {
 		t.Fatalf("unexpected config %+v", c)
 	}
 	f, err := BuildFIB(c, "good.yaml", &cache.GenID{})
@@ -64,6 +64,7 @@ func TestBadConfigNamesFieldAndLine(t *testing.T) {
 		{"hugepages", "cores: [1]", "cores: [1]\nhugepages: maybe", 3},
 		{"hash policy", "cores: [1]", "cores: [1]\nfib_multipath_hash_policy: 2", 3},
 		{"gc percent", "cores: [1]", "cores: [1]\ngc_percent: 10", 3},
+		{"rx burst", "cores: [1]", "cores: [1]\nrx_burst: 1000", 3},
 		{"missing dev", `    dev: "net_tap1,iface=ftap1"` + "\n", "", 8},
 	}
 	for _, c := range cases {

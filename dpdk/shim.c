@@ -152,7 +152,7 @@ uint32_t fy_rx(struct fy_ws *ws)
 	ws->polls++;
 	for (uint16_t p = 0; p < ws->nports; p++) {
 		struct rte_mbuf **pk = &ws->rx_ref[n];
-		uint16_t got = rte_eth_rx_burst(ws->port_ids[p], ws->queue, pk, FY_BURST);
+		uint16_t got = rte_eth_rx_burst(ws->port_ids[p], ws->queue, pk, ws->rx_burst);
 		for (uint16_t i = 0; i < got; i++) {
 			struct rte_mbuf *m = pk[i];
 			if (unlikely(m->nb_segs != 1)) {

@@ -6,9 +6,9 @@
 #include <stdint.h>
 
 #define FY_MAX_PORTS 16
-#define FY_BURST 32
-#define FY_RX_MAX (FY_MAX_PORTS * FY_BURST)
-#define FY_TX_MAX 256
+#define FY_BURST 32   /* spare buffers handed to Go at a time */
+#define FY_RX_MAX 512 /* packets received per pass, over all ports */
+#define FY_TX_MAX 512 /* packets sent per pass and port: a pass's worth */
 #define FY_FREE_MAX 1024
 
 struct rte_mempool;
@@ -19,6 +19,7 @@ struct rte_mbuf;
 struct fy_ws {
 	uint16_t nports;
 	uint16_t queue;
+	uint16_t rx_burst; /* per port and pass: nports * rx_burst <= FY_RX_MAX */
 	uint16_t port_ids[FY_MAX_PORTS];
 
 	uint32_t nrx;
@@ -72,7 +73,8 @@ int fy_port_stats(uint16_t port, struct fy_port_stats *st);
 struct fy_ws *fy_ws_new(void);
 void fy_ws_free(struct fy_ws *ws);
 
-/* Polls every port's queue ws->queue once; fills rx_*. */
+/* Polls every port's queue ws->queue once, for up to rx_burst packets
+ * each; fills rx_*. */
 uint32_t fy_rx(struct fy_ws *ws);
 /* Sends every port's tx list, frees what the PMD refused and everything in
  * free_ref; clears the lists. Returns packets sent. */

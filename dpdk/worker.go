@@ -28,11 +28,19 @@ type Worker struct {
 	running bool
 }
 
+// RxPassMax is how many packets one pass receives at most, over all ports.
+const RxPassMax = C.FY_RX_MAX
+
 // NewWorker prepares the C workspace for queue q on ports and wires the
-// pipeline's views over it.
-func NewWorker(cpu, q int, ports []Port, pool *Pool) (*Worker, error) {
-	if len(ports) > MaxPorts {
-		return nil, fmt.Errorf("worker: %d ports, at most %d", len(ports), MaxPorts)
+// pipeline's views over it. Each pass takes up to rxBurst packets from
+// every port, fewer where the ports together would exceed RxPassMax (see
+// RxBurst).
+func NewWorker(cpu, q int, ports []Port, pool *Pool, rxBurst int) (*Worker, error) {
+	if len(ports) > MaxPorts || len(ports) == 0 {
+		return nil, fmt.Errorf("worker: %d ports, 1 to %d", len(ports), MaxPorts)
+	}
+	if rxBurst < 1 {
+		return nil, fmt.Errorf("worker: receive burst %d", rxBurst)
 	}
 	ws := C.fy_ws_new()
 	if ws == nil {
@@ -40,6 +48,7 @@ func NewWorker(cpu, q int, ports []Port, pool *Pool) (*Worker, error) {
 	}
 	ws.nports = C.uint16_t(len(ports))
 	ws.queue = C.uint16_t(q)
+	ws.rx_burst = C.uint16_t(RxBurst(rxBurst, len(ports)))
 	for i, p := range ports {
 		ws.port_ids[i] = C.uint16_t(p.ID)
 	}
@@ -66,6 +75,12 @@ func NewWorker(cpu, q int, ports []Port, pool *Pool) (*Worker, error) {
 	io.AllocCap = unsafe.Slice((*uint16)(unsafe.Pointer(&ws.alloc_cap[0])), C.FY_BURST)
 	io.Refill = func(n int) { C.fy_alloc(ws, pool.p, C.uint32_t(n)) }
 	return w, nil
+}
+
+// RxBurst is the receive burst per port a pass of nports ports uses for a
+// wanted one: what the pass's lists hold, shared out evenly.
+func RxBurst(want, nports int) int {
+	return max(1, min(want, RxPassMax/max(nports, 1)))
 }
 
 // Processor is the per-core packet path the worker drives.

@@ -2,12 +2,12 @@ package pipeline
 
 import "unsafe"
 
-// MaxPorts and the burst sizes match the data plane's shim.
+// MaxPorts and the list sizes match the data plane's shim.
 const (
 	MaxPorts  = 16
-	BurstSize = 32
-	RxMax     = MaxPorts * BurstSize
-	TxMax     = 256
+	BurstSize = 32  // spare buffers refilled at a time
+	RxMax     = 512 // packets received in a pass, over all ports
+	TxMax     = 512 // packets sent in a pass, per port: all of a pass may leave by one
 	FreeMax   = 1024
 )
 

@@ -100,6 +100,29 @@ func TestForward(t *testing.T) {
 	}
 }
 
+// A pass as large as the lists hold, all to one port, leaves whole and in
+// order: the transmit list takes a pass's worth.
+func TestFullPassToOnePort(t *testing.T) {
+	h := newHarness(t)
+	h.permanent(1, ipB, macB)
+	in := make([]sent, RxMax)
+	for i := range in {
+		in[i] = sent{0, echoRequest(macR0, macA, ipA, ip4(203, 0, 113, byte(i)), 64, uint16(i))}
+	}
+	out := h.burst(in...)
+	if len(out) != RxMax {
+		t.Fatalf("%d of %d frames sent (tx_full drops: %d)", len(out), RxMax, h.counter(DropTxFull))
+	}
+	for i, o := range out {
+		if o.port != 1 || be.Uint32(ipOf(o.frame)[ipDst:]) != ip4(203, 0, 113, byte(i)) {
+			t.Fatalf("frame %d: port %d, to %s", i, o.port, IPString(be.Uint32(ipOf(o.frame)[ipDst:])))
+		}
+	}
+	if h.held() != 0 {
+		t.Fatalf("%d buffers held", h.held())
+	}
+}
+
 // withOptions returns a copy of an IPv4 frame with four NOP option bytes
 // after its header.
 func withOptions(f []byte) []byte {

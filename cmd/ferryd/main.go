@@ -331,8 +331,11 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 		<-nmDone
 	}()
 
+	if b := dpdk.RxBurst(cfg.RxBurst, len(dp.ports)); b != cfg.RxBurst {
+		log.Info("receive burst shared out over the ports", zap.Int("rx_burst", cfg.RxBurst), zap.Int("per_port", b), zap.Int("ports", len(dp.ports)))
+	}
 	for q, cpu := range cfg.Cores {
-		w, err := dpdk.NewWorker(cpu, q, dp.ports, pool)
+		w, err := dpdk.NewWorker(cpu, q, dp.ports, pool, cfg.RxBurst)
 		if err != nil {
 			return err
 		}
