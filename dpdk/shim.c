@@ -151,7 +151,7 @@ uint32_t fy_rx(struct fy_ws *ws)
 	uint32_t n = 0;
 	ws->polls++;
 	for (uint16_t p = 0; p < ws->nports; p++) {
-		struct rte_mbuf **pk = &ws->rx_ref[n];
+		struct rte_mbuf **pk = ws->rx_mbufs;
 		uint16_t got = rte_eth_rx_burst(ws->port_ids[p], ws->queue, pk, ws->rx_burst);
 		for (uint16_t i = 0; i < got; i++) {
 			struct rte_mbuf *m = pk[i];
@@ -161,12 +161,12 @@ uint32_t fy_rx(struct fy_ws *ws)
 				ws->rx_segs_dropped++;
 				continue;
 			}
-			ws->rx_ref[n] = m;
-			ws->rx_data[n] = rte_pktmbuf_mtod(m, void *);
-			ws->rx_len[n] = m->data_len;
-			ws->rx_cap[n] = m->buf_len - m->data_off;
-			ws->rx_port[n] = p;
-			n++;
+			struct fy_rxpkt *r = &ws->rx[n++];
+			r->ref = m;
+			r->data = rte_pktmbuf_mtod(m, void *);
+			r->len = m->data_len;
+			r->cap = m->buf_len - m->data_off;
+			r->port = p;
 		}
 		ws->rx_pkts[p] += got;
 	}

@@ -14,6 +14,19 @@
 struct rte_mempool;
 struct rte_mbuf;
 
+/* A received packet, laid out as pipeline.RxPkt: the shim fills the buffer
+ * fields, the pipeline's receive stage the header fields, in place. */
+struct fy_rxpkt {
+	struct rte_mbuf *ref;
+	void *data;
+	uint32_t dst, src; /* host order */
+	uint16_t len;      /* data_len */
+	uint16_t cap;      /* room from data */
+	uint16_t port;     /* index into port_ids */
+	uint8_t tos;
+	uint8_t pad;
+};
+
 /* One per pipeline core, allocated in C memory so Go can view it without
  * cgo pointer checks. Go reads rx_*, writes tx_* and free_*. */
 struct fy_ws {
@@ -23,11 +36,8 @@ struct fy_ws {
 	uint16_t port_ids[FY_MAX_PORTS];
 
 	uint32_t nrx;
-	struct rte_mbuf *rx_ref[FY_RX_MAX];
-	void *rx_data[FY_RX_MAX];
-	uint16_t rx_len[FY_RX_MAX];
-	uint16_t rx_cap[FY_RX_MAX];
-	uint16_t rx_port[FY_RX_MAX]; /* index into port_ids */
+	struct fy_rxpkt rx[FY_RX_MAX];
+	struct rte_mbuf *rx_mbufs[FY_RX_MAX]; /* one port's burst, as received */
 	uint16_t rx_segs_dropped;
 
 	uint16_t tx_n[FY_MAX_PORTS];
@@ -74,7 +84,7 @@ struct fy_ws *fy_ws_new(void);
 void fy_ws_free(struct fy_ws *ws);
 
 /* Polls every port's queue ws->queue once, for up to rx_burst packets
- * each; fills rx_*. */
+ * each; fills rx[0..nrx). */
 uint32_t fy_rx(struct fy_ws *ws);
 /* Sends every port's tx list, frees what the PMD refused and everything in
  * free_ref; clears the lists. Returns packets sent. */

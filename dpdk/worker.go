@@ -1,7 +1,15 @@
 package dpdk
 
 /*
+#include <stddef.h>
 #include "shim.h"
+
+enum {
+	offsetof_fy_rxpkt_dst = offsetof(struct fy_rxpkt, dst),
+	offsetof_fy_rxpkt_len = offsetof(struct fy_rxpkt, len),
+	offsetof_fy_rxpkt_port = offsetof(struct fy_rxpkt, port),
+	offsetof_fy_rxpkt_tos = offsetof(struct fy_rxpkt, tos),
+};
 */
 import "C"
 
@@ -27,6 +35,13 @@ type Worker struct {
 	done    chan error
 	running bool
 }
+
+// The shim's received packets are the pipeline's RxPkt.
+var _ = [1]struct{}{}[unsafe.Sizeof(pipeline.RxPkt{})-C.sizeof_struct_fy_rxpkt]
+var _ = [1]struct{}{}[unsafe.Offsetof(pipeline.RxPkt{}.Dst)-C.offsetof_fy_rxpkt_dst]
+var _ = [1]struct{}{}[unsafe.Offsetof(pipeline.RxPkt{}.Len)-C.offsetof_fy_rxpkt_len]
+var _ = [1]struct{}{}[unsafe.Offsetof(pipeline.RxPkt{}.Port)-C.offsetof_fy_rxpkt_port]
+var _ = [1]struct{}{}[unsafe.Offsetof(pipeline.RxPkt{}.TOS)-C.offsetof_fy_rxpkt_tos]
 
 // RxPassMax is how many packets one pass receives at most, over all ports.
 const RxPassMax = C.FY_RX_MAX
@@ -55,11 +70,7 @@ func NewWorker(cpu, q int, ports []Port, pool *Pool, rxBurst int) (*Worker, erro
 	w := &Worker{CPU: cpu, Queue: q, ws: ws, pool: pool, done: make(chan error, 1)}
 	io := &w.IO
 	io.RxN = (*uint32)(unsafe.Pointer(&ws.nrx))
-	io.RxRef = unsafe.Slice((*unsafe.Pointer)(unsafe.Pointer(&ws.rx_ref[0])), C.FY_RX_MAX)
-	io.RxData = unsafe.Slice((*unsafe.Pointer)(unsafe.Pointer(&ws.rx_data[0])), C.FY_RX_MAX)
-	io.RxLen = unsafe.Slice((*uint16)(unsafe.Pointer(&ws.rx_len[0])), C.FY_RX_MAX)
-	io.RxCap = unsafe.Slice((*uint16)(unsafe.Pointer(&ws.rx_cap[0])), C.FY_RX_MAX)
-	io.RxPort = unsafe.Slice((*uint16)(unsafe.Pointer(&ws.rx_port[0])), C.FY_RX_MAX)
+	io.Rx = unsafe.Slice((*pipeline.RxPkt)(unsafe.Pointer(&ws.rx[0])), C.FY_RX_MAX)
 	io.TxN = unsafe.Slice((*uint16)(unsafe.Pointer(&ws.tx_n[0])), len(ports))
 	io.TxRef = make([][]unsafe.Pointer, len(ports))
 	io.TxLen = make([][]uint16, len(ports))

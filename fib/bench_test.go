@@ -167,7 +167,7 @@ func BenchmarkFastLPMBulk900kRandom(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i += bulkN {
 		o := i & (len(addrs) - 1)
-		fs.lpmBulk(addrs[o:o+bulkN], &vals)
+		fs.lpmBulk(addrs[o:o+bulkN], vals[:])
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Mlookups/s")
 }

@@ -791,12 +791,12 @@ const bulkN = 32
 // one level are independent, so their cache misses overlap. No branch
 // depends on a load that may miss: a mispredicted one would discard the
 // loads issued after it and serialize the misses again.
-func (fs *fsnap) lpmBulk(dsts []uint32, out *[bulkN]uint16) {
+func (fs *fsnap) lpmBulk(dsts []uint32, out []uint16) {
 	n := len(dsts)
 	if n > bulkN {
 		n = bulkN
 	}
-	dsts = dsts[:n]
+	dsts, out = dsts[:n], out[:n]
 	// Offsets in the arenas come from the structure itself, which the
 	// writers build within the arenas' capacity: the walk indexes them
 	// through base pointers, without bounds checks.
@@ -875,30 +875,101 @@ func (f *FIB) LookupBulk(keys []Key, res []Result) {
 	}
 }
 
-// LookupInputAddrs is the forwarding path's first try at a burst's input
-// lookups (no output port, no mark), given as destination and source
-// addresses: out[i] is the shared, read-only Result the merged structure
-// answers for dsts[i] (as LookupBulkRefs gives), or nil where a full key
-// is needed (LookupBulkRefs): custom rules, special addresses, multipath
-// routes (their hash) and what the structure leaves to the rule walk. No
-// key is built for the usual packet. Lock-free, no allocation.
-func (f *FIB) LookupInputAddrs(dsts, srcs []uint32, out []*Result) {
-	out, srcs = out[:len(dsts)], srcs[:len(dsts)]
-	if f.custom.Load() {
-		clear(out)
+// InputView is one published state of the lookup structures, for a pass
+// of input lookups (no output port, no mark) that goes by address first:
+// Vals walks the merged structure for the destinations, then Result gives
+// each one's shared Result where the value alone answers, and Lookup the
+// rest with full keys. Taken once a pass, so that every value is read
+// against the snapshot it came from. Lock-free, no allocation.
+type InputView struct {
+	fs     *fsnap
+	custom bool
+	f      *FIB
+}
+
+// InputView pins the current state.
+func (f *FIB) InputView() InputView {
+	return InputView{custom: f.custom.Load(), fs: f.fast.Load(), f: f}
+}
+
+// Vals puts in vals[i] the merged structure's value for dsts[i] (vals at
+// least as long), bulkN at a time so that their cache misses overlap.
+// With custom rules there is none to find: Result then answers nothing.
+func (v *InputView) Vals(dsts []uint32, vals []uint16) {
+	if v.custom {
 		return
 	}
-	fs := f.fast.Load()
+	vals = vals[:len(dsts)]
+	for off := 0; off < len(dsts); off += bulkN {
+		end := min(off+bulkN, len(dsts))
+		v.fs.lpmBulk(dsts[off:end], vals[off:end])
+	}
+}
+
+// Val is Vals for one destination.
+func (v *InputView) Val(dst uint32) uint16 {
+	if v.custom {
+		return valSlow
+	}
+	return v.fs.lpm(dst)
+}
+
+// Result is the shared, read-only Result for a destination whose Vals
+// value is val, or nil where a full key is needed (Lookup): custom rules,
+// special addresses, multipath routes (their hash) and what the structure
+// leaves to the rule walk.
+func (v *InputView) Result(val uint16, dst, src uint32) *Result {
+	if Special(dst, src) {
+		return nil
+	}
+	return v.Shared(val)
+}
+
+// Shared is the Result that Result gives for val to every address that is
+// not Special, or nil: one Result for all of them.
+func (v *InputView) Shared(val uint16) *Result {
+	if v.custom || val == valSlow || v.fs.ans[val].flags != 0 {
+		return nil
+	}
+	return &v.fs.inRes[val]
+}
+
+// Special reports whether an input lookup from src to dst may be answered
+// apart from the tables (broadcast, martians, multicast and the like).
+func Special(dst, src uint32) bool { return addrsMaybeSpecial(dst, src) }
+
+// Lookup is the input lookup of k, whose destination's Vals value is val
+// (ignored with custom rules): a shared Result or spill, filled.
+func (v *InputView) Lookup(k *Key, val uint16, spill *Result) *Result {
+	f := v.f
+	if v.custom {
+		f.Lookup(k, spill)
+		return spill
+	}
+	if inputMaybeSpecial(k) && inputSpecial(k, f.portSnap.Load(), spill) {
+		return spill
+	}
+	if val != valSlow {
+		if j, ok := v.fs.ansAt(uint32(val), k); ok {
+			return &v.fs.inRes[j]
+		}
+	}
+	f.lookupWalk(k, spill)
+	return spill
+}
+
+// LookupInputAddrs is the forwarding path's first try at input lookups,
+// given as destination and source addresses: out[i] is InputView.Result
+// for dsts[i], nil where a full key is needed.
+func (f *FIB) LookupInputAddrs(dsts, srcs []uint32, out []*Result) {
+	out, srcs = out[:len(dsts)], srcs[:len(dsts)]
+	v := f.InputView()
 	var vals [bulkN]uint16
 	for off := 0; off < len(dsts); off += bulkN {
 		ds := dsts[off:min(off+bulkN, len(dsts))]
-		os, ss := out[off:off+len(ds)], srcs[off:off+len(ds)]
-		fs.lpmBulk(ds, &vals)
+		v.Vals(ds, vals[:len(ds)])
 		for i, d := range ds {
-			os[i] = nil
-			if v := vals[i]; v != valSlow && !addrsMaybeSpecial(d, ss[i]) && fs.ans[v].flags == 0 {
-				os[i] = &fs.inRes[v]
-			}
+			out[off+i] = v.Result(vals[i], d, srcs[off+i])
 		}
 	}
 }
@@ -909,40 +980,17 @@ func (f *FIB) LookupInputAddrs(dsts, srcs []uint32, out []*Result) {
 // as long as keys). Lock-free, no allocation.
 func (f *FIB) LookupBulkRefs(keys []Key, out []*Result, spill []Result) {
 	out, spill = out[:len(keys)], spill[:len(keys)]
-	if f.custom.Load() {
-		for i := range keys {
-			f.Lookup(&keys[i], &spill[i])
-			out[i] = &spill[i]
-		}
-		return
-	}
-	fs := f.fast.Load()
+	v := f.InputView()
 	var dsts [bulkN]uint32
 	var vals [bulkN]uint16
 	for off := 0; off < len(keys); off += bulkN {
-		ks := keys[off:]
-		if len(ks) > bulkN {
-			ks = ks[:bulkN]
-		}
-		os, ss := out[off:off+len(ks)], spill[off:off+len(ks)]
+		ks := keys[off:min(off+bulkN, len(keys))]
 		for i := range ks {
 			dsts[i] = ks[i].Dst
 		}
-		fs.lpmBulk(dsts[:len(ks)], &vals)
+		v.Vals(dsts[:len(ks)], vals[:len(ks)])
 		for i := range ks {
-			k := &ks[i]
-			if inputMaybeSpecial(k) && inputSpecial(k, f.portSnap.Load(), &ss[i]) {
-				os[i] = &ss[i]
-				continue
-			}
-			if v := vals[i]; v != valSlow {
-				if j, ok := fs.ansAt(uint32(v), k); ok {
-					os[i] = &fs.inRes[j]
-					continue
-				}
-			}
-			f.lookupWalk(k, &ss[i])
-			os[i] = &ss[i]
+			out[off+i] = v.Lookup(&ks[i], vals[i], &spill[off+i])
 		}
 	}
 }

@@ -88,7 +88,7 @@ func check(t testing.TB, f *FIB, rf *ref, a uint32) {
 		want0 = f.fw.valueOf(l.routes[0])
 	}
 	var vals [bulkN]uint16
-	fs.lpmBulk([]uint32{a ^ 0x01000000, a, a ^ 0x80}, &vals)
+	fs.lpmBulk([]uint32{a ^ 0x01000000, a, a ^ 0x80}, vals[:])
 	for _, v := range []uint16{fs.lpm(a), vals[1]} {
 		if v != want0 {
 			t.Fatalf("merged lookup %s: answer %d, want %d (%v %s)", ipStr(a), v, want0, wok, want)
@@ -168,7 +168,7 @@ func verifyAll(t testing.TB, f *FIB, rf *ref, rng *rand.Rand, lookups int) {
 		for j := range as {
 			as[j] = overlapAddr(rng)
 		}
-		fs.lpmBulk(as[:], &vals)
+		fs.lpmBulk(as[:], vals[:])
 		for j, a := range as {
 			if vals[j] != fs.lpm(a) {
 				t.Fatalf("bulk lookup %s: %v, single %v", ipStr(a), vals[j], fs.lpm(a))

@@ -1,14 +1,15 @@
 package pipeline
 
 import (
+	"unsafe"
+
 	"ferry/cache/neigh"
 	"ferry/fib"
 )
 
 // arpInput handles one ARP frame: it tells the neighbour owner what it
 // learned and answers requests for our addresses in place.
-func (p *Pipeline) arpInput(i int, fr []byte, port int) {
-	ref := p.io.RxRef[i]
+func (p *Pipeline) arpInput(ref unsafe.Pointer, fr []byte, port int) {
 	p.ctr.local[ARPIn]++
 	if len(fr) < EthHdrLen+ArpLen {
 		p.drop(ref, DropARPBad)

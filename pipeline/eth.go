@@ -5,17 +5,21 @@ import (
 	"unsafe"
 )
 
-// rcvPkt is a valid IPv4 packet of the burst: its buffer and the header
-// fields routing reads, taken once while the header is being checked.
-type rcvPkt struct {
-	ref  unsafe.Pointer
-	data unsafe.Pointer // the frame's first byte
-	dst  uint32
-	src  uint32
-	len  uint16 // frame length, Ethernet padding trimmed
-	cap  uint16 // buffer room from data
-	port uint16 // input port
-	tos  uint8
+// RxPkt is a received packet as the data plane hands it in and the
+// receive stage completes it, in place: the data plane fills the buffer's
+// fields, the receive stage, for a valid IPv4 packet, the header fields
+// routing reads, taken once while the header is checked. It is laid out
+// as the shim's struct fy_rxpkt.
+type RxPkt struct {
+	Ref  unsafe.Pointer // opaque buffer handle
+	Data unsafe.Pointer // the frame's first byte
+	Dst  uint32         // host order
+	Src  uint32
+	Len  uint16 // frame length; once valid, Ethernet padding trimmed
+	Cap  uint16 // buffer room from Data
+	Port uint16 // input port
+	TOS  uint8
+	_    uint8
 }
 
 // frameHdr is the fixed-offset view of an Ethernet frame carrying an
@@ -24,95 +28,259 @@ type frameHdr = [EthHdrLen + IPv4MinHdr]byte
 
 var le = binary.LittleEndian
 
+// macMask keeps the destination MAC of a frame's first eight bytes loaded
+// little-endian.
+const macMask = 1<<48 - 1
+
+// ipv4Start is a frame's bytes 12-14 (EtherType IPv4, version 4 and a
+// 20-byte header), loaded little-endian: the usual packet's check.
+const ipv4Start = 0x45<<16 | EtherIPv4>>8 | EtherIPv4&0xff<<8
+
+// Martian addresses by first octet (ip_route_input_slow): as source 0/8,
+// 127/8 and multicast (and the limited broadcast, checked apart); as
+// destination 0/8 and 127/8.
+const (
+	martianSrc = 1 << iota
+	martianDst
+)
+
+var martianOctet = func() (t [256]uint8) {
+	for o := range t {
+		if o == 0 || o == 127 {
+			t[o] = martianSrc | martianDst
+		}
+		if o>>4 == 0xe {
+			t[o] = martianSrc
+		}
+	}
+	return t
+}()
+
 // ethInput classifies each received frame by EtherType and validates IPv4
 // packets as ip_rcv does, in one pass: ARP is handled at once, valid IPv4
-// packets join the list for routing, anything else is dropped and counted.
+// packets stay in the list for routing, anything else is dropped and
+// counted. Each valid packet is also classified for routing (see
+// routeInput): its destination joins the lookup list unless it is a
+// broadcast or multicast one or the previous packet's decision can be
+// reused.
+//
+// The usual frames go through rxRun, a loop that calls nothing: Go keeps
+// no register across a call, so a call even on a cold path in the loop
+// would have every value the loop carries stored and reloaded around it.
+// rxRun stops at a frame it cannot take and ethOne takes that one. Frames
+// that leave the list (handled or dropped) are closed up behind the pass.
 func (p *Pipeline) ethInput(n int) {
-	io := p.io
-	ports := p.ports
-	refs, datas, lens, caps, inPorts := io.RxRef[:n], io.RxData[:n], io.RxLen[:n], io.RxCap[:n], io.RxPort[:n]
-	kept := 0
-	for i := range refs {
-		ref := refs[i]
-		l := int(lens[i])
-		port := int(inPorts[i])
-		if l < EthHdrLen || port >= len(ports) {
-			if l < EthHdrLen {
-				p.drop(ref, DropShort)
-			} else {
-				p.drop(ref, DropNotForUs)
-			}
-			continue
+	rx := p.io.Rx[:n]
+	st := rxState{prev: noHint, hints: !p.sh.FIB.HasCustomRules()}
+	for i := 0; ; i++ {
+		if i = p.rxRun(rx, i, &st); i >= len(rx) {
+			break
 		}
-		data := datas[i]
-		if l < EthHdrLen+IPv4MinHdr {
-			p.ethShort(i, data, l, port)
-			continue
-		}
-		h := (*frameHdr)(data)
-		// Unicast frames for another station reach us only in promiscuous
-		// set-ups; a router must not act on them.
-		if h[0]&1 == 0 && MAC(h[0:6]) != ports[port].MAC {
-			p.drop(ref, DropNotForUs)
-			continue
-		}
-		if et := be.Uint16(h[EthTypeOff:]); et != EtherIPv4 {
-			if et == EtherARP {
-				p.arpInput(i, bytesAt(data, int(caps[i]))[:l], port)
-			} else {
-				p.drop(ref, DropEtherType)
-			}
-			continue
-		}
-		var tot int
-		if h[EthHdrLen+ipVerIHL] == 0x45 && ipv4Sum20((*[IPv4MinHdr]byte)(h[EthHdrLen:])) {
-			tot = int(be.Uint16(h[EthHdrLen+ipTotLen:]))
-			if tot < IPv4MinHdr || tot > l-EthHdrLen {
-				p.drop(ref, DropIPTotalLen)
-				continue
-			}
-		} else {
-			var why Counter
-			if tot, why = ipv4Check(bytesAt(data, l)[EthHdrLen:]); why != 0 {
-				p.drop(ref, why)
-				continue
-			}
-		}
-		src := be.Uint32(h[EthHdrLen+ipSrc:])
-		if isMulticastOrBroadcastIP(src) || isZeronetOrLoopback(src) {
-			p.drop(ref, DropMartianSrc)
-			continue
-		}
-		dst := be.Uint32(h[EthHdrLen+ipDst:])
-		if isZeronetOrLoopback(dst) {
-			p.drop(ref, DropMartianDst)
-			continue
-		}
-		pk := &p.pk[kept]
-		pk.ref, pk.data, pk.dst, pk.src = ref, data, dst, src
-		// Ethernet padding is not ours to forward.
-		pk.len, pk.cap, pk.port, pk.tos = uint16(EthHdrLen+tot), caps[i], uint16(port), h[EthHdrLen+ipTOS]
-		kept++
+		p.ethOne(rx, i, &st)
 	}
-	p.nIP = kept
+	p.nIP, p.nk = n, st.nk
+	if st.gone > 0 {
+		p.closeUp(rx)
+	}
 }
 
-// ethShort handles a frame too short to hold an IPv4 header: an ARP frame
-// (which arpInput judges) or a drop.
-func (p *Pipeline) ethShort(i int, data unsafe.Pointer, l, port int) {
-	io := p.io
-	buf := bytesAt(data, int(io.RxCap[i]))
-	ref := io.RxRef[i]
+// rxState is what the receive stage carries from frame to frame.
+type rxState struct {
+	nk   int    // lookups listed
+	gone int    // frames that left the list
+	prev uint64 // hintKey of the last packet looked up, or noHint
+	// hints: route hints may be used (no policy rules)
+	hints bool
+}
+
+// hintKey packs what a packet must share with the previous one to reuse
+// its decision: destination, TOS and input port.
+func hintKey(dst uint32, tos uint8, port uint16) uint64 {
+	return uint64(dst)<<32 | uint64(tos)<<16 | uint64(port)
+}
+
+// noHint is no packet's hintKey: its destination would be the limited
+// broadcast, which never comes to be compared.
+const noHint = ^uint64(0)
+
+// rxRun takes the usual frames from i on (unicast to the port's MAC or
+// multicast, an option-less IPv4 header that checks out, no martian
+// address) and returns the index of the first other one, or len(rx).
+func (p *Pipeline) rxRun(rx []RxPkt, i int, st *rxState) int {
+	macs := &p.portMAC
+	nports := min(len(p.ports), MaxPorts)
+	route, dsts := p.route[:len(rx)], p.dsts[:len(rx)]
+	nk, prev, hints := st.nk, st.prev, st.hints
+	for ; i < len(rx); i++ {
+		r := &rx[i]
+		l, port := int(r.Len), int(r.Port)
+		if l < EthHdrLen+IPv4MinHdr || port >= nports {
+			break
+		}
+		h := (*frameHdr)(r.Data)
+		// Unicast frames for another station reach us only in promiscuous
+		// set-ups; a router must not act on them.
+		if w := le.Uint64(h[0:8]); w&1 == 0 && w&macMask != macs[port] {
+			break
+		}
+		if le.Uint32(h[EthTypeOff:])&0xffffff != ipv4Start || !ipv4Sum20((*[IPv4MinHdr]byte)(h[EthHdrLen:])) {
+			break
+		}
+		tot := int(be.Uint16(h[EthHdrLen+ipTotLen:]))
+		src, dst := be.Uint32(h[EthHdrLen+ipSrc:]), be.Uint32(h[EthHdrLen+ipDst:])
+		if tot < IPv4MinHdr || tot > l-EthHdrLen || martianOctet[src>>24]&martianSrc != 0 || src == 0xffffffff ||
+			martianOctet[dst>>24]&martianDst != 0 {
+			break
+		}
+		tos := h[EthHdrLen+ipTOS]
+		// Ethernet padding is not ours to forward.
+		r.Dst, r.Src, r.Len, r.TOS = dst, src, uint16(EthHdrLen+tot), tos
+		nk, prev = classify(route, dsts, i, nk, prev, hints, dst, tos, uint16(port))
+	}
+	st.nk, st.prev = nk, prev
+	return i
+}
+
+// ethOne takes frame i, which rxRun could not: it handles or drops it, or
+// keeps it as rxRun would (an IPv4 header with options).
+func (p *Pipeline) ethOne(rx []RxPkt, i int, st *rxState) {
+	r := &rx[i]
+	if tot := p.ethCheck(r); tot > 0 {
+		h := (*frameHdr)(r.Data)
+		dst, tos := be.Uint32(h[EthHdrLen+ipDst:]), h[EthHdrLen+ipTOS]
+		r.Dst, r.Src, r.Len, r.TOS = dst, be.Uint32(h[EthHdrLen+ipSrc:]), uint16(EthHdrLen+tot), tos
+		st.nk, st.prev = classify(p.route[:len(rx)], p.dsts[:len(rx)], i, st.nk, st.prev, st.hints, dst, tos, r.Port)
+		return
+	}
+	p.route[i] = routeGone
+	st.gone++
+}
+
+// ethCheck runs every receive check on a frame: it returns the IPv4
+// packet's total length, or 0 once the frame was handled (ARP) or dropped.
+func (p *Pipeline) ethCheck(r *RxPkt) int {
+	l, port := int(r.Len), int(r.Port)
+	if l < EthHdrLen+IPv4MinHdr || port >= min(len(p.ports), MaxPorts) {
+		p.ethShort(r, l, port, min(len(p.ports), MaxPorts))
+		return 0
+	}
+	h := (*frameHdr)(r.Data)
+	if h[0]&1 == 0 && MAC(h[0:6]) != p.ports[port].MAC {
+		p.drop(r.Ref, DropNotForUs)
+		return 0
+	}
+	var tot int
+	if le.Uint32(h[EthTypeOff:])&0xffffff == ipv4Start && ipv4Sum20((*[IPv4MinHdr]byte)(h[EthHdrLen:])) {
+		tot = int(be.Uint16(h[EthHdrLen+ipTotLen:]))
+		if tot < IPv4MinHdr || tot > l-EthHdrLen {
+			p.drop(r.Ref, DropIPTotalLen)
+			return 0
+		}
+	} else if tot = p.ethOther(r, l, port); tot == 0 {
+		return 0
+	}
+	src := be.Uint32(h[EthHdrLen+ipSrc:])
+	if martianOctet[src>>24]&martianSrc != 0 || src == 0xffffffff {
+		p.drop(r.Ref, DropMartianSrc)
+		return 0
+	}
+	if martianOctet[h[EthHdrLen+ipDst]]&martianDst != 0 {
+		p.drop(r.Ref, DropMartianDst)
+		return 0
+	}
+	return tot
+}
+
+// closeUp moves the packets that stay in the list up over the frames that
+// left it, with their routing classes.
+func (p *Pipeline) closeUp(rx []RxPkt) {
+	route := p.route[:len(rx)]
+	k := 0
+	for i := range rx {
+		if route[i] == routeGone {
+			continue
+		}
+		if k != i {
+			rx[k], route[k] = rx[i], route[i]
+		}
+		k++
+	}
+	p.nIP = k
+}
+
+// classify says how packet k gets its decision (route[k]): broadcast,
+// multicast, the previous lookup's decision again (a hint) or a new
+// lookup, added to dsts. It returns the new count of lookups and hint.
+func classify(route []int16, dsts []uint32, k, nk int, prev uint64, hints bool, dst uint32, tos uint8, port uint16) (int, uint64) {
+	switch key := hintKey(dst, tos, port); {
+	case dst == 0xffffffff:
+		route[k], prev = routeBcast, noHint
+	case dst>>28 == 0xe:
+		route[k], prev = routeMcast, noHint
+	case key == prev:
+		route[k] = routeHint
+	default:
+		dsts[nk], route[k] = dst, int16(nk)
+		nk++
+		if hints {
+			prev = key
+		}
+	}
+	return nk, prev
+}
+
+// ethOther handles a frame that is not the usual IPv4 packet: ARP is
+// handled, an IPv4 header with options (or a bad one) takes the full
+// checks. It returns the IPv4 packet's total length, 0 when the frame was
+// handled or dropped.
+func (p *Pipeline) ethOther(r *RxPkt, l, port int) int {
+	h := (*frameHdr)(r.Data)
+	if et := be.Uint16(h[EthTypeOff:]); et != EtherIPv4 {
+		if et == EtherARP {
+			p.arpInput(r.Ref, bytesAt(r.Data, int(r.Cap))[:l], port)
+		} else {
+			p.drop(r.Ref, DropEtherType)
+		}
+		return 0
+	}
+	tot, why := ipv4Check(bytesAt(r.Data, l)[EthHdrLen:])
+	if why != 0 {
+		p.drop(r.Ref, why)
+		return 0
+	}
+	return tot
+}
+
+// ethShort handles a frame too short to hold an IPv4 header (an ARP frame,
+// which arpInput judges, or a drop) or from a port the pipeline does not
+// know.
+func (p *Pipeline) ethShort(r *RxPkt, l, port, nports int) {
+	switch {
+	case l < EthHdrLen:
+		p.drop(r.Ref, DropShort)
+		return
+	case port >= nports:
+		p.drop(r.Ref, DropNotForUs)
+		return
+	}
+	buf := bytesAt(r.Data, int(r.Cap))
 	if buf[0]&1 == 0 && MAC(buf[0:6]) != p.ports[port].MAC {
-		p.drop(ref, DropNotForUs)
+		p.drop(r.Ref, DropNotForUs)
 		return
 	}
 	switch be.Uint16(buf[EthTypeOff:]) {
 	case EtherIPv4:
-		p.drop(ref, DropShort)
+		p.drop(r.Ref, DropShort)
 	case EtherARP:
-		p.arpInput(i, buf[:l], port)
+		p.arpInput(r.Ref, buf[:l], port)
 	default:
-		p.drop(ref, DropEtherType)
+		p.drop(r.Ref, DropEtherType)
 	}
+}
+
+// macWord is a MAC as the first six bytes of a frame load, little-endian.
+func macWord(m MAC) uint64 {
+	var b [8]byte
+	copy(b[:], m[:])
+	return le.Uint64(b[:])
 }

@@ -7,107 +7,115 @@ import (
 	"ferry/cache/neigh"
 )
 
-// dispatch sends every routed packet on its way by the kind of its decision.
-// The usual forwarded packet (TTL left, within the MTU, not back out of its
-// input port) is handled inline; forward takes the rest.
+// dispatch sends every routed packet on its way by the kind of its
+// decision. Runs of packets with the same forward decision go through
+// fwdTx or fwdOut, loops that call nothing (see ethInput), which take the
+// usual forwarded packet (TTL left, within the MTU, not back out of its
+// input port, not a link-layer broadcast); dispatchOne takes the rest.
 func (p *Pipeline) dispatch() {
-	pks := p.pk[:p.nIP]
+	pks := p.io.Rx[:p.nIP]
 	dec := p.dec[:len(pks)]
-	out := p.out[:]
-	nOut := p.nOut
-	nOut0 := nOut
-	// What the fast path needs of a decision, worked out when it changes.
-	var fastD *cache.Decision
-	fastMTU := 0
 	var gws gwMemo
-	var fastHdr *gwHdr
-	tx := txCursor{port: -1}
-	for k := range pks {
-		pk := &pks[k]
+	for k := 0; k < len(pks); {
 		d := dec[k]
-		if d != fastD {
-			fastD, fastMTU, fastHdr = d, p.fastMTU(d), nil
-			if fastMTU != 0 && d.Gateway != 0 {
-				fastHdr = p.gatewayHdr(&gws, d)
+		if mtu := p.fastMTU(d); mtu != 0 {
+			var n int
+			// Straight to the port's tx list while no packet of the pass
+			// waits in the neighbour stage's list, which would send after
+			// it: a flow keeps its order.
+			if g := p.gatewayHdr(&gws, d); g != nil && p.nOut == 0 {
+				n = p.fwdTx(pks[k:], dec[k:], d, mtu, g)
+			} else {
+				n = p.fwdOut(pks[k:], dec[k:], d, mtu)
 			}
-		}
-		if fastMTU != 0 && nOut < len(out) {
-			h := (*frameHdr)(pk.data)
-			ipLen := int(pk.len) - EthHdrLen
-			if h[0]&1 == 0 && h[EthHdrLen+ipTTL] > 1 && ipLen <= fastMTU && int(pk.port) != int(d.Port) {
-				decTTL(h[EthHdrLen:])
-				p.ctr.local[Forwarded]++
-				// Straight to the port's tx list while no packet of the
-				// burst waits in the neighbour stage's list, which would
-				// send after it: a flow keeps its order.
-				if fastHdr != nil && nOut == nOut0 {
-					if int(fastHdr.port) != tx.port {
-						tx.load(p.io, int(fastHdr.port))
-					}
-					if tx.n < len(tx.ref) {
-						*(*[EthHdrLen]byte)(pk.data) = fastHdr.hdr
-						tx.ref[tx.n], tx.len[tx.n] = pk.ref, pk.len
-						tx.n++
-					} else {
-						p.drop(pk.ref, DropTxFull)
-					}
-					continue
-				}
-				o := &out[nOut]
-				o.ref, o.data, o.nh, o.len, o.cap, o.port = pk.ref, pk.data, d.NextHop(pk.dst), pk.len, pk.cap, uint16(d.Port)
-				nOut++
+			p.ctr.local[Forwarded] += uint64(n)
+			if k += n; k == len(pks) {
+				break
+			}
+			if dec[k] != d {
 				continue
 			}
 		}
-		p.nOut = nOut
-		tx.store(p.io)
-		buf := bytesAt(pk.data, int(pk.cap))
-		l := int(pk.len)
-		switch d.Kind {
-		case cache.Forward:
-			p.forward(pk.ref, buf, l, d, int(pk.port))
-		case cache.Local, cache.Broadcast:
-			p.localDeliver(pk.ref, buf, l, d, int(pk.port))
-		case cache.Blackhole:
-			p.drop(pk.ref, DropBlackhole)
-		case cache.Prohibit:
-			p.ctr.local[DropProhibited]++
-			p.icmpError(pk.ref, buf, l, d.ICMPType, d.ICMPCode, 0)
-		default:
-			if d.ICMPCode == CodeNetUnreach {
-				p.ctr.local[DropNoRoute]++
-			} else {
-				p.ctr.local[DropHostUnreach]++
-			}
-			p.icmpError(pk.ref, buf, l, d.ICMPType, d.ICMPCode, 0)
+		p.dispatchOne(&pks[k], d)
+		k++
+	}
+}
+
+// fwdTx forwards the packets of a run with forward decision d, whose
+// gateway's Ethernet header is g, straight onto the port's tx list. It
+// returns how many it took: it stops at the first with another decision,
+// one the usual checks leave to forward, or a full list.
+func (p *Pipeline) fwdTx(pks []RxPkt, dec []*cache.Decision, d *cache.Decision, mtu int, g *gwHdr) int {
+	port := int(g.port)
+	refs := p.io.TxRef[port]
+	lens := p.io.TxLen[port][:len(refs)]
+	n := int(p.io.TxN[port])
+	hdr, in := g.hdr, uint16(d.Port)
+	dec = dec[:len(pks)]
+	k := 0
+	for ; k < len(pks); k++ {
+		pk := &pks[k]
+		h := (*frameHdr)(pk.Data)
+		if dec[k] != d || h[0]&1 != 0 || h[EthHdrLen+ipTTL] <= 1 || int(pk.Len)-EthHdrLen > mtu || pk.Port == in || n >= len(refs) {
+			break
 		}
-		nOut = p.nOut
+		decTTL(h[EthHdrLen:])
+		*(*[EthHdrLen]byte)(pk.Data) = hdr
+		refs[n], lens[n] = pk.Ref, pk.Len
+		n++
+	}
+	p.io.TxN[port] = uint16(n)
+	return k
+}
+
+// fwdOut is fwdTx onto the neighbour stage's list, for a gateway not yet
+// usable or destinations on the link.
+func (p *Pipeline) fwdOut(pks []RxPkt, dec []*cache.Decision, d *cache.Decision, mtu int) int {
+	out := p.out[:]
+	nOut := p.nOut
+	in, gw := uint16(d.Port), d.Gateway
+	dec = dec[:len(pks)]
+	k := 0
+	for ; k < len(pks); k++ {
+		pk := &pks[k]
+		h := (*frameHdr)(pk.Data)
+		if dec[k] != d || h[0]&1 != 0 || h[EthHdrLen+ipTTL] <= 1 || int(pk.Len)-EthHdrLen > mtu || pk.Port == in || nOut >= len(out) {
+			break
+		}
+		decTTL(h[EthHdrLen:])
+		nh := gw
+		if nh == 0 {
+			nh = pk.Dst
+		}
+		o := &out[nOut]
+		o.ref, o.data, o.nh, o.len, o.cap, o.port = pk.Ref, pk.Data, nh, pk.Len, pk.Cap, in
+		nOut++
 	}
 	p.nOut = nOut
-	tx.store(p.io)
+	return k
 }
 
-// txCursor is one port's tx list held in locals while dispatch appends to
-// it: stores into the list could alias the IO's fields, which the
-// compiler would then load again for every packet.
-type txCursor struct {
-	port int // -1: none
-	ref  []unsafe.Pointer
-	len  []uint16
-	n    int
-}
-
-func (t *txCursor) load(io *IO, port int) {
-	t.store(io)
-	t.port, t.ref, t.len, t.n = port, io.TxRef[port], io.TxLen[port], int(io.TxN[port])
-	t.len = t.len[:len(t.ref)]
-}
-
-// store writes the count back, for whoever appends next.
-func (t *txCursor) store(io *IO) {
-	if t.port >= 0 {
-		io.TxN[t.port] = uint16(t.n)
-		t.port = -1
+// dispatchOne sends a packet the runs did not take on its way.
+func (p *Pipeline) dispatchOne(pk *RxPkt, d *cache.Decision) {
+	buf := bytesAt(pk.Data, int(pk.Cap))
+	l := int(pk.Len)
+	switch d.Kind {
+	case cache.Forward:
+		p.forward(pk.Ref, buf, l, d, int(pk.Port))
+	case cache.Local, cache.Broadcast:
+		p.localDeliver(pk.Ref, buf, l, d, int(pk.Port))
+	case cache.Blackhole:
+		p.drop(pk.Ref, DropBlackhole)
+	case cache.Prohibit:
+		p.ctr.local[DropProhibited]++
+		p.icmpError(pk.Ref, buf, l, d.ICMPType, d.ICMPCode, 0)
+	default:
+		if d.ICMPCode == CodeNetUnreach {
+			p.ctr.local[DropNoRoute]++
+		} else {
+			p.ctr.local[DropHostUnreach]++
+		}
+		p.icmpError(pk.Ref, buf, l, d.ICMPType, d.ICMPCode, 0)
 	}
 }
 
@@ -119,17 +127,20 @@ type gwHdr struct {
 	ok   bool // the neighbour can be used now
 }
 
-// gwMemo is what a burst learned of its decisions' gateways.
+// gwMemo is what a pass learned of its decisions' gateways.
 type gwMemo struct {
 	e [neighMemo]gwHdr
 	n int
 }
 
-// gatewayHdr returns the header for d's gateway (d.Gateway set, d.Port a
-// port) when its neighbour can be used now, looked up once a burst, as
-// the neighbour stage does; nil leaves the packets to that stage, which
-// also starts resolution and queues them.
+// gatewayHdr returns the header for d's gateway (d.Port a port) when its
+// neighbour can be used now, looked up once a pass, as the neighbour stage
+// does; nil (also for a destination on the link) leaves the packets to
+// that stage, which also starts resolution and queues them.
 func (p *Pipeline) gatewayHdr(m *gwMemo, d *cache.Decision) *gwHdr {
+	if d.Gateway == 0 {
+		return nil
+	}
 	for i := 0; i < m.n; i++ {
 		if g := &m.e[i]; g.d == d {
 			if g.ok {

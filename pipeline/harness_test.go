@@ -75,11 +75,7 @@ func newHarness(t testing.TB) *harness {
 	h.sh.Neigh = h.nm
 	io := &h.io
 	io.RxN = &h.rxN
-	io.RxRef = make([]unsafe.Pointer, RxMax)
-	io.RxData = make([]unsafe.Pointer, RxMax)
-	io.RxLen = make([]uint16, RxMax)
-	io.RxCap = make([]uint16, RxMax)
-	io.RxPort = make([]uint16, RxMax)
+	io.Rx = make([]RxPkt, RxMax)
 	io.TxN = make([]uint16, 2)
 	io.TxRef = [][]unsafe.Pointer{make([]unsafe.Pointer, TxMax), make([]unsafe.Pointer, TxMax)}
 	io.TxLen = [][]uint16{make([]uint16, TxMax), make([]uint16, TxMax)}
@@ -111,13 +107,10 @@ func (h *harness) newBuf() *testBuf {
 
 // rx puts frame, copied into b, in slot i of the received burst.
 func (h *harness) rx(i int, b *testBuf, frame []byte, port int) {
-	io := &h.io
 	copy(b.data[:], frame)
-	io.RxRef[i] = unsafe.Pointer(b)
-	io.RxData[i] = unsafe.Pointer(&b.data[0])
-	io.RxLen[i] = uint16(len(frame))
-	io.RxCap[i] = uint16(len(b.data))
-	io.RxPort[i] = uint16(port)
+	// The data plane leaves the header fields as the last pass left them.
+	h.io.Rx[i] = RxPkt{Ref: unsafe.Pointer(b), Data: unsafe.Pointer(&b.data[0]), Len: uint16(len(frame)), Cap: uint16(len(b.data)),
+		Port: uint16(port), Dst: 0xdeadbeef, Src: 0xdeadbeef, TOS: 0xff}
 }
 
 // sent is one transmitted frame.

@@ -16,12 +16,8 @@ const (
 // fixed at set-up (over C memory in production, Go memory in tests); only the
 // counts change per burst. Ref values are opaque buffer handles.
 type IO struct {
-	RxN    *uint32
-	RxRef  []unsafe.Pointer
-	RxData []unsafe.Pointer
-	RxLen  []uint16
-	RxCap  []uint16
-	RxPort []uint16
+	RxN *uint32
+	Rx  []RxPkt
 
 	TxN   []uint16           // per port
 	TxRef [][]unsafe.Pointer // per port, TxMax each

@@ -146,39 +146,35 @@ type Pipeline struct {
 	sh   *Shared
 	io   *IO
 
-	ports []PortInfo
-	knobs *Knobs
-	gen   uint32
-	now   int64 // nanoseconds, read once a burst
+	ports   []PortInfo
+	portsAt *[]PortInfo      // what ports was read from
+	portMAC [MaxPorts]uint64 // each port's MAC as macWord, for the receive stage
+	knobs   *Knobs
+	gen     uint32
+	now     int64 // nanoseconds, read once a burst
 
 	ctr     counters
 	bursts  uint64
 	icmpTok tokenBucket
 
 	// Per-burst work lists: the valid IPv4 packets and their decisions.
-	pk    [RxMax]rcvPkt
 	nIP   int
 	dec   [RxMax]*cache.Decision
 	out   [RxMax + BurstSize]outItem
 	nOut  int
-	route [RxMax]int16 // per list entry: index into keys, or routeStatic/routeHint
-	// The lookup list: addresses and packet (index in pk) of each entry,
-	// and full keys only for the entries the address lookup leaves.
-	dsts    [RxMax]uint32
-	srcs    [RxMax]uint32
-	keyPk   [RxMax]uint16
-	results [RxMax]*fib.Result // shared, read-only, or into spill
-	spilled [RxMax]bool        // results[i] is this entry's own, in spill
-	keys    [RxMax]fib.Key
-	slowAt  [RxMax]uint16 // entry of each key
-	slowRes [RxMax]*fib.Result
-	spill   [RxMax]fib.Result
-	// A lookup for a packet whose hint could not be used.
-	hintKey   [1]fib.Key
-	hintRes   [1]*fib.Result
-	hintSpill [1]fib.Result
-	key       fib.Key
-	res       fib.Result
+	route [RxMax]int16 // per list entry: its lookup's index, or routeBcast/routeMcast/routeHint
+	// The lookup list: the destinations the receive stage left to look
+	// up, and what the merged structure holds for each.
+	dsts [RxMax]uint32
+	vals [RxMax]uint16
+	nk   int
+	view fib.InputView // the lookup state of the pass
+	// An input lookup with a full key, for what the values do not answer.
+	inKey   fib.Key
+	inSpill fib.Result
+	// An output lookup (packets the router sends).
+	key fib.Key
+	res fib.Result
 
 	pending   pendingSet
 	ipID      uint16
@@ -229,12 +225,18 @@ func (p *Pipeline) Idle() {
 }
 
 func (p *Pipeline) beginBurst() {
-	p.ports = *p.sh.ports.Load()
+	if pp := p.sh.ports.Load(); pp != p.portsAt {
+		p.portsAt, p.ports = pp, *pp
+		for i := range p.ports[:min(len(p.ports), MaxPorts)] {
+			p.portMAC[i] = macWord(p.ports[i].MAC)
+		}
+	}
 	p.knobs = p.sh.knobs.Load()
 	p.gen = p.sh.Gen.Current()
 	p.now = cache.Now()
 	p.icmpTok.refill(p.now, p.knobs)
 	p.nIP = 0
+	p.nk = 0
 	p.nOut = 0
 }
 

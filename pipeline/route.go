@@ -22,147 +22,155 @@ var (
 // routeInput gives every valid packet its decision, walking the list as
 // ip_list_rcv_finish does: a packet with the previous packet's destination,
 // TOS and input port reuses its decision (a route hint) unless policy rules
-// could tell them apart or the decision was a broadcast. The remaining
-// packets are looked up together, so their cache misses overlap.
+// could tell them apart or the decision was a broadcast; the receive stage
+// marked those and listed the other destinations, which are looked up
+// together first, so that their cache misses overlap.
+//
+// The usual packets go through routeRun, a loop that calls nothing (see
+// ethInput); routeOne takes the others.
 func (p *Pipeline) routeInput() {
-	custom := p.sh.FIB.HasCustomRules()
-	hash := p.sh.FIB.HasMultipath()
-	pks := p.pk[:p.nIP]
-	route := p.route[:len(pks)]
-	dec := p.dec[:len(pks)]
-	nk := 0
-	var prevDst uint32
-	var prevTOS uint8
-	var prevIif uint16
-	prevOK := false
-	for k := range pks {
-		pk := &pks[k]
-		dst, tos, iif := pk.dst, pk.tos, pk.port
-		switch {
-		case dst == 0xffffffff:
-			dec[k], route[k] = decLimitedBcst, routeStatic
-			prevOK = false
-			continue
-		case dst>>28 == 0xe:
-			dec[k], route[k] = decMulticast, routeStatic
-			prevOK = false
-			continue
-		case prevOK && !custom && dst == prevDst && tos == prevTOS && iif == prevIif:
-			route[k] = routeHint
-			continue
+	pks := p.io.Rx[:p.nIP]
+	view := &p.view
+	*view = p.sh.FIB.InputView()
+	view.Vals(p.dsts[:p.nk], p.vals[:p.nk])
+	p.ctr.local[FIBLookups] += uint64(p.nk)
+	st := routeState{memoVal: -1, hash: p.sh.FIB.HasMultipath()}
+	for k := 0; ; k++ {
+		if k = p.routeRun(pks, k, &st); k >= len(pks) {
+			break
 		}
-		p.dsts[nk], p.srcs[nk], p.keyPk[nk] = dst, pk.src, uint16(k)
-		route[k] = int16(nk)
-		nk++
-		prevDst, prevTOS, prevIif, prevOK = dst, tos, iif, true
-	}
-	if nk > 0 {
-		p.lookupInput(pks, nk, hash)
-	}
-	var prev *cache.Decision
-	// The last lookup result's decision, when it does not depend on the
-	// destination: random destinations under a few nexthops share their
-	// results, and need the nexthop's cache only once a burst.
-	var memoRes *fib.Result
-	var memoDec *cache.Decision
-	var memoFrom decFrom
-	for k := range pks {
-		var d *cache.Decision
-		multipath := false
-		switch r := route[k]; {
-		case r == routeStatic:
-			prev = nil
-			continue
-		case r == routeHint && prev != nil && prev.Kind != cache.Broadcast:
-			d = prev
-			p.ctr.local[HintHits]++
-		case r == routeHint:
-			// The previous packet was a broadcast or took a multipath
-			// route: its decision is not reused, as the kernel's hint
-			// check says.
-			pk := &pks[k]
-			inputKey(&p.hintKey[0], pk)
-			if hash {
-				p.hintKey[0].Hash = p.flowHash(pk)
-			}
-			p.sh.FIB.LookupBulkRefs(p.hintKey[:], p.hintRes[:], p.hintSpill[:])
-			p.ctr.local[FIBLookups]++
-			d, _ = p.inputDecision(p.hintRes[0], pk.dst)
-			multipath = p.hintRes[0].Multipath
-		case p.results[r] == memoRes:
-			d = memoDec
-			if memoFrom == fromNhCache {
-				p.ctr.local[NhCacheHits]++
-			}
-		default:
-			res := p.results[r]
-			var from decFrom
-			d, from = p.inputDecision(res, p.dsts[r])
-			multipath = res.Multipath
-			if from != fromPerDst && !multipath && !p.spilled[r] {
-				memoRes, memoDec, memoFrom = res, d, from
-			}
-		}
-		dec[k] = d
-		prev = d
-		if multipath {
-			// Another flow to the same destination may hash to another
-			// nexthop: no hint (IPSKB_MULTIPATH).
-			prev = nil
-		}
+		p.routeOne(&pks[k], k, &st)
 	}
 }
 
-// lookupInput looks up the first nk entries of the burst's lookup list:
-// by address through the merged structure, then with full keys (and the
-// multipath hash) for what that could not answer, together.
-func (p *Pipeline) lookupInput(pks []rcvPkt, nk int, hash bool) {
-	f := p.sh.FIB
-	res := p.results[:nk]
-	f.LookupInputAddrs(p.dsts[:nk], p.srcs[:nk], res)
-	ns := 0
-	for i, r := range res {
-		p.spilled[i] = false
-		if r == nil {
-			pk := &pks[p.keyPk[i]]
-			key := &p.keys[ns]
-			inputKey(key, pk)
-			if hash {
-				key.Hash = p.flowHash(pk)
+// routeState is what the route stage carries from packet to packet.
+type routeState struct {
+	prev *cache.Decision // the previous packet's, for a hint; nil: none
+	// The last lookup result's decision, when it does not depend on the
+	// destination: random destinations under a few nexthops share their
+	// results, and need the nexthop's cache only once a pass.
+	memoRes  *fib.Result
+	memoDec  *cache.Decision
+	memoFrom decFrom
+	// memoVal is the lookup value whose shared Result memoRes is, or -1:
+	// any other packet with that value and no special address has it too.
+	memoVal int32
+	hash    bool // some route is multipath: keys carry the flow hash
+}
+
+// routeRun gives packets from k on their decisions while they take the
+// previous packet's (a hint) or the last lookup result's (memoRes), and
+// returns the index of the first that needs more, or len(pks).
+func (p *Pipeline) routeRun(pks []RxPkt, k int, st *routeState) int {
+	route, dec, vals := p.route[:len(pks)], p.dec[:len(pks)], p.vals[:p.nk]
+	prev, memoVal, memoDec := st.prev, st.memoVal, st.memoDec
+	hints, hits := 0, 0
+	for ; k < len(pks); k++ {
+		var d *cache.Decision
+		switch r := int(route[k]); {
+		case r >= 0 && r < len(vals):
+			pk := &pks[k]
+			if int32(vals[r]) != memoVal || fib.Special(pk.Dst, pk.Src) {
+				goto done
 			}
-			p.slowAt[ns] = uint16(i)
-			ns++
+			d = memoDec
+			hits++
+		case r == int(routeHint) && prev != nil && prev.Kind != cache.Broadcast:
+			d = prev
+			hints++
+		default:
+			goto done
+		}
+		dec[k], prev = d, d
+	}
+done:
+	st.prev = prev
+	p.ctr.local[HintHits] += uint64(hints)
+	if st.memoFrom == fromNhCache {
+		p.ctr.local[NhCacheHits] += uint64(hits)
+	}
+	return k
+}
+
+// routeOne gives packet k its decision where routeRun could not.
+func (p *Pipeline) routeOne(pk *RxPkt, k int, st *routeState) {
+	var d *cache.Decision
+	multipath := false
+	switch r := p.route[k]; {
+	case r == routeBcast:
+		p.dec[k], st.prev = decLimitedBcst, nil
+		return
+	case r == routeMcast:
+		p.dec[k], st.prev = decMulticast, nil
+		return
+	case r == routeHint:
+		// The previous packet was a broadcast or took a multipath route:
+		// its decision is not reused, as the kernel's hint check says.
+		res := p.lookupOne(pk, p.view.Val(pk.Dst), st.hash)
+		p.ctr.local[FIBLookups]++
+		d, _ = p.inputDecision(res, pk.Dst)
+		multipath = res.Multipath
+	default:
+		v := p.vals[r]
+		res := p.lookupOne(pk, v, st.hash)
+		if res == st.memoRes {
+			d = st.memoDec
+			if st.memoFrom == fromNhCache {
+				p.ctr.local[NhCacheHits]++
+			}
+			break
+		}
+		var from decFrom
+		d, from = p.inputDecision(res, pk.Dst)
+		multipath = res.Multipath
+		// A Result in the spill belongs to this packet alone.
+		if from != fromPerDst && !multipath && res != &p.inSpill {
+			st.memoRes, st.memoDec, st.memoFrom, st.memoVal = res, d, from, -1
+			if res == p.view.Shared(v) {
+				st.memoVal = int32(v)
+			}
 		}
 	}
-	if ns > 0 {
-		f.LookupBulkRefs(p.keys[:ns], p.slowRes[:ns], p.spill[:ns])
-		for j, r := range p.slowRes[:ns] {
-			i := p.slowAt[j]
-			res[i] = r
-			// A Result in spill belongs to this burst's key alone.
-			p.spilled[i] = r == &p.spill[j]
-		}
+	p.dec[k], st.prev = d, d
+	if multipath {
+		// Another flow to the same destination may hash to another
+		// nexthop: no hint (IPSKB_MULTIPATH).
+		st.prev = nil
 	}
-	p.ctr.local[FIBLookups] += uint64(nk)
+}
+
+// lookupOne is the input lookup of pk, whose destination's value is v,
+// where the value alone may not answer: with its full key (and the
+// multipath hash while some route is multipath).
+func (p *Pipeline) lookupOne(pk *RxPkt, v uint16, hash bool) *fib.Result {
+	if res := p.view.Result(v, pk.Dst, pk.Src); res != nil {
+		return res
+	}
+	key := &p.inKey
+	inputKey(key, pk)
+	if hash {
+		key.Hash = p.flowHash(pk)
+	}
+	return p.view.Lookup(key, v, &p.inSpill)
 }
 
 // inputKey fills key for the input lookup of pk, without the multipath
 // hash. Field by field: a composite literal is built on the stack and then
 // copied.
-func inputKey(key *fib.Key, pk *rcvPkt) {
-	key.Dst, key.Src, key.Tos, key.Iif, key.Oif, key.Mark, key.Hash = pk.dst, pk.src, pk.tos&0x1c, int(pk.port), -1, 0, 0
+func inputKey(key *fib.Key, pk *RxPkt) {
+	key.Dst, key.Src, key.Tos, key.Iif, key.Oif, key.Mark, key.Hash = pk.Dst, pk.Src, pk.TOS&0x1c, int(pk.Port), -1, 0, 0
 }
 
 // flowHash is the multipath hash of a received packet: by addresses, or
 // with fib_multipath_hash_policy 1 also by protocol and ports, which
 // fragments do not carry (as the kernel's flow dissector, that does not
 // parse even a first fragment's ports here).
-func (p *Pipeline) flowHash(pk *rcvPkt) uint32 {
-	src, dst := pk.src, pk.dst
+func (p *Pipeline) flowHash(pk *RxPkt) uint32 {
+	src, dst := pk.Src, pk.Dst
 	if !p.knobs.MultipathHashL4 {
 		return fib.FlowHash(src, dst)
 	}
-	ip := bytesAt(pk.data, int(pk.len))[EthHdrLen:]
+	ip := bytesAt(pk.Data, int(pk.Len))[EthHdrLen:]
 	proto := ip[ipProto]
 	var sport, dport uint16
 	hlen := int(ip[ipVerIHL]&0xf) * 4
@@ -172,10 +180,13 @@ func (p *Pipeline) flowHash(pk *rcvPkt) uint32 {
 	return fib.FlowHashL4(src, dst, proto, sport, dport)
 }
 
-// route[k] says how packet k of the list gets its decision.
+// route[k] says how packet k of the list gets its decision: the index of
+// its destination in the lookup list, or one of these.
 const (
-	routeStatic = int16(-1) // fixed by its destination (broadcast, multicast)
-	routeHint   = int16(-2) // the previous packet's decision
+	routeBcast = int16(-1) // the limited broadcast
+	routeMcast = int16(-2) // a multicast destination
+	routeHint  = int16(-3) // the previous packet's decision
+	routeGone  = int16(-4) // handled or dropped by the receive stage
 )
 
 // staticDecision maps a result without a usable nexthop to its shared decision.

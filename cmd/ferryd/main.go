@@ -331,6 +331,13 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 		<-nmDone
 	}()
 
+	if cpus, err := keepOffCores(cfg.Cores); err != nil {
+		log.Warn("other threads may share the pipeline cores", zap.Error(err))
+	} else if cpus == nil {
+		log.Warn("no CPU but the pipeline cores: other threads share them", zap.Ints("cores", cfg.Cores))
+	} else {
+		log.Info("threads other than the pipelines kept off their cores", zap.Ints("cpus", cpus))
+	}
 	if b := dpdk.RxBurst(cfg.RxBurst, len(dp.ports)); b != cfg.RxBurst {
 		log.Info("receive burst shared out over the ports", zap.Int("rx_burst", cfg.RxBurst), zap.Int("per_port", b), zap.Int("ports", len(dp.ports)))
 	}
