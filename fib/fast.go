@@ -2,6 +2,7 @@ package fib
 
 import (
 	"math/bits"
+	"runtime"
 	"sync/atomic"
 	"unsafe"
 )
@@ -803,21 +804,20 @@ func (fs *fsnap) lpmBulk(dsts []uint32, out []uint16) {
 	chunks := unsafe.Pointer(unsafe.SliceData(fs.chunks))
 	nodes := unsafe.Pointer(unsafe.SliceData(fs.nodes))
 	kids := unsafe.Pointer(unsafe.SliceData(fs.kids))
+	// The top-level entries (256 KB, mostly cached), and the first line
+	// of each node, loaded so that its misses overlap; the next pass reads
+	// the line again, from the first-level cache. A top entry that is a
+	// value touches node 0, a dummy.
 	var ent [bulkN]uint32
-	var hdr, lw [bulkN]uint64
+	var touch uint64
 	for i, a := range dsts {
-		ent[i] = atomic.LoadUint32((*uint32)(unsafe.Add(chunks, 4*uintptr(fs.top[a>>24]<<8|a>>16&255))))
+		e := atomic.LoadUint32((*uint32)(unsafe.Add(chunks, 4*uintptr(fs.top[a>>24]<<8|a>>16&255))))
+		ent[i] = e
+		touch ^= *(*uint64)(unsafe.Add(nodes, uintptr(e&^nodeBit&-(e>>31))*8+8*uintptr(a>>14&3)))
 	}
-	// The nodes' first lines; a top entry that is a value reads node 0, a
-	// dummy.
-	for i, a := range dsts {
-		e := ent[i]
-		o := uintptr(e&^nodeBit&-(e>>31)) * 8
-		hdr[i] = *(*uint64)(unsafe.Add(nodes, o+8*nodeHdr))
-		lw[i] = *(*uint64)(unsafe.Add(nodes, o+8*uintptr(a>>14&3)))
-	}
-	// Where each value is, now from cached lines: a 16-bit word in the
-	// node arena, in a child block, or the top entry itself.
+	runtime.KeepAlive(touch)
+	// Where each value is: a 16-bit word in the node arena, in a child
+	// block, or the top entry itself.
 	var at [bulkN]unsafe.Pointer
 	for i, a := range dsts {
 		e := ent[i]
@@ -825,27 +825,29 @@ func (fs *fsnap) lpmBulk(dsts []uint32, out []uint16) {
 			at[i] = unsafe.Pointer(&ent[i]) // little-endian: the low half
 			continue
 		}
-		o, h := e&^nodeBit, hdr[i]
+		nd := unsafe.Add(nodes, 8*uintptr(e&^nodeBit))
+		h := *(*uint64)(unsafe.Add(nd, 8*nodeHdr))
 		c := a >> 8 & 255
 		w, b := c>>6, c&63
 		// A third of the nodes have children: no branch on which kind
 		// this one is. A node without them has no child bitmap, so it
 		// reads its header word instead, which the mask clears.
 		hasKids := h >> 63
-		cw := *(*uint64)(unsafe.Add(nodes, 8*(uintptr(o)+nodeHdr+uintptr(hasKids)*uintptr(nodeCbits-nodeHdr+w))))
+		cw := *(*uint64)(unsafe.Add(nd, 8*(nodeHdr+uintptr(hasKids)*uintptr(nodeCbits-nodeHdr+w))))
 		if cw&-hasKids&(1<<b) != 0 {
-			nd := unsafe.Slice((*uint64)(unsafe.Add(nodes, 8*uintptr(o))), valsKids)
-			at[i] = unsafe.Add(kids, 2*uintptr(kidBlock(nd, w, b)<<8|a&255))
+			at[i] = unsafe.Add(kids, 2*uintptr(kidBlock(unsafe.Slice((*uint64)(nd), valsKids), w, b)<<8|a&255))
 			continue
 		}
-		vo := o + valsPlain + uint32(hasKids)*(valsKids-valsPlain)
-		j := uint32(h>>(16+8*w)&0xff) + uint32(bits.OnesCount64(lw[i]&(2<<b-1))) - 1
-		at[i] = unsafe.Add(nodes, 8*uintptr(vo+j>>2)+2*uintptr(j&3))
+		// The values are 16-bit words from word valsPlain, or valsKids:
+		// value j is at byte 2j from there.
+		j := uint32(h>>(16+8*w)&0xff) + uint32(bits.OnesCount64(*(*uint64)(unsafe.Add(nd, 8*uintptr(w)))&(2<<b-1))) - 1
+		at[i] = unsafe.Add(nd, 8*(valsPlain+uintptr(hasKids)*(valsKids-valsPlain))+2*uintptr(j))
 	}
 	for i := range dsts {
 		v := *(*uint16)(at[i])
 		if v == valNone {
-			v = uint16(hdr[i])
+			// The node's def, from its header (only nodes hold valNone).
+			v = uint16(*(*uint64)(unsafe.Add(nodes, 8*(uintptr(ent[i]&^nodeBit)+nodeHdr))))
 		}
 		out[i] = v
 	}
