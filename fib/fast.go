@@ -31,7 +31,9 @@ import (
 // node starts on a cache line: a 256-bit bitmap of where runs of equal
 // values start, a header word, and the runs' values packed four to a
 // word, the first twelve in the same line as the bitmap. The few slots
-// with prefixes longer than /24 have a child block of 256 direct values.
+// with prefixes longer than /24 have a child block of 256 direct values,
+// which their run's value (valKid) sends the lookup to; the children's
+// bitmap comes after the values, out of the usual lookup's way.
 // A lookup is a top entry (256 KB, mostly cached) and a node line; in a
 // busy block, with more runs than that line holds, the value is in a
 // second line that waits for the first. All in an eighth of DIR-24-8's
@@ -60,17 +62,20 @@ const (
 	// Not in the structure: a trie prefix whose value is to be computed
 	// (part.pcode).
 	valUnknown = 0xfffd
+	// A slot with prefixes longer than /24: the value is in its child
+	// block (kidBlock).
+	valKid = 0xfffc
 )
 
-// Node layout, in uint64 words from the node's offset (a multiple of 8).
+// Node layout, in uint64 words from the node's offset (a multiple of 8):
+// the runs' bitmap (words 0-3), the header, the runs' values four to a
+// word, and for a node with children their bitmap (4 words) and the first
+// child block's index, at the word the header names.
 const (
-	nodeHdr    = 4 // def (bits 0-15), lpre (16-47), hdrKids
-	nodeCbits  = 5 // with children: their bitmap (4 words)
-	nodeCbase  = 9 // with children: the first child block's index
-	valsPlain  = 5 // first word of the values without children
-	valsKids   = 10
+	nodeHdr    = 4 // def (bits 0-15), lpre (16-47), the children's word (48-55), hdrKids
+	nodeVals   = 5 // first word of the values
 	hdrKids    = 1 << 63
-	maxNodeLen = 80 // words: 10 + 256/4, padded
+	maxNodeLen = 80 // words: 5 + 256/4 + 5, padded
 )
 
 var (
@@ -95,19 +100,11 @@ func (fs *fsnap) nodeLPM(o, a uint32) uint16 {
 	h := nd[nodeHdr]
 	c := a >> 8 & 255
 	w, b := c>>6, c&63
-	vo := uint32(valsPlain)
-	if h&hdrKids != 0 {
-		if cw := nd[nodeCbits+w]; cw&(1<<b) != 0 {
-			v := fs.kids[:cap(fs.kids)][kidBlock(nd, w, b)<<8|a&255]
-			if v == valNone {
-				v = uint16(h)
-			}
-			return v
-		}
-		vo = valsKids
-	}
 	j := runIndex(nd, h, w, b)
-	v := uint16(nd[vo+j>>2] >> (j & 3 * 16))
+	v := uint16(nd[nodeVals+j>>2] >> (j & 3 * 16))
+	if v == valKid {
+		v = fs.kids[:cap(fs.kids)][kidBlock(nd, h, w, b)<<8|a&255]
+	}
 	if v == valNone {
 		v = uint16(h)
 	}
@@ -120,13 +117,22 @@ func runIndex(nd []uint64, h uint64, w, b uint32) uint32 {
 	return uint32(h>>(16+8*w)&0xff) + uint32(bits.OnesCount64(nd[w]&(2<<b-1))) - 1
 }
 
-// kidBlock is the index in kids of the child block of slot 64w+b.
-func kidBlock(nd []uint64, w, b uint32) uint32 {
-	r := uint32(bits.OnesCount64(nd[nodeCbits+w] & (1<<b - 1)))
+// kidBlock is the index in kids of the child block of slot 64w+b of the
+// node nd whose header is h.
+func kidBlock(nd []uint64, h uint64, w, b uint32) uint32 {
+	ko := uint32(h >> 48 & 0xff)
+	r := uint32(bits.OnesCount64(nd[ko+w] & (1<<b - 1)))
 	for i := uint32(0); i < w; i++ {
-		r += uint32(bits.OnesCount64(nd[nodeCbits+i]))
+		r += uint32(bits.OnesCount64(nd[ko+i]))
 	}
-	return uint32(nd[nodeCbase]) + r
+	return uint32(nd[ko+4]) + r
+}
+
+// nodeKids returns the children's bitmap and first block of a node with
+// children.
+func nodeKids(nd []uint64) (cbits *[4]uint64, cbase *uint64) {
+	ko := nd[nodeHdr] >> 48 & 0xff
+	return (*[4]uint64)(nd[ko : ko+4]), &nd[ko+4]
 }
 
 // lpm returns the value for a: the answer index of its prefix (0, the
@@ -152,12 +158,11 @@ func (fs *fsnap) chunk(hi uint32) *[256]uint32 {
 
 // nodeLen is the length in words of the node nd starts with, padded.
 func nodeLen(nd []uint64) int {
-	runs := ones((*[4]uint64)(nd[:4]))
-	vo := valsPlain
+	n := nodeVals + (ones((*[4]uint64)(nd[:4]))+3)/4
 	if nd[nodeHdr]&hdrKids != 0 {
-		vo = valsKids
+		n += 5
 	}
-	return (vo + (runs+3)/4 + 7) &^ 7
+	return (n + 7) &^ 7
 }
 
 // arenaBytes is the size of the node and child block arenas in use, live or
@@ -212,7 +217,7 @@ func (w *fastWriter) code(l *leaf) uint16 {
 		l.aepoch = w.epoch
 		l.ans = w.answerOf(l.routes[0])
 	}
-	if l.ans >= valUnknown {
+	if l.ans >= valKid {
 		return valSlow
 	}
 	return uint16(l.ans)
@@ -282,8 +287,8 @@ func under(dst, src *[256]uint16, def uint16) {
 	}
 }
 
-// makeNode appends a node for the 256 values v (child slots hold their left
-// neighbour's value), its def and its children, and returns its offset.
+// makeNode appends a node for the 256 values v (child slots hold valKid),
+// its def and its children, and returns its offset.
 func (w *fastWriter) makeNode(v *[256]uint16, def uint16, cbits *[4]uint64, cbase uint32) uint32 {
 	fs := w.next
 	var lbits [4]uint64
@@ -296,13 +301,14 @@ func (w *fastWriter) makeNode(v *[256]uint16, def uint16, cbits *[4]uint64, cbas
 			nr++
 		}
 	}
-	vo := valsPlain
 	kids := *cbits != [4]uint64{}
+	ko := nodeVals + (nr+3)/4
+	n := ko
 	if kids {
-		vo = valsKids
+		n += 5
 	}
 	o := len(fs.nodes)
-	fs.nodes = append(fs.nodes, zeroWords[:(vo+(nr+3)/4+7)&^7]...)
+	fs.nodes = append(fs.nodes, zeroWords[:(n+7)&^7]...)
 	nd := fs.nodes[o:]
 	copy(nd, lbits[:])
 	l1 := bits.OnesCount64(lbits[0])
@@ -310,12 +316,12 @@ func (w *fastWriter) makeNode(v *[256]uint16, def uint16, cbits *[4]uint64, cbas
 	l3 := l2 + bits.OnesCount64(lbits[2])
 	nd[nodeHdr] = uint64(def) | uint64(l1)<<24 | uint64(l2)<<32 | uint64(l3)<<40
 	if kids {
-		nd[nodeHdr] |= hdrKids
-		copy(nd[nodeCbits:], cbits[:])
-		nd[nodeCbase] = uint64(cbase)
+		nd[nodeHdr] |= hdrKids | uint64(ko)<<48
+		copy(nd[ko:], cbits[:])
+		nd[ko+4] = uint64(cbase)
 	}
 	for j := 0; j < nr; j++ {
-		nd[vo+j>>2] |= uint64(runs[j]) << (j & 3 * 16)
+		nd[nodeVals+j>>2] |= uint64(runs[j]) << (j & 3 * 16)
 	}
 	return uint32(o)
 }
@@ -434,9 +440,9 @@ func (w *fastWriter) block(roots *[3]*part, b, old uint32) uint32 {
 			w.blks = append(w.blks, blk)
 		}
 		cbits = out
-		for i := 1; i < 256; i++ {
+		for i := 0; i < 256; i++ {
 			if cbits[i>>6]&(1<<(i&63)) != 0 {
-				v1[i] = v1[i-1]
+				v1[i] = valKid
 			}
 		}
 	}
@@ -687,7 +693,8 @@ func (fs *fsnap) compact() *fsnap {
 				nd := fs.nodes[e&^nodeBit:]
 				words += nodeLen(nd)
 				if nd[nodeHdr]&hdrKids != 0 {
-					blocks += ones((*[4]uint64)(nd[nodeCbits : nodeCbits+4]))
+					cbits, _ := nodeKids(nd)
+					blocks += ones(cbits)
 				}
 			}
 		}
@@ -723,10 +730,11 @@ func (c *fsnap) copyNode(fs *fsnap, o uint32) uint32 {
 	no := len(c.nodes)
 	c.nodes = append(c.nodes, nd[:nodeLen(nd)]...)
 	if nd[nodeHdr]&hdrKids != 0 {
-		k := ones((*[4]uint64)(nd[nodeCbits : nodeCbits+4]))
-		base := int(nd[nodeCbase]) << 8
-		c.nodes[no+nodeCbase] = uint64(len(c.kids) >> 8)
-		c.kids = append(c.kids, fs.kids[base:base+k<<8]...)
+		cbits, cbase := nodeKids(nd)
+		base := int(*cbase) << 8
+		_, nbase := nodeKids(c.nodes[no:])
+		*nbase = uint64(len(c.kids) >> 8)
+		c.kids = append(c.kids, fs.kids[base:base+ones(cbits)<<8]...)
 	}
 	return uint32(no)
 }
@@ -816,8 +824,8 @@ func (fs *fsnap) lpmBulk(dsts []uint32, out []uint16) {
 		touch ^= *(*uint64)(unsafe.Add(nodes, uintptr(e&^nodeBit&-(e>>31))*8+8*uintptr(a>>14&3)))
 	}
 	runtime.KeepAlive(touch)
-	// Where each value is: a 16-bit word in the node arena, in a child
-	// block, or the top entry itself.
+	// Where each value is: a 16-bit word in the node arena, or the top
+	// entry itself.
 	var at [bulkN]unsafe.Pointer
 	for i, a := range dsts {
 		e := ent[i]
@@ -829,28 +837,40 @@ func (fs *fsnap) lpmBulk(dsts []uint32, out []uint16) {
 		h := *(*uint64)(unsafe.Add(nd, 8*nodeHdr))
 		c := a >> 8 & 255
 		w, b := c>>6, c&63
-		// A third of the nodes have children: no branch on which kind
-		// this one is. A node without them has no child bitmap, so it
-		// reads its header word instead, which the mask clears.
-		hasKids := h >> 63
-		cw := *(*uint64)(unsafe.Add(nd, 8*(nodeHdr+uintptr(hasKids)*uintptr(nodeCbits-nodeHdr+w))))
-		if cw&-hasKids&(1<<b) != 0 {
-			at[i] = unsafe.Add(kids, 2*uintptr(kidBlock(unsafe.Slice((*uint64)(nd), valsKids), w, b)<<8|a&255))
-			continue
-		}
-		// The values are 16-bit words from word valsPlain, or valsKids:
-		// value j is at byte 2j from there.
 		j := uint32(h>>(16+8*w)&0xff) + uint32(bits.OnesCount64(*(*uint64)(unsafe.Add(nd, 8*uintptr(w)))&(2<<b-1))) - 1
-		at[i] = unsafe.Add(nd, 8*(valsPlain+uintptr(hasKids)*(valsKids-valsPlain))+2*uintptr(j))
+		at[i] = unsafe.Add(nd, 8*nodeVals+2*uintptr(j))
 	}
+	// The values; slots with longer prefixes are listed, without a branch
+	// (a fifth of them, at random), and looked up in their child blocks
+	// after.
+	var kid [bulkN]uint8
+	nkid := 0
 	for i := range dsts {
 		v := *(*uint16)(at[i])
+		kid[nkid&(bulkN-1)] = uint8(i)
+		nkid += b2i(v == valKid)
 		if v == valNone {
 			// The node's def, from its header (only nodes hold valNone).
 			v = uint16(*(*uint64)(unsafe.Add(nodes, 8*(uintptr(ent[i]&^nodeBit)+nodeHdr))))
 		}
 		out[i] = v
 	}
+	for _, i := range kid[:nkid] {
+		a := dsts[i]
+		nd := fs.nodes[ent[i]&^nodeBit : cap(fs.nodes)] // past len: nodes stored in place
+		h := nd[nodeHdr]
+		c := a >> 8 & 255
+		v := *(*uint16)(unsafe.Add(kids, 2*uintptr(kidBlock(nd, h, c>>6, c&63)<<8|a&255)))
+		if v == valNone {
+			v = uint16(h)
+		}
+		out[i] = v
+	}
+}
+
+// b2i is 1 for true: a flag as a number, without a branch.
+func b2i(b bool) int {
+	return int(*(*uint8)(unsafe.Pointer(&b)))
 }
 
 // LookupBulk is Lookup for many keys (res must be at least as long as
