@@ -5,83 +5,153 @@ import (
 
 	"ferry/cache"
 	"ferry/cache/neigh"
+	"ferry/fib"
 )
 
-// dispatch sends every routed packet on its way by the kind of its
-// decision. Runs of packets with the same forward decision go through
-// fwdTx or fwdOut, loops that call nothing (see ethInput), which take the
-// usual forwarded packet (TTL left, within the MTU, not back out of its
-// input port, not a link-layer broadcast); dispatchOne takes the rest.
-func (p *Pipeline) dispatch() {
-	pks := p.io.Rx[:p.nIP]
-	dec := p.dec[:len(pks)]
-	var gws gwMemo
-	for k := 0; k < len(pks); {
-		d := dec[k]
-		if mtu := p.fastMTU(d); mtu != 0 {
-			var n int
-			// Straight to the port's tx list while no packet of the pass
-			// waits in the neighbour stage's list, which would send after
-			// it: a flow keeps its order.
-			if g := p.gatewayHdr(&gws, d); g != nil && p.nOut == 0 {
-				n = p.fwdTx(pks[k:], dec[k:], d, mtu, g)
-			} else {
-				n = p.fwdOut(pks[k:], dec[k:], d, mtu)
-			}
-			p.ctr.local[Forwarded] += uint64(n)
-			if k += n; k == len(pks) {
-				break
-			}
-			if dec[k] != d {
-				continue
-			}
-		}
-		p.dispatchOne(&pks[k], d)
-		k++
+// fastFwd is what forwarding the usual packet with decision d takes,
+// worked out when the decision changes: an MTU (0: d is not a forward
+// one), and the gateway's Ethernet header and port when its neighbour can
+// be used now (toTx); without it, the packets join the neighbour stage's
+// list.
+type fastFwd struct {
+	d    *cache.Decision
+	mtu  int
+	in   uint16 // d's output port: packets that came in by it take forward
+	port uint16 // toTx: the port's tx list
+	toTx bool
+	hdr  [EthHdrLen]byte
+}
+
+// setFast works out f for decision d.
+func (p *Pipeline) setFast(f *fastFwd, d *cache.Decision) {
+	*f = fastFwd{d: d, mtu: p.fastMTU(d)}
+	if f.mtu == 0 {
+		return
+	}
+	f.in = uint16(d.Port)
+	if g := p.gatewayHdr(&p.gws, d); g != nil {
+		f.toTx, f.port, f.hdr = true, g.port, g.hdr
 	}
 }
 
-// fwdTx forwards the packets of a run with forward decision d, whose
-// gateway's Ethernet header is g, straight onto the port's tx list. It
-// returns how many it took: it stops at the first with another decision,
-// one the usual checks leave to forward, or a full list.
-func (p *Pipeline) fwdTx(pks []RxPkt, dec []*cache.Decision, d *cache.Decision, mtu int, g *gwHdr) int {
-	port := int(g.port)
+// usualFwd reports whether a packet with the decision f is for is the
+// usual forwarded one (TTL left, within the MTU, not back out of its
+// input port, not a link-layer broadcast), which the runs take.
+func usualFwd(pk *RxPkt, f *fastFwd) bool {
+	h := (*frameHdr)(pk.Data)
+	return h[0]&1 == 0 && h[EthHdrLen+ipTTL] > 1 && int(pk.Len)-EthHdrLen <= f.mtu && pk.Port != f.in
+}
+
+// fwdRun forwards packets from k on while they take the decision of the
+// fast state (the previous packet's, or the last lookup result's) and are
+// the usual kind, and returns the index of the first other one. Straight
+// to the port's tx list while no packet of the pass waits in the
+// neighbour stage's list, which would send after them: a flow keeps its
+// order.
+func (p *Pipeline) fwdRun(pks []RxPkt, k int, st *routeState) int {
+	if st.fast.mtu == 0 || k >= len(pks) {
+		return k
+	}
+	var n, hints int
+	if st.fast.toTx && p.nOut == 0 {
+		n, hints = p.fwdTx(pks[k:], p.route[k:len(pks)], st)
+	} else {
+		n, hints = p.fwdOut(pks[k:], p.route[k:len(pks)], st)
+	}
+	if n > 0 {
+		st.prev = st.fast.d
+		p.ctr.local[Forwarded] += uint64(n)
+		p.ctr.local[HintHits] += uint64(hints)
+		if st.memoFrom == fromNhCache {
+			p.ctr.local[NhCacheHits] += uint64(n - hints)
+		}
+	}
+	return k + n
+}
+
+// fwdTx is fwdRun onto the tx list, for packets pks and their routing
+// classes route; it returns how many packets it took, and how many of
+// them by a hint.
+func (p *Pipeline) fwdTx(pks []RxPkt, route []int16, st *routeState) (int, int) {
+	f := &st.fast
+	route, vals := route[:len(pks)], p.vals[:p.nk]
+	memoVal := st.memoVal
+	if st.memoDec != f.d {
+		memoVal = -1
+	}
+	prevOK := st.prev == f.d
+	port := int(f.port)
 	refs := p.io.TxRef[port]
 	lens := p.io.TxLen[port][:len(refs)]
 	n := int(p.io.TxN[port])
-	hdr, in := g.hdr, uint16(d.Port)
-	dec = dec[:len(pks)]
+	hdr, in, mtu := f.hdr, f.in, f.mtu
+	hints := 0
 	k := 0
 	for ; k < len(pks); k++ {
 		pk := &pks[k]
-		h := (*frameHdr)(pk.Data)
-		if dec[k] != d || h[0]&1 != 0 || h[EthHdrLen+ipTTL] <= 1 || int(pk.Len)-EthHdrLen > mtu || pk.Port == in || n >= len(refs) {
-			break
+		switch r := int(route[k]); {
+		case r >= 0 && r < len(vals):
+			if int32(vals[r]) != memoVal || fib.Special(pk.Dst, pk.Src) {
+				goto done
+			}
+		case r == int(routeHint) && prevOK:
+			hints++
+		default:
+			goto done
 		}
+		h := (*frameHdr)(pk.Data)
+		if h[0]&1 != 0 || h[EthHdrLen+ipTTL] <= 1 || int(pk.Len)-EthHdrLen > mtu || pk.Port == in || n >= len(refs) {
+			if route[k] < 0 {
+				hints--
+			}
+			goto done
+		}
+		prevOK = true
 		decTTL(h[EthHdrLen:])
 		*(*[EthHdrLen]byte)(pk.Data) = hdr
 		refs[n], lens[n] = pk.Ref, pk.Len
 		n++
 	}
+done:
 	p.io.TxN[port] = uint16(n)
-	return k
+	return k, hints
 }
 
-// fwdOut is fwdTx onto the neighbour stage's list, for a gateway not yet
+// fwdOut is fwdRun onto the neighbour stage's list, for a gateway not yet
 // usable or destinations on the link.
-func (p *Pipeline) fwdOut(pks []RxPkt, dec []*cache.Decision, d *cache.Decision, mtu int) int {
+func (p *Pipeline) fwdOut(pks []RxPkt, route []int16, st *routeState) (int, int) {
+	f := &st.fast
+	route, vals := route[:len(pks)], p.vals[:p.nk]
+	memoVal := st.memoVal
+	if st.memoDec != f.d {
+		memoVal = -1
+	}
+	prevOK := st.prev == f.d
 	out := p.out[:]
 	nOut := p.nOut
-	in, gw := uint16(d.Port), d.Gateway
-	dec = dec[:len(pks)]
+	in, mtu, gw := f.in, f.mtu, f.d.Gateway
+	hints := 0
 	k := 0
 	for ; k < len(pks); k++ {
 		pk := &pks[k]
-		h := (*frameHdr)(pk.Data)
-		if dec[k] != d || h[0]&1 != 0 || h[EthHdrLen+ipTTL] <= 1 || int(pk.Len)-EthHdrLen > mtu || pk.Port == in || nOut >= len(out) {
-			break
+		switch r := int(route[k]); {
+		case r >= 0 && r < len(vals):
+			if int32(vals[r]) != memoVal || fib.Special(pk.Dst, pk.Src) {
+				goto done
+			}
+		case r == int(routeHint) && prevOK:
+			hints++
+		default:
+			goto done
 		}
+		h := (*frameHdr)(pk.Data)
+		if h[0]&1 != 0 || h[EthHdrLen+ipTTL] <= 1 || int(pk.Len)-EthHdrLen > mtu || pk.Port == in || nOut >= len(out) {
+			if route[k] < 0 {
+				hints--
+			}
+			goto done
+		}
+		prevOK = true
 		decTTL(h[EthHdrLen:])
 		nh := gw
 		if nh == 0 {
@@ -91,11 +161,37 @@ func (p *Pipeline) fwdOut(pks []RxPkt, dec []*cache.Decision, d *cache.Decision,
 		o.ref, o.data, o.nh, o.len, o.cap, o.port = pk.Ref, pk.Data, nh, pk.Len, pk.Cap, in
 		nOut++
 	}
+done:
 	p.nOut = nOut
-	return k
+	return k, hints
 }
 
-// dispatchOne sends a packet the runs did not take on its way.
+// sendOne sends a packet routeOne gave its decision: the usual forwarded
+// one as the runs do, anything else by the kind of its decision.
+func (p *Pipeline) sendOne(pk *RxPkt, d *cache.Decision, st *routeState) {
+	f := &st.fast
+	if d != f.d {
+		p.setFast(f, d)
+	}
+	if f.mtu == 0 || !usualFwd(pk, f) {
+		p.dispatchOne(pk, d)
+		return
+	}
+	decTTL(bytesAt(pk.Data, EthHdrLen+IPv4MinHdr)[EthHdrLen:])
+	p.ctr.local[Forwarded]++
+	if f.toTx && p.nOut == 0 {
+		port := int(f.port)
+		if n := int(p.io.TxN[port]); n < len(p.io.TxRef[port]) {
+			*(*[EthHdrLen]byte)(pk.Data) = f.hdr
+			p.io.TxRef[port][n], p.io.TxLen[port][n] = pk.Ref, pk.Len
+			p.io.TxN[port] = uint16(n + 1)
+			return
+		}
+	}
+	p.queueOut(pk.Ref, bytesAt(pk.Data, int(pk.Cap)), int(pk.Len), d, d.NextHop(pk.Dst))
+}
+
+// dispatchOne sends a packet on its way by the kind of its decision.
 func (p *Pipeline) dispatchOne(pk *RxPkt, d *cache.Decision) {
 	buf := bytesAt(pk.Data, int(pk.Cap))
 	l := int(pk.Len)
@@ -173,8 +269,8 @@ func (p *Pipeline) gatewayHdr(m *gwMemo, d *cache.Decision) *gwHdr {
 	return g
 }
 
-// fastMTU is the MTU a forward decision's packets are checked against on
-// dispatch's inline path, or 0 when that path does not apply.
+// fastMTU is the MTU a forward decision's usual packets are checked
+// against, or 0 when the runs do not apply.
 func (p *Pipeline) fastMTU(d *cache.Decision) int {
 	if d.Kind != cache.Forward || d.Port < 0 || int(d.Port) >= len(p.ports) {
 		return 0

@@ -159,7 +159,6 @@ type Pipeline struct {
 
 	// Per-burst work lists: the valid IPv4 packets and their decisions.
 	nIP   int
-	dec   [RxMax]*cache.Decision
 	out   [RxMax + BurstSize]outItem
 	nOut  int
 	route [RxMax]int16 // per list entry: its lookup's index, or routeBcast/routeMcast/routeHint
@@ -176,6 +175,7 @@ type Pipeline struct {
 	key fib.Key
 	res fib.Result
 
+	gws       gwMemo // the pass's gateways
 	pending   pendingSet
 	ipID      uint16
 	redirects redirectLimiter
@@ -208,7 +208,6 @@ func (p *Pipeline) Process() {
 	p.ctr.local[RxPackets] += uint64(n)
 	p.ethInput(n)
 	p.routeInput()
-	p.dispatch()
 	p.pendingPoll()
 	p.mailboxPoll()
 	p.neighOutput()
@@ -238,6 +237,7 @@ func (p *Pipeline) beginBurst() {
 	p.nIP = 0
 	p.nk = 0
 	p.nOut = 0
+	p.gws.n = 0
 }
 
 func (p *Pipeline) endBurst() {

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"math/rand"
 	"testing"
 	"time"
 
@@ -120,6 +121,71 @@ func TestFullPassToOnePort(t *testing.T) {
 	}
 	if h.held() != 0 {
 		t.Fatalf("%d buffers held", h.held())
+	}
+}
+
+// Packets to destinations under different next hops, interleaved in runs
+// of every length, and a few that are not the usual forward: each leaves
+// by its own route, in order, with the right Ethernet header.
+func TestInterleavedDecisions(t *testing.T) {
+	h := newHarness(t)
+	macC := MAC{0x02, 0, 0, 0, 0, 0xc0}
+	ipC := ip4(198, 51, 100, 3)
+	h.permanent(1, ipB, macB)
+	h.permanent(1, ipC, macC)
+	h.permanent(0, ipA, macA)
+	h.addRoute("10.1.0.0/16", "via", "198.51.100.3", "dev", "port1")
+	h.addRoute("10.2.0.0/16", "via", "192.0.2.2", "dev", "port0")
+	r := rand.New(rand.NewSource(7))
+	type want struct {
+		port int
+		mac  MAC
+	}
+	var in []sent
+	var wants []want
+	for len(in) < RxMax {
+		var dst uint32
+		var w want
+		switch r.Intn(5) {
+		case 0, 1:
+			dst, w = ip4(203, 0, 113, byte(r.Intn(256))), want{1, macB}
+		case 2:
+			dst, w = ip4(10, 1, byte(r.Intn(256)), 1), want{1, macC}
+		case 3:
+			dst, w = ip4(10, 2, byte(r.Intn(256)), 1), want{0, macA} // back out of port0: not the usual forward
+		default:
+			dst, w = ipB, want{1, macB} // on the link
+		}
+		for n := 1 + r.Intn(4); n > 0 && len(in) < RxMax; n-- {
+			in = append(in, sent{0, echoRequest(macR0, macA, ipA, dst, 64, uint16(len(in)))})
+			wants = append(wants, w)
+		}
+	}
+	out := h.burst(in...)
+	// Each port's echo requests, in the order sent; the redirects sent
+	// back for the packets that left by their input port are left out.
+	var byPort [2][]sent
+	for _, o := range out {
+		if ipOf(o.frame)[IPv4MinHdr] == ICMPEcho {
+			byPort[o.port] = append(byPort[o.port], o)
+		}
+	}
+	var next [2]int
+	for i, w := range wants {
+		if next[w.port] >= len(byPort[w.port]) {
+			t.Fatalf("packet %d (to port%d) not sent", i, w.port)
+		}
+		got := byPort[w.port][next[w.port]]
+		next[w.port]++
+		if seq := be.Uint16(ipOf(got.frame)[26:]); int(seq) != i {
+			t.Fatalf("port%d: packet %d where %d was due", w.port, seq, i)
+		}
+		if MAC(got.frame[0:6]) != w.mac || ipOf(got.frame)[ipTTL] != 63 {
+			t.Fatalf("packet %d to %s: to %s with TTL %d, want %s", i, IPString(be.Uint32(ipOf(got.frame)[ipDst:])), MAC(got.frame[0:6]), ipOf(got.frame)[ipTTL], w.mac)
+		}
+	}
+	if next[0] != len(byPort[0]) || next[1] != len(byPort[1]) {
+		t.Fatalf("more echo requests sent than received")
 	}
 }
 

@@ -19,15 +19,18 @@ var (
 	decMulticast   = &cache.Decision{Kind: cache.Blackhole, Port: -1}
 )
 
-// routeInput gives every valid packet its decision, walking the list as
-// ip_list_rcv_finish does: a packet with the previous packet's destination,
-// TOS and input port reuses its decision (a route hint) unless policy rules
-// could tell them apart or the decision was a broadcast; the receive stage
-// marked those and listed the other destinations, which are looked up
-// together first, so that their cache misses overlap.
+// routeInput gives every valid packet its decision and sends it on its
+// way, in list order, walking the list as ip_list_rcv_finish does: a
+// packet with the previous packet's destination, TOS and input port reuses
+// its decision (a route hint) unless policy rules could tell them apart or
+// the decision was a broadcast; the receive stage marked those and listed
+// the other destinations, which are looked up together first, so that
+// their cache misses overlap.
 //
-// The usual packets go through routeRun, a loop that calls nothing (see
-// ethInput); routeOne takes the others.
+// The usual packet takes the previous packet's decision or the last
+// lookup result's (see routeState) and is forwarded the usual way: those
+// go through fwdRun, loops that call nothing (see ethInput). routeOne and
+// sendOne take the others, one at a time.
 func (p *Pipeline) routeInput() {
 	pks := p.io.Rx[:p.nIP]
 	view := &p.view
@@ -36,10 +39,11 @@ func (p *Pipeline) routeInput() {
 	p.ctr.local[FIBLookups] += uint64(p.nk)
 	st := routeState{memoVal: -1, hash: p.sh.FIB.HasMultipath()}
 	for k := 0; ; k++ {
-		if k = p.routeRun(pks, k, &st); k >= len(pks) {
+		if k = p.fwdRun(pks, k, &st); k >= len(pks) {
 			break
 		}
-		p.routeOne(&pks[k], k, &st)
+		pk := &pks[k]
+		p.sendOne(pk, p.routeOne(pk, k, &st), &st)
 	}
 }
 
@@ -55,54 +59,24 @@ type routeState struct {
 	// memoVal is the lookup value whose shared Result memoRes is, or -1:
 	// any other packet with that value and no special address has it too.
 	memoVal int32
-	hash    bool // some route is multipath: keys carry the flow hash
+	hash    bool    // some route is multipath: keys carry the flow hash
+	fast    fastFwd // how the last decision's usual packets are forwarded
 }
 
-// routeRun gives packets from k on their decisions while they take the
-// previous packet's (a hint) or the last lookup result's (memoRes), and
-// returns the index of the first that needs more, or len(pks).
-func (p *Pipeline) routeRun(pks []RxPkt, k int, st *routeState) int {
-	route, dec, vals := p.route[:len(pks)], p.dec[:len(pks)], p.vals[:p.nk]
-	prev, memoVal, memoDec := st.prev, st.memoVal, st.memoDec
-	hints, hits := 0, 0
-	for ; k < len(pks); k++ {
-		var d *cache.Decision
-		switch r := int(route[k]); {
-		case r >= 0 && r < len(vals):
-			pk := &pks[k]
-			if int32(vals[r]) != memoVal || fib.Special(pk.Dst, pk.Src) {
-				goto done
-			}
-			d = memoDec
-			hits++
-		case r == int(routeHint) && prev != nil && prev.Kind != cache.Broadcast:
-			d = prev
-			hints++
-		default:
-			goto done
-		}
-		dec[k], prev = d, d
-	}
-done:
-	st.prev = prev
-	p.ctr.local[HintHits] += uint64(hints)
-	if st.memoFrom == fromNhCache {
-		p.ctr.local[NhCacheHits] += uint64(hits)
-	}
-	return k
-}
-
-// routeOne gives packet k its decision where routeRun could not.
-func (p *Pipeline) routeOne(pk *RxPkt, k int, st *routeState) {
+// routeOne gives packet k its decision where the runs could not.
+func (p *Pipeline) routeOne(pk *RxPkt, k int, st *routeState) *cache.Decision {
 	var d *cache.Decision
 	multipath := false
 	switch r := p.route[k]; {
 	case r == routeBcast:
-		p.dec[k], st.prev = decLimitedBcst, nil
-		return
+		st.prev = nil
+		return decLimitedBcst
 	case r == routeMcast:
-		p.dec[k], st.prev = decMulticast, nil
-		return
+		st.prev = nil
+		return decMulticast
+	case r == routeHint && st.prev != nil && st.prev.Kind != cache.Broadcast:
+		p.ctr.local[HintHits]++
+		return st.prev
 	case r == routeHint:
 		// The previous packet was a broadcast or took a multipath route:
 		// its decision is not reused, as the kernel's hint check says.
@@ -131,12 +105,13 @@ func (p *Pipeline) routeOne(pk *RxPkt, k int, st *routeState) {
 			}
 		}
 	}
-	p.dec[k], st.prev = d, d
+	st.prev = d
 	if multipath {
 		// Another flow to the same destination may hash to another
 		// nexthop: no hint (IPSKB_MULTIPATH).
 		st.prev = nil
 	}
+	return d
 }
 
 // lookupOne is the input lookup of pk, whose destination's value is v,
