@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"unsafe"
 )
 
@@ -36,21 +37,28 @@ const macMask = 1<<48 - 1
 // 20-byte header), loaded little-endian: the usual packet's check.
 const ipv4Start = 0x45<<16 | EtherIPv4>>8 | EtherIPv4&0xff<<8
 
-// Martian addresses by first octet (ip_route_input_slow): as source 0/8,
-// 127/8 and multicast (and the limited broadcast, checked apart); as
-// destination 0/8 and 127/8.
+// Addresses by first octet. Martians (ip_route_input_slow): as source
+// 0/8, 127/8 and multicast (and the limited broadcast, checked apart); as
+// destination 0/8 and 127/8. And what rxRun leaves to ethOne, as rare and
+// not the usual packet: sources in 255/8 (the limited broadcast among
+// them), destinations that are multicast or in 255/8 (the limited
+// broadcast among them).
 const (
 	martianSrc = 1 << iota
 	martianDst
+	unusualSrc
+	unusualDst
 )
 
-var martianOctet = func() (t [256]uint8) {
+var octetClass = func() (t [256]uint8) {
 	for o := range t {
-		if o == 0 || o == 127 {
-			t[o] = martianSrc | martianDst
-		}
-		if o>>4 == 0xe {
-			t[o] = martianSrc
+		switch {
+		case o == 0 || o == 127:
+			t[o] = martianSrc | martianDst | unusualSrc | unusualDst
+		case o>>4 == 0xe:
+			t[o] = martianSrc | unusualSrc | unusualDst
+		case o == 255:
+			t[o] = unusualSrc | unusualDst
 		}
 	}
 	return t
@@ -104,12 +112,12 @@ func hintKey(dst uint32, tos uint8, port uint16) uint64 {
 const noHint = ^uint64(0)
 
 // rxRun takes the usual frames from i on (unicast to the port's MAC or
-// multicast, an option-less IPv4 header that checks out, no martian
-// address) and returns the index of the first other one, or len(rx).
+// multicast, an option-less IPv4 header that checks out, ordinary
+// addresses) and returns the index of the first other one, or len(rx).
 func (p *Pipeline) rxRun(rx []RxPkt, i int, st *rxState) int {
 	macs := &p.portMAC
 	nports := min(len(p.ports), MaxPorts)
-	route, dsts := p.route[:len(rx)], p.dsts[:len(rx)]
+	route, dsts := p.route[:len(rx)], (*[RxMax]uint32)(p.dsts[:])
 	nk, prev, hints := st.nk, st.prev, st.hints
 	for ; i < len(rx); i++ {
 		r := &rx[i]
@@ -120,22 +128,40 @@ func (p *Pipeline) rxRun(rx []RxPkt, i int, st *rxState) int {
 		h := (*frameHdr)(r.Data)
 		// Unicast frames for another station reach us only in promiscuous
 		// set-ups; a router must not act on them.
-		if w := le.Uint64(h[0:8]); w&1 == 0 && w&macMask != macs[port] {
+		if w := le.Uint64(h[0:8]); w&1 == 0 && w<<16 != macs[port]<<16 {
 			break
 		}
-		if le.Uint32(h[EthTypeOff:])&0xffffff != ipv4Start || !ipv4Sum20((*[IPv4MinHdr]byte)(h[EthHdrLen:])) {
+		if le.Uint32(h[EthTypeOff:])&0xffffff != ipv4Start {
 			break
 		}
-		tot := int(be.Uint16(h[EthHdrLen+ipTotLen:]))
-		src, dst := be.Uint32(h[EthHdrLen+ipSrc:]), be.Uint32(h[EthHdrLen+ipDst:])
-		if tot < IPv4MinHdr || tot > l-EthHdrLen || martianOctet[src>>24]&martianSrc != 0 || src == 0xffffffff ||
-			martianOctet[dst>>24]&martianDst != 0 {
+		// The header as five words, whose fields are taken from them: the
+		// checksum test of ipv4Sum20, with a sum that is not zero here
+		// (the version byte is not).
+		ip := (*[IPv4MinHdr]byte)(h[EthHdrLen:])
+		w0, w3, w4 := le.Uint32(ip[0:]), le.Uint32(ip[ipSrc:]), le.Uint32(ip[ipDst:])
+		if s := uint64(w0) + uint64(le.Uint32(ip[4:])) + uint64(le.Uint32(ip[8:])) + uint64(w3) + uint64(w4); s%0xffff != 0 {
 			break
 		}
-		tos := h[EthHdrLen+ipTOS]
+		tot := int(bits.ReverseBytes16(uint16(w0 >> 16)))
+		src, dst := bits.ReverseBytes32(w3), bits.ReverseBytes32(w4)
+		if uint(tot-IPv4MinHdr) > uint(l-EthHdrLen-IPv4MinHdr) || octetClass[src>>24]&unusualSrc != 0 ||
+			octetClass[dst>>24]&unusualDst != 0 {
+			break
+		}
+		tos := uint8(w0 >> 8)
 		// Ethernet padding is not ours to forward.
 		r.Dst, r.Src, r.Len, r.TOS = dst, src, uint16(EthHdrLen+tot), tos
-		nk, prev = classify(route, dsts, i, nk, prev, hints, dst, tos, uint16(port))
+		// Not a broadcast or multicast destination: the previous lookup's
+		// decision (a hint) or a new lookup.
+		if key := hintKey(dst, tos, uint16(port)); key == prev {
+			route[i] = routeHint
+		} else {
+			dsts[nk&(RxMax-1)], route[i] = dst, int16(nk)
+			nk++
+			if hints {
+				prev = key
+			}
+		}
 	}
 	st.nk, st.prev = nk, prev
 	return i
@@ -180,11 +206,11 @@ func (p *Pipeline) ethCheck(r *RxPkt) int {
 		return 0
 	}
 	src := be.Uint32(h[EthHdrLen+ipSrc:])
-	if martianOctet[src>>24]&martianSrc != 0 || src == 0xffffffff {
+	if octetClass[src>>24]&martianSrc != 0 || src == 0xffffffff {
 		p.drop(r.Ref, DropMartianSrc)
 		return 0
 	}
-	if martianOctet[h[EthHdrLen+ipDst]]&martianDst != 0 {
+	if octetClass[h[EthHdrLen+ipDst]]&martianDst != 0 {
 		p.drop(r.Ref, DropMartianDst)
 		return 0
 	}
