@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"encoding/binary"
+
+	"ferry/fib"
 	"math/bits"
 	"unsafe"
 )
@@ -40,9 +42,8 @@ const ipv4Start = 0x45<<16 | EtherIPv4>>8 | EtherIPv4&0xff<<8
 // Addresses by first octet. Martians (ip_route_input_slow): as source
 // 0/8, 127/8 and multicast (and the limited broadcast, checked apart); as
 // destination 0/8 and 127/8. And what rxRun leaves to ethOne, as rare and
-// not the usual packet: sources in 255/8 (the limited broadcast among
-// them), destinations that are multicast or in 255/8 (the limited
-// broadcast among them).
+// not the usual packet: those, and sources and destinations from 224/4
+// up, so that no packet it lists for lookup has fib.Special addresses.
 const (
 	martianSrc = 1 << iota
 	martianDst
@@ -57,7 +58,7 @@ var octetClass = func() (t [256]uint8) {
 			t[o] = martianSrc | martianDst | unusualSrc | unusualDst
 		case o>>4 == 0xe:
 			t[o] = martianSrc | unusualSrc | unusualDst
-		case o == 255:
+		case o >= 0xf0:
 			t[o] = unusualSrc | unusualDst
 		}
 	}
@@ -175,7 +176,7 @@ func (p *Pipeline) ethOne(rx []RxPkt, i int, st *rxState) {
 		h := (*frameHdr)(r.Data)
 		dst, tos := be.Uint32(h[EthHdrLen+ipDst:]), h[EthHdrLen+ipTOS]
 		r.Dst, r.Src, r.Len, r.TOS = dst, be.Uint32(h[EthHdrLen+ipSrc:]), uint16(EthHdrLen+tot), tos
-		st.nk, st.prev = classify(p.route[:len(rx)], p.dsts[:len(rx)], i, st.nk, st.prev, st.hints, dst, tos, r.Port)
+		st.nk, st.prev = classify(p.route[:len(rx)], p.dsts[:len(rx)], i, st.nk, st.prev, st.hints, dst, r.Src, tos, r.Port)
 		return
 	}
 	p.route[i] = routeGone
@@ -235,9 +236,10 @@ func (p *Pipeline) closeUp(rx []RxPkt) {
 }
 
 // classify says how packet k gets its decision (route[k]): broadcast,
-// multicast, the previous lookup's decision again (a hint) or a new
-// lookup, added to dsts. It returns the new count of lookups and hint.
-func classify(route []int16, dsts []uint32, k, nk int, prev uint64, hints bool, dst uint32, tos uint8, port uint16) (int, uint64) {
+// multicast, the previous lookup's decision again (a hint), a lookup of
+// its own for special addresses, or a new lookup, added to dsts. It
+// returns the new count of lookups and hint.
+func classify(route []int16, dsts []uint32, k, nk int, prev uint64, hints bool, dst, src uint32, tos uint8, port uint16) (int, uint64) {
 	switch key := hintKey(dst, tos, port); {
 	case dst == 0xffffffff:
 		route[k], prev = routeBcast, noHint
@@ -245,6 +247,11 @@ func classify(route []int16, dsts []uint32, k, nk int, prev uint64, hints bool, 
 		route[k], prev = routeMcast, noHint
 	case key == prev:
 		route[k] = routeHint
+	case fib.Special(dst, src):
+		route[k] = routeSpecial
+		if hints {
+			prev = key
+		}
 	default:
 		dsts[nk], route[k] = dst, int16(nk)
 		nk++

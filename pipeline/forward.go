@@ -5,7 +5,6 @@ import (
 
 	"ferry/cache"
 	"ferry/cache/neigh"
-	"ferry/fib"
 )
 
 // fastFwd is what forwarding the usual packet with decision d takes,
@@ -49,121 +48,103 @@ func usualFwd(pk *RxPkt, f *fastFwd) bool {
 // neighbour stage's list, which would send after them: a flow keeps its
 // order.
 func (p *Pipeline) fwdRun(pks []RxPkt, k int, st *routeState) int {
-	if st.fast.mtu == 0 || k >= len(pks) {
+	f := &st.fast
+	// A hint takes the previous packet's decision: the first packet of a
+	// run must be the decision's own packet's follower to take one.
+	if f.mtu == 0 || k >= len(pks) || p.route[k] == routeHint && st.prev != f.d {
 		return k
 	}
-	var n, hints int
-	if st.fast.toTx && p.nOut == 0 {
-		n, hints = p.fwdTx(pks[k:], p.route[k:len(pks)], st)
+	hints0 := p.ctr.local[HintHits]
+	var n int
+	if f.toTx && p.nOut == 0 {
+		n = p.fwdTx(pks[k:], p.route[k:len(pks)], st)
 	} else {
-		n, hints = p.fwdOut(pks[k:], p.route[k:len(pks)], st)
+		n = p.fwdOut(pks[k:], p.route[k:len(pks)], st)
 	}
 	if n > 0 {
-		st.prev = st.fast.d
+		st.prev = f.d
 		p.ctr.local[Forwarded] += uint64(n)
-		p.ctr.local[HintHits] += uint64(hints)
 		if st.memoFrom == fromNhCache {
-			p.ctr.local[NhCacheHits] += uint64(n - hints)
+			p.ctr.local[NhCacheHits] += uint64(n) - (p.ctr.local[HintHits] - hints0)
 		}
 	}
 	return k + n
 }
 
 // fwdTx is fwdRun onto the tx list, for packets pks and their routing
-// classes route; it returns how many packets it took, and how many of
-// them by a hint.
-func (p *Pipeline) fwdTx(pks []RxPkt, route []int16, st *routeState) (int, int) {
+// classes route; it returns how many packets it took. Its values live in
+// registers (Go keeps few): the fast state's are read again each time.
+func (p *Pipeline) fwdTx(pks []RxPkt, route []int16, st *routeState) int {
 	f := &st.fast
-	route, vals := route[:len(pks)], p.vals[:p.nk]
+	vals := (*[RxMax]uint16)(p.vals[:])
 	memoVal := st.memoVal
 	if st.memoDec != f.d {
 		memoVal = -1
 	}
-	prevOK := st.prev == f.d
 	port := int(f.port)
 	refs := p.io.TxRef[port]
 	lens := p.io.TxLen[port][:len(refs)]
 	n := int(p.io.TxN[port])
-	hdr, in, mtu := f.hdr, f.in, f.mtu
-	hints := 0
+	ctr := &p.ctr.local
+	route = route[:len(pks)]
 	k := 0
 	for ; k < len(pks); k++ {
+		r := int(route[k])
+		if r >= 0 && int32(vals[r&(RxMax-1)]) != memoVal || r < 0 && r != int(routeHint) {
+			break
+		}
 		pk := &pks[k]
-		switch r := int(route[k]); {
-		case r >= 0 && r < len(vals):
-			if int32(vals[r]) != memoVal || fib.Special(pk.Dst, pk.Src) {
-				goto done
-			}
-		case r == int(routeHint) && prevOK:
-			hints++
-		default:
-			goto done
-		}
 		h := (*frameHdr)(pk.Data)
-		if h[0]&1 != 0 || h[EthHdrLen+ipTTL] <= 1 || int(pk.Len)-EthHdrLen > mtu || pk.Port == in || n >= len(refs) {
-			if route[k] < 0 {
-				hints--
-			}
-			goto done
+		if h[0]&1 != 0 || h[EthHdrLen+ipTTL] <= 1 || int(pk.Len)-EthHdrLen > f.mtu || pk.Port == f.in || n >= len(refs) {
+			break
 		}
-		prevOK = true
+		ctr[HintHits] += uint64(uint16(r) >> 15)
 		decTTL(h[EthHdrLen:])
-		*(*[EthHdrLen]byte)(pk.Data) = hdr
+		*(*[EthHdrLen]byte)(pk.Data) = f.hdr
 		refs[n], lens[n] = pk.Ref, pk.Len
 		n++
 	}
-done:
 	p.io.TxN[port] = uint16(n)
-	return k, hints
+	return k
 }
 
 // fwdOut is fwdRun onto the neighbour stage's list, for a gateway not yet
 // usable or destinations on the link.
-func (p *Pipeline) fwdOut(pks []RxPkt, route []int16, st *routeState) (int, int) {
+func (p *Pipeline) fwdOut(pks []RxPkt, route []int16, st *routeState) int {
 	f := &st.fast
-	route, vals := route[:len(pks)], p.vals[:p.nk]
+	vals := (*[RxMax]uint16)(p.vals[:])
 	memoVal := st.memoVal
 	if st.memoDec != f.d {
 		memoVal = -1
 	}
-	prevOK := st.prev == f.d
 	out := p.out[:]
 	nOut := p.nOut
-	in, mtu, gw := f.in, f.mtu, f.d.Gateway
-	hints := 0
+	gw := f.d.Gateway
+	ctr := &p.ctr.local
+	route = route[:len(pks)]
 	k := 0
 	for ; k < len(pks); k++ {
+		r := int(route[k])
+		if r >= 0 && int32(vals[r&(RxMax-1)]) != memoVal || r < 0 && r != int(routeHint) {
+			break
+		}
 		pk := &pks[k]
-		switch r := int(route[k]); {
-		case r >= 0 && r < len(vals):
-			if int32(vals[r]) != memoVal || fib.Special(pk.Dst, pk.Src) {
-				goto done
-			}
-		case r == int(routeHint) && prevOK:
-			hints++
-		default:
-			goto done
-		}
 		h := (*frameHdr)(pk.Data)
-		if h[0]&1 != 0 || h[EthHdrLen+ipTTL] <= 1 || int(pk.Len)-EthHdrLen > mtu || pk.Port == in || nOut >= len(out) {
-			if route[k] < 0 {
-				hints--
-			}
-			goto done
+		if h[0]&1 != 0 || h[EthHdrLen+ipTTL] <= 1 || int(pk.Len)-EthHdrLen > f.mtu || pk.Port == f.in || nOut >= len(out) {
+			break
 		}
-		prevOK = true
+		ctr[HintHits] += uint64(uint16(r) >> 15)
 		decTTL(h[EthHdrLen:])
 		nh := gw
 		if nh == 0 {
 			nh = pk.Dst
 		}
 		o := &out[nOut]
-		o.ref, o.data, o.nh, o.len, o.cap, o.port = pk.Ref, pk.Data, nh, pk.Len, pk.Cap, in
+		o.ref, o.data, o.nh, o.len, o.cap, o.port = pk.Ref, pk.Data, nh, pk.Len, pk.Cap, f.in
 		nOut++
 	}
-done:
 	p.nOut = nOut
-	return k, hints
+	return k
 }
 
 // sendOne sends a packet routeOne gave its decision: the usual forwarded

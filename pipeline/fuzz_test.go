@@ -41,6 +41,21 @@ func TestChecksumAndTTL(t *testing.T) {
 			t.Fatalf("ttl %d: incremental checksum wrong", ttl)
 		}
 	}
+	// Every checksum value, the end-around carries among them: the patch
+	// gives what recomputing it gives, as a number (0 and 0xffff are the
+	// same in ones' complement).
+	ip := ipOf(echoRequest(macR0, macA, ipA, ipB, 64, 1))[:IPv4MinHdr]
+	for id := 0; id < 1<<16; id++ {
+		be.PutUint16(ip[ipID:], uint16(id))
+		ip[ipTTL] = 64
+		setIPv4Checksum(ip, IPv4MinHdr)
+		decTTL(ip)
+		got := be.Uint16(ip[ipCsum:])
+		setIPv4Checksum(ip, IPv4MinHdr)
+		if want := be.Uint16(ip[ipCsum:]); got != want && !(got == 0 && want == 0xffff || got == 0xffff && want == 0) {
+			t.Fatalf("id %#x: patched checksum %#04x, recomputed %#04x", id, got, want)
+		}
+	}
 	if got := IPString(ip4(203, 0, 113, 5)); got != "203.0.113.5" {
 		t.Fatal(got)
 	}

@@ -124,11 +124,14 @@ func setIPv4Checksum(ip []byte, hlen int) {
 }
 
 // decTTL lowers the TTL by one and patches the checksum incrementally
-// (RFC 1624): the TTL is the high byte of its 16-bit word.
+// (RFC 1624): the TTL is the high byte of its 16-bit word, so the
+// checksum's high byte goes up by one, and that is the low byte of the
+// checksum loaded little-endian; the ones' complement sum does not depend
+// on byte order, so the carries come round the same way.
 func decTTL(ip []byte) {
-	sum := uint32(be.Uint16(ip[ipCsum:])) + 0x0100
+	sum := uint32(le.Uint16(ip[ipCsum:])) + 1
 	sum += sum >> 16
-	be.PutUint16(ip[ipCsum:], uint16(sum))
+	le.PutUint16(ip[ipCsum:], uint16(sum))
 	ip[ipTTL]--
 }
 

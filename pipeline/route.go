@@ -77,9 +77,10 @@ func (p *Pipeline) routeOne(pk *RxPkt, k int, st *routeState) *cache.Decision {
 	case r == routeHint && st.prev != nil && st.prev.Kind != cache.Broadcast:
 		p.ctr.local[HintHits]++
 		return st.prev
-	case r == routeHint:
-		// The previous packet was a broadcast or took a multipath route:
-		// its decision is not reused, as the kernel's hint check says.
+	case r == routeHint || r == routeSpecial:
+		// A hint whose previous packet was a broadcast or took a
+		// multipath route (its decision is not reused, as the kernel's
+		// hint check says), or special addresses.
 		res := p.lookupOne(pk, p.view.Val(pk.Dst), st.hash)
 		p.ctr.local[FIBLookups]++
 		d, _ = p.inputDecision(res, pk.Dst)
@@ -162,6 +163,9 @@ const (
 	routeMcast = int16(-2) // a multicast destination
 	routeHint  = int16(-3) // the previous packet's decision
 	routeGone  = int16(-4) // handled or dropped by the receive stage
+	// fib.Special addresses: looked up alone, never in the lookup list
+	// (whose entries the runs take for ordinary addresses).
+	routeSpecial = int16(-5)
 )
 
 // staticDecision maps a result without a usable nexthop to its shared decision.
