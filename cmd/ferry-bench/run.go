@@ -396,8 +396,8 @@ func (b *bench) ferrydConfig(path, prefix, api, sock0, sock1 string, t *routeTab
 	} else {
 		w.WriteString("routes: []\n")
 	}
-	// The static neighbour is added with ferryctl once ferryd runs: see
-	// docs/benchmarking.md for why not with the neighbors: key.
+	// The static neighbour is added with ferryctl once ferryd runs, after
+	// the routes: the same order for either way of loading them.
 	w.WriteString("neighbors: []\n")
 	return os.WriteFile(path, w.Bytes(), 0o644)
 }
