@@ -980,22 +980,6 @@ func (v *InputView) Lookup(k *Key, val uint16, spill *Result) *Result {
 	return spill
 }
 
-// LookupInputAddrs is the forwarding path's first try at input lookups,
-// given as destination and source addresses: out[i] is InputView.Result
-// for dsts[i], nil where a full key is needed.
-func (f *FIB) LookupInputAddrs(dsts, srcs []uint32, out []*Result) {
-	out, srcs = out[:len(dsts)], srcs[:len(dsts)]
-	v := f.InputView()
-	var vals [bulkN]uint16
-	for off := 0; off < len(dsts); off += bulkN {
-		ds := dsts[off:min(off+bulkN, len(dsts))]
-		v.Vals(ds, vals[:len(ds)])
-		for i, d := range ds {
-			out[off+i] = v.Result(vals[i], d, srcs[off+i])
-		}
-	}
-}
-
 // LookupBulkRefs is LookupBulk without copying Results: out[i] points at a
 // Result shared by all keys with the same answer (read-only, no Route), or
 // at spill[i], which the rule walk filled (out and spill must be at least

@@ -123,7 +123,7 @@ func TestMergedDifferential(t *testing.T) {
 			f.LookupOutput(&okeys[j], &out[j])
 		}
 		f.LookupBulk(keys, bulk)
-		f.LookupInputAddrs(dsts, srcs, refs)
+		byAddr(f, dsts, srcs, refs)
 		must(t, f.AddRule(dummy))
 		for j := range keys {
 			var want Result
@@ -151,7 +151,7 @@ func TestMergedDifferential(t *testing.T) {
 			}
 		}
 		// With a custom rule only the rule walk knows.
-		f.LookupInputAddrs(dsts, srcs, refs)
+		byAddr(f, dsts, srcs, refs)
 		for j, r := range refs {
 			if r != nil {
 				t.Fatalf("op %d: lookup by address %#x answered with custom rules", i, dsts[j])
@@ -269,4 +269,15 @@ func errText0(err error) string {
 		return ""
 	}
 	return " " + errText(err)
+}
+
+// byAddr is what the forwarding path asks first: refs[i] is InputView's
+// Result for dsts[i], nil where a full key is needed.
+func byAddr(f *FIB, dsts, srcs []uint32, refs []*Result) {
+	v := f.InputView()
+	vals := make([]uint16, len(dsts))
+	v.Vals(dsts, vals)
+	for i, d := range dsts {
+		refs[i] = v.Result(vals[i], d, srcs[i])
+	}
 }
