@@ -33,14 +33,6 @@ func (p *Pipeline) setFast(f *fastFwd, d *cache.Decision) {
 	}
 }
 
-// usualFwd reports whether a packet with the decision f is for is the
-// usual forwarded one (TTL left, within the MTU, not back out of its
-// input port, not a link-layer broadcast), which the runs take.
-func usualFwd(pk *RxPkt, f *fastFwd) bool {
-	h := (*frameHdr)(pk.Data)
-	return h[0]&1 == 0 && h[EthHdrLen+ipTTL] > 1 && int(pk.Len)-EthHdrLen <= f.mtu && pk.Port != f.in
-}
-
 // fwdRun forwards packets from k on while they take the decision of the
 // fast state (the previous packet's, or the last lookup result's) and are
 // the usual kind, and returns the index of the first other one. Straight
@@ -71,16 +63,35 @@ func (p *Pipeline) fwdRun(pks []RxPkt, k int, st *routeState) int {
 	return k + n
 }
 
+// runVal is the lookup value whose packets a run takes: the memo's, while
+// the memo's decision is the run's; -1, which no value is, otherwise.
+func (st *routeState) runVal() int32 {
+	if st.memoDec != st.fast.d {
+		return -1
+	}
+	return st.memoVal
+}
+
+// takes reports whether a run takes a packet of routing class r: a hint,
+// or a lookup that found the run's value (its addresses are not special:
+// see routeSpecial).
+func takes(r int, vals *[RxMax]uint16, runVal int32) bool {
+	return r >= 0 && int32(vals[r&(RxMax-1)]) == runVal || r == int(routeHint)
+}
+
+// usual reports whether a packet whose frame is h, with the decision f
+// is for, is the usual forward: not to a link-layer broadcast, TTL left,
+// within the MTU, not back out of its input port.
+func usual(h *frameHdr, pk *RxPkt, f *fastFwd) bool {
+	return h[0]&1 == 0 && h[EthHdrLen+ipTTL] > 1 && int(pk.Len)-EthHdrLen <= f.mtu && pk.Port != f.in
+}
+
 // fwdTx is fwdRun onto the tx list, for packets pks and their routing
 // classes route; it returns how many packets it took. Its values live in
 // registers (Go keeps few): the fast state's are read again each time.
 func (p *Pipeline) fwdTx(pks []RxPkt, route []int16, st *routeState) int {
 	f := &st.fast
-	vals := (*[RxMax]uint16)(p.vals[:])
-	memoVal := st.memoVal
-	if st.memoDec != f.d {
-		memoVal = -1
-	}
+	vals, runVal := (*[RxMax]uint16)(p.vals[:]), st.runVal()
 	port := int(f.port)
 	refs := p.io.TxRef[port]
 	lens := p.io.TxLen[port][:len(refs)]
@@ -89,13 +100,9 @@ func (p *Pipeline) fwdTx(pks []RxPkt, route []int16, st *routeState) int {
 	route = route[:len(pks)]
 	k := 0
 	for ; k < len(pks); k++ {
-		r := int(route[k])
-		if r >= 0 && int32(vals[r&(RxMax-1)]) != memoVal || r < 0 && r != int(routeHint) {
-			break
-		}
-		pk := &pks[k]
+		r, pk := int(route[k]), &pks[k]
 		h := (*frameHdr)(pk.Data)
-		if h[0]&1 != 0 || h[EthHdrLen+ipTTL] <= 1 || int(pk.Len)-EthHdrLen > f.mtu || pk.Port == f.in || n >= len(refs) {
+		if !takes(r, vals, runVal) || !usual(h, pk, f) || n >= len(refs) {
 			break
 		}
 		ctr[HintHits] += uint64(uint16(r) >> 15)
@@ -112,11 +119,7 @@ func (p *Pipeline) fwdTx(pks []RxPkt, route []int16, st *routeState) int {
 // usable or destinations on the link.
 func (p *Pipeline) fwdOut(pks []RxPkt, route []int16, st *routeState) int {
 	f := &st.fast
-	vals := (*[RxMax]uint16)(p.vals[:])
-	memoVal := st.memoVal
-	if st.memoDec != f.d {
-		memoVal = -1
-	}
+	vals, runVal := (*[RxMax]uint16)(p.vals[:]), st.runVal()
 	out := p.out[:]
 	nOut := p.nOut
 	gw := f.d.Gateway
@@ -124,13 +127,9 @@ func (p *Pipeline) fwdOut(pks []RxPkt, route []int16, st *routeState) int {
 	route = route[:len(pks)]
 	k := 0
 	for ; k < len(pks); k++ {
-		r := int(route[k])
-		if r >= 0 && int32(vals[r&(RxMax-1)]) != memoVal || r < 0 && r != int(routeHint) {
-			break
-		}
-		pk := &pks[k]
+		r, pk := int(route[k]), &pks[k]
 		h := (*frameHdr)(pk.Data)
-		if h[0]&1 != 0 || h[EthHdrLen+ipTTL] <= 1 || int(pk.Len)-EthHdrLen > f.mtu || pk.Port == f.in || nOut >= len(out) {
+		if !takes(r, vals, runVal) || !usual(h, pk, f) || nOut >= len(out) {
 			break
 		}
 		ctr[HintHits] += uint64(uint16(r) >> 15)
@@ -154,7 +153,7 @@ func (p *Pipeline) sendOne(pk *RxPkt, d *cache.Decision, st *routeState) {
 	if d != f.d {
 		p.setFast(f, d)
 	}
-	if f.mtu == 0 || !usualFwd(pk, f) {
+	if f.mtu == 0 || !usual((*frameHdr)(pk.Data), pk, f) {
 		p.dispatchOne(pk, d)
 		return
 	}
