@@ -11,13 +11,14 @@ const (
 	FreeMax   = 1024
 )
 
-// IO is what the data plane hands a pipeline: views over the received burst,
+// IO is what the data plane hands a pipeline: the received pass (RxN
+// packets in Rx, which the receive stage completes and reorders in place),
 // per-port transmit lists and the list of buffers to free. The slices are
-// fixed at set-up (over C memory in production, Go memory in tests); only the
-// counts change per burst. Ref values are opaque buffer handles.
+// fixed at set-up (over C memory in production, Go memory in tests); only
+// the counts change per pass. Ref values are opaque buffer handles.
 type IO struct {
 	RxN *uint32
-	Rx  []RxPkt
+	Rx  []RxPkt // RxMax
 
 	TxN   []uint16           // per port
 	TxRef [][]unsafe.Pointer // per port, TxMax each

@@ -157,11 +157,12 @@ type Pipeline struct {
 	bursts  uint64
 	icmpTok tokenBucket
 
-	// Per-burst work lists: the valid IPv4 packets and their decisions.
+	// Per-pass work lists: the valid IPv4 packets (the first nIP of
+	// io.Rx), how each gets its decision, and the neighbour stage's list.
 	nIP   int
+	route [RxMax]int16 // per packet: its lookup's index, or routeBcast and the like
 	out   [RxMax + BurstSize]outItem
 	nOut  int
-	route [RxMax]int16 // per list entry: its lookup's index, or routeBcast/routeMcast/routeHint
 	// The lookup list: the destinations the receive stage left to look
 	// up, and what the merged structure holds for each.
 	dsts [RxMax]uint32
