@@ -793,8 +793,12 @@ func (d *dirtySet) markAll() {
 
 func (d *dirtySet) any() bool { return d.nchunks > 0 || d.n > 0 }
 
-// bulkN is how many lookups the bulk walk takes level by level at once.
-const bulkN = 32
+// bulkN is how many lookups the bulk walk takes level by level at once:
+// a whole pass of the data plane. Each level then streams its misses for
+// all of them before the next begins, where groups of 32 each paid for
+// the pipeline filling and draining at every level (8% more forwarded on
+// 900k routes, uniform destinations, when it went from 32 to 256).
+const bulkN = 256
 
 // lpmBulk is lpm for up to bulkN addresses, level by level: the loads of
 // one level are independent, so their cache misses overlap. No branch
