@@ -144,7 +144,7 @@ func benchBulk(b *testing.B, addrs []uint32, refs bool) {
 }
 
 // BenchmarkFastLPM900kRandom is the bare walk of the merged structure, one
-// address at a time and 32 at a time.
+// address at a time and bulkN at a time.
 func BenchmarkFastLPM900kRandom(b *testing.B) {
 	benchSetup(b)
 	fs := bench.f.fast.Load()
