@@ -28,7 +28,8 @@ struct fy_rxpkt {
 };
 
 /* One per pipeline core, allocated in C memory so Go can view it without
- * cgo pointer checks. Go reads rx_*, writes tx_* and free_*. */
+ * cgo pointer checks. Go reads rx (and completes its records in place),
+ * writes tx_* and free_*. */
 struct fy_ws {
 	uint16_t nports;
 	uint16_t queue;
