@@ -852,7 +852,8 @@ func (fs *fsnap) lpmBulk(dsts []uint32, out []uint16) {
 	for i := range dsts {
 		v := *(*uint16)(at[i])
 		kid[nkid&(bulkN-1)] = uint8(i)
-		nkid += b2i(v == valKid)
+		// 1 for valKid, 0 for any other value, without a branch.
+		nkid += int((uint32(v^valKid) - 1) >> 31)
 		if v == valNone {
 			// The node's def, from its header (only nodes hold valNone).
 			v = uint16(*(*uint64)(unsafe.Add(nodes, 8*(uintptr(ent[i]&^nodeBit)+nodeHdr))))
@@ -870,11 +871,6 @@ func (fs *fsnap) lpmBulk(dsts []uint32, out []uint16) {
 		}
 		out[i] = v
 	}
-}
-
-// b2i is 1 for true: a flag as a number, without a branch.
-func b2i(b bool) int {
-	return int(*(*uint8)(unsafe.Pointer(&b)))
 }
 
 // LookupBulk is Lookup for many keys (res must be at least as long as
