@@ -23,14 +23,18 @@ func ipv4Check(ip []byte) (tot int, why Counter) {
 	return tot, 0
 }
 
-// ipv4Sum20 checks the checksum of an option-less header. Its 16-bit
-// words must sum, ones' complement, to 0xffff: their plain sum is then a
-// non-zero multiple of 0xffff (a header with a version is never all
-// zeros), and so is the plain sum of its five 32-bit words, as 2^16 is 1
-// modulo 0xffff, in either byte order. The compiler tests that with one
-// multiplication.
+// ipv4Sum20 checks the checksum of an option-less header.
 func ipv4Sum20(h *[IPv4MinHdr]byte) bool {
-	s := uint64(le.Uint32(h[0:])) + uint64(le.Uint32(h[4:])) + uint64(le.Uint32(h[8:])) +
-		uint64(le.Uint32(h[12:])) + uint64(le.Uint32(h[16:]))
-	return s%0xffff == 0 && s != 0
+	w0, w1, w2, w3, w4 := le.Uint32(h[0:]), le.Uint32(h[4:]), le.Uint32(h[8:]), le.Uint32(h[12:]), le.Uint32(h[16:])
+	return w0|w1|w2|w3|w4 != 0 && ipv4Words(w0, w1, w2, w3, w4)
+}
+
+// ipv4Words checks the checksum of an option-less header that is not all
+// zeros (a version byte makes sure), given as its five 32-bit words loaded
+// in either byte order. Its 16-bit words must sum, ones' complement, to
+// 0xffff: their plain sum, then not zero, is a multiple of 0xffff, and so
+// is the plain sum of the 32-bit words, as 2^16 is 1 modulo 0xffff. The
+// compiler tests that with one multiplication.
+func ipv4Words(w0, w1, w2, w3, w4 uint32) bool {
+	return (uint64(w0)+uint64(w1)+uint64(w2)+uint64(w3)+uint64(w4))%0xffff == 0
 }
