@@ -956,10 +956,6 @@ func (v *InputView) Shared(val uint16) *Result {
 	return &v.fs.inRes[val]
 }
 
-// Special reports whether an input lookup from src to dst may be answered
-// apart from the tables (broadcast, martians, multicast and the like).
-func Special(dst, src uint32) bool { return addrsMaybeSpecial(dst, src) }
-
 // Lookup is the input lookup of k, whose destination's Vals value is val
 // (ignored with custom rules): a shared Result or spill, filled.
 func (v *InputView) Lookup(k *Key, val uint16, spill *Result) *Result {

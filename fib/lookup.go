@@ -18,9 +18,12 @@ func (f *FIB) lookupWalk(k *Key, res *Result) {
 
 // inputMaybeSpecial is a quick test for the keys inputSpecial answers
 // (some others pass it too).
-func inputMaybeSpecial(k *Key) bool { return addrsMaybeSpecial(k.Dst, k.Src) }
+func inputMaybeSpecial(k *Key) bool { return Special(k.Dst, k.Src) }
 
-func addrsMaybeSpecial(dst, src uint32) bool {
+// Special reports whether an input lookup from src to dst may be answered
+// apart from the tables (broadcast, martians, multicast and the like); a
+// few others pass the test too.
+func Special(dst, src uint32) bool {
 	top := dst >> 24
 	return top == 0 || top == 127 || top >= 0xe0 || src >= 0xe0000000
 }
