@@ -112,9 +112,7 @@ func (b *bench) settle(ctx context.Context, tag string) float64 {
 			b.log.Warn("core-to-core probe failed", zap.Error(err))
 			return 0
 		}
-		if b.bestRTT == 0 || rtt < b.bestRTT {
-			b.bestRTT = rtt
-		}
+		b.noteRTT(rtt)
 		// Same-socket x86 cores answer in 50-200 ns; far above that, or
 		// far above the best seen, the host has moved or crowded them.
 		slow := rtt > b.o.rttMax || rtt > 2*b.bestRTT && rtt > b.bestRTT+100
@@ -137,6 +135,13 @@ func (b *bench) settle(ctx context.Context, tag string) float64 {
 		}
 		waited += pause
 		b.waitBudget -= pause
+	}
+}
+
+// noteRTT keeps the fastest round trip seen.
+func (b *bench) noteRTT(rtt float64) {
+	if b.bestRTT == 0 || rtt < b.bestRTT {
+		b.bestRTT = rtt
 	}
 }
 

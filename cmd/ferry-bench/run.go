@@ -220,7 +220,7 @@ func (b *bench) measureTable(ctx context.Context, t *routeTable, duts []dutSpec,
 		}
 		if rtt, err := b.probe(ctx); err == nil {
 			tr.RTTAfter = rtt
-			b.bestRTT = min(b.bestRTT, rtt)
+			b.noteRTT(rtt)
 		}
 	}()
 	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
