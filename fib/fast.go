@@ -2,7 +2,6 @@ package fib
 
 import (
 	"math/bits"
-	"runtime"
 	"sync/atomic"
 	"unsafe"
 )
@@ -800,10 +799,11 @@ func (d *dirtySet) any() bool { return d.nchunks > 0 || d.n > 0 }
 // 900k routes, uniform destinations, when it went from 32 to 256).
 const bulkN = 256
 
-// lpmBulk is lpm for up to bulkN addresses, level by level: the loads of
-// one level are independent, so their cache misses overlap. No branch
-// depends on a load that may miss: a mispredicted one would discard the
-// loads issued after it and serialize the misses again.
+// lpmBulk is lpm for up to bulkN addresses, level by level: each level
+// computes where every lookup reads next and prefetches those lines, so
+// that their cache misses overlap, and the next level reads them. No
+// branch depends on a load that may miss: a mispredicted one would discard
+// the loads issued after it and serialize the misses again.
 func (fs *fsnap) lpmBulk(dsts []uint32, out []uint16) {
 	n := len(dsts)
 	if n > bulkN {
@@ -816,21 +816,18 @@ func (fs *fsnap) lpmBulk(dsts []uint32, out []uint16) {
 	chunks := unsafe.Pointer(unsafe.SliceData(fs.chunks))
 	nodes := unsafe.Pointer(unsafe.SliceData(fs.nodes))
 	kids := unsafe.Pointer(unsafe.SliceData(fs.kids))
-	// The top-level entries (256 KB, mostly cached), and the first line
-	// of each node, loaded so that its misses overlap; the next pass reads
-	// the line again, from the first-level cache. A top entry that is a
-	// value touches node 0, a dummy.
+	// The top-level entries (256 KB, mostly cached), and the first line of
+	// each node. A top entry that is a value points at node 0, a dummy.
 	var ent [bulkN]uint32
-	var touch uint64
+	var at [bulkN]unsafe.Pointer
 	for i, a := range dsts {
 		e := atomic.LoadUint32((*uint32)(unsafe.Add(chunks, 4*uintptr(fs.top[a>>24]<<8|a>>16&255))))
 		ent[i] = e
-		touch ^= *(*uint64)(unsafe.Add(nodes, uintptr(e&^nodeBit&-(e>>31))*8+8*uintptr(a>>14&3)))
+		at[i] = unsafe.Add(nodes, 8*uintptr(e&^nodeBit&-(e>>31)))
 	}
-	runtime.KeepAlive(touch)
-	// Where each value is: a 16-bit word in the node arena, or the top
-	// entry itself.
-	var at [bulkN]unsafe.Pointer
+	prefetch(&at[0], n)
+	// Where each value is: a 16-bit word in the node arena (in a busy
+	// node, in a line after the first), or the top entry itself.
 	for i, a := range dsts {
 		e := ent[i]
 		if e&nodeBit == 0 {
@@ -844,6 +841,7 @@ func (fs *fsnap) lpmBulk(dsts []uint32, out []uint16) {
 		j := uint32(h>>(16+8*w)&0xff) + uint32(bits.OnesCount64(*(*uint64)(unsafe.Add(nd, 8*uintptr(w)))&(2<<b-1))) - 1
 		at[i] = unsafe.Add(nd, 8*nodeVals+2*uintptr(j))
 	}
+	prefetch(&at[0], n)
 	// The values; slots with longer prefixes are listed, without a branch
 	// (a fifth of them, at random), and looked up in their child blocks
 	// after.
@@ -860,14 +858,26 @@ func (fs *fsnap) lpmBulk(dsts []uint32, out []uint16) {
 		}
 		out[i] = v
 	}
-	for _, i := range kid[:nkid] {
+	if nkid == 0 {
+		return
+	}
+	// The children's bitmaps, after the values, then their blocks.
+	for k, i := range kid[:nkid] {
+		nd := unsafe.Add(nodes, 8*uintptr(ent[i]&^nodeBit))
+		at[k] = unsafe.Add(nd, 8*uintptr(*(*uint64)(unsafe.Add(nd, 8*nodeHdr))>>48&0xff))
+	}
+	prefetch(&at[0], nkid)
+	for k, i := range kid[:nkid] {
 		a := dsts[i]
 		nd := fs.nodes[ent[i]&^nodeBit : cap(fs.nodes)] // past len: nodes stored in place
-		h := nd[nodeHdr]
 		c := a >> 8 & 255
-		v := *(*uint16)(unsafe.Add(kids, 2*uintptr(kidBlock(nd, h, c>>6, c&63)<<8|a&255)))
+		at[k] = unsafe.Add(kids, 2*uintptr(kidBlock(nd, nd[nodeHdr], c>>6, c&63)<<8|a&255))
+	}
+	prefetch(&at[0], nkid)
+	for k, i := range kid[:nkid] {
+		v := *(*uint16)(at[k])
 		if v == valNone {
-			v = uint16(h)
+			v = uint16(*(*uint64)(unsafe.Add(nodes, 8*(uintptr(ent[i]&^nodeBit)+nodeHdr))))
 		}
 		out[i] = v
 	}
