@@ -8,8 +8,9 @@ CONFIG  ?=
 PKGS_PURE := ./cache/... ./fib/... ./pipeline/... ./conf/...
 
 # Go code for the x86-64 level of this CPU, as -march=native is for C: at
-# v3 (AVX2, BMI2; every x86 server since 2013) the FIB walk's popcounts
-# and shifts are single instructions instead of calls behind a CPU check.
+# v3 (AVX2, BMI2; every x86 server since 2013) popcounts and shifts are
+# single instructions instead of calls behind a CPU check, and the FIB's
+# bulk walk is its assembly (fib/walk_amd64.s) instead of the compiled one.
 # A binary for older CPUs: make build GOAMD64=v1.
 GOAMD64 ?= $(shell for x in avx2 bmi1 bmi2 fma f16c movbe abm popcnt; do \
 	grep -qw $$x /proc/cpuinfo 2>/dev/null || { echo v1; exit; }; done; echo v3)
@@ -19,7 +20,7 @@ export GOAMD64
 DEB_PKGS := dpdk dpdk-dev libdpdk-dev dpdk-doc pkg-config gcc make iproute2 \
             iputils-ping traceroute netcat-openbsd ethtool python3 gnuplot-nox
 
-.PHONY: all deps build run test test-unit test-e2e bench bench-micro fmt lint clean
+.PHONY: all deps build run test test-unit test-e2e bench bench-micro fmt lint clean print-goamd64
 
 all: build
 
@@ -76,3 +77,7 @@ lint:
 
 clean:
 	rm -rf $(BIN)
+
+# The x86-64 level the Go code is built for (for scripts).
+print-goamd64:
+	@echo $(GOAMD64)

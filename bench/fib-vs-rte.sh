@@ -10,6 +10,9 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-/tmp/fib-vs-rte}
 mkdir -p "$work"
 cd "$here"
+# The x86-64 level the Makefile builds for (the walk's assembly needs v3).
+GOAMD64=${GOAMD64:-$(make -s --no-print-directory print-goamd64)}
+export GOAMD64
 
 # 1. The table and addresses, in dpdk-test-fib's formats.
 FIB_RTE_DIR=$work CGO_ENABLED=0 go test -count 1 -run TestWriteRteFiles ./fib/ >/dev/null

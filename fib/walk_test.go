@@ -1,0 +1,143 @@
+package fib
+
+import (
+	"encoding/binary"
+	"math/rand"
+	"sync"
+	"testing"
+	"unsafe"
+)
+
+// TestWalkLayout pins the offsets the assembly walk reads walk by.
+func TestWalkLayout(t *testing.T) {
+	var w walk
+	for _, c := range []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"top", unsafe.Offsetof(w.top), 0}, {"chunks", unsafe.Offsetof(w.chunks), 8},
+		{"nodes", unsafe.Offsetof(w.nodes), 16}, {"dsts", unsafe.Offsetof(w.dsts), 24},
+		{"out", unsafe.Offsetof(w.out), 32}, {"n", unsafe.Offsetof(w.n), 40},
+		{"ent", unsafe.Offsetof(w.ent), 48}, {"at", unsafe.Offsetof(w.at), 56},
+		{"kid", unsafe.Offsetof(w.kid), 64},
+	} {
+		if c.got != c.want {
+			t.Errorf("walk.%s at offset %d, the assembly reads it at %d", c.name, c.got, c.want)
+		}
+	}
+}
+
+// walkFIB is a BGP-like table with a few longer and shorter prefixes
+// added, so that walks meet every kind of entry: top-level values, node
+// defaults (valNone), runs in both of a node's lines, and child blocks.
+var walkTable struct {
+	once sync.Once
+	f    *FIB
+}
+
+func walkFIB(t testing.TB) *FIB {
+	walkTable.once.Do(func() { walkTable.f = buildWalkFIB(t) })
+	if walkTable.f == nil {
+		t.Fatal("no table")
+	}
+	return walkTable.f
+}
+
+func buildWalkFIB(t testing.TB) *FIB {
+	ps := GenerateBGP(50000, 11)
+	rng := rand.New(rand.NewSource(5))
+	for i := 0; i < 2000; i++ {
+		a := rng.Uint32()
+		l := uint8(8 + rng.Intn(25))
+		ps = append(ps, Prefix{a & mask(l), l})
+	}
+	return buildBGP(t, dedupe(ps))
+}
+
+func dedupe(ps []Prefix) []Prefix {
+	seen := make(map[Prefix]bool, len(ps))
+	out := ps[:0]
+	for _, p := range ps {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// walkBoth walks dsts with walkNodes and with walkNodesGo and fails on
+// any difference in the values stored or the child blocks listed, then
+// checks the whole bulk walk against single lookups.
+func walkBoth(t testing.TB, fs *fsnap, dsts []uint32) {
+	var res [2]struct {
+		out  [bulkN]uint16
+		kid  [bulkN]uint8
+		nkid int
+	}
+	for r, fn := range []func(*walk) int{walkNodes, walkNodesGo} {
+		var ent [bulkN]uint32
+		var at [bulkN]unsafe.Pointer
+		w := walk{top: &fs.top, chunks: unsafe.Pointer(unsafe.SliceData(fs.chunks)),
+			nodes: unsafe.Pointer(unsafe.SliceData(fs.nodes)), dsts: &dsts[0], out: &res[r].out[0],
+			n: len(dsts), ent: &ent, at: &at, kid: &res[r].kid}
+		res[r].nkid = fn(&w)
+	}
+	a, g := &res[0], &res[1]
+	if a.nkid != g.nkid || a.kid != g.kid {
+		t.Fatalf("child blocks listed: %v, compiled walk %v", a.kid[:a.nkid], g.kid[:g.nkid])
+	}
+	kid := map[uint8]bool{}
+	for _, i := range a.kid[:a.nkid] {
+		kid[i] = true
+	}
+	for i := range dsts {
+		if !kid[uint8(i)] && a.out[i] != g.out[i] {
+			t.Fatalf("%s: value %d, compiled walk %d", ipStr(dsts[i]), a.out[i], g.out[i])
+		}
+	}
+	var vals [bulkN]uint16
+	fs.lpmBulk(dsts, vals[:])
+	for i, d := range dsts {
+		if want := fs.lpm(d); vals[i] != want {
+			t.Fatalf("%s: bulk walk %d, single lookup %d", ipStr(d), vals[i], want)
+		}
+	}
+}
+
+func TestWalkNodesMatchesCompiled(t *testing.T) {
+	fs := walkFIB(t).fast.Load()
+	rng := rand.New(rand.NewSource(9))
+	ps := GenerateBGP(50000, 11)
+	for round := 0; round < 200; round++ {
+		dsts := make([]uint32, 1+rng.Intn(bulkN))
+		for i := range dsts {
+			switch rng.Intn(3) {
+			case 0:
+				dsts[i] = rng.Uint32()
+			default: // within a table prefix
+				p := ps[rng.Intn(len(ps))]
+				dsts[i] = p.Addr | rng.Uint32()&^mask(p.Len)
+			}
+		}
+		walkBoth(t, fs, dsts)
+	}
+}
+
+// FuzzWalk walks the addresses of any input (four bytes each, up to a
+// batch) both ways.
+func FuzzWalk(f *testing.F) {
+	f.Add([]byte{10, 0, 0, 1, 192, 168, 1, 1, 255, 255, 255, 255})
+	f.Add(make([]byte, 4*bulkN))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n := min(len(b)/4, bulkN)
+		if n == 0 {
+			return
+		}
+		dsts := make([]uint32, n)
+		for i := range dsts {
+			dsts[i] = binary.BigEndian.Uint32(b[4*i:])
+		}
+		walkBoth(t, walkFIB(t).fast.Load(), dsts)
+	})
+}
