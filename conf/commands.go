@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime/metrics"
 	"sort"
 	"strconv"
 	"strings"
@@ -590,8 +591,31 @@ func (r *Router) stats() (string, any, error) {
 	ns := r.Neigh.Stats()
 	fmt.Fprintf(&b, "neighbours:\n  entries %d allocs %d destroys %d res_failed %d table_fulls %d forced_gc_runs %d\n",
 		ns.Entries, ns.Allocs, ns.Destroys, ns.ResFailed, ns.TableFulls, ns.ForcedGCRuns)
+	rt := readRuntime()
+	fmt.Fprintf(&b, "runtime:\n  gc_cycles %d heap_bytes %d\n", rt.GCCycles, rt.HeapBytes)
 	sort.Strings(names)
-	return b.String(), map[string]any{"counters": data, "neigh": ns}, nil
+	return b.String(), map[string]any{"counters": data, "neigh": ns, "runtime": rt}, nil
+}
+
+// RuntimeStats is what the Go runtime tells of the daemon's memory: the
+// forwarding path allocates nothing, so garbage collection cycles that
+// grow while only packets flow point at a regression.
+type RuntimeStats struct {
+	GCCycles  uint64 `json:"gc_cycles"`  // completed since start
+	HeapBytes uint64 `json:"heap_bytes"` // live objects and unswept garbage
+}
+
+func readRuntime() RuntimeStats {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	var rt RuntimeStats
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		rt.GCCycles = s[0].Value.Uint64()
+	}
+	if s[1].Value.Kind() == metrics.KindUint64 {
+		rt.HeapBytes = s[1].Value.Uint64()
+	}
+	return rt
 }
 
 func (r *Router) cacheStats() (string, any, error) {

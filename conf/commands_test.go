@@ -1,7 +1,9 @@
 package conf
 
 import (
+	"encoding/json"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -108,6 +110,30 @@ func TestRouterCommands(t *testing.T) {
 	if got := exec(t, r, "cache stats"); !strings.Contains(got, "genid_bumps") {
 		t.Fatalf("cache stats:\n%s", got)
 	}
+	// The collector's cycles, as the benchmark reads them: a cycle forced
+	// here shows.
+	rt0 := runtimeStats(t, r)
+	runtime.GC()
+	if after := runtimeStats(t, r); after.GCCycles <= rt0.GCCycles || after.HeapBytes == 0 {
+		t.Fatalf("runtime stats across a collection: %+v, then %+v", rt0, after)
+	}
+}
+
+func runtimeStats(t *testing.T, r *Router) RuntimeStats {
+	t.Helper()
+	_, data, err := r.Exec([]string{"stats"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := json.Marshal(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct{ Runtime RuntimeStats }
+	if err := json.Unmarshal(bs, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Runtime
 }
 
 func TestBatchStopsAtFirstFailure(t *testing.T) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"math"
 	"os"
 	"os/exec"
@@ -151,5 +152,25 @@ func TestParseDUTs(t *testing.T) {
 		if _, err := parseDUTs(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+func TestGCCycles(t *testing.T) {
+	for _, c := range []struct {
+		stats string
+		want  uint64
+		ok    bool
+	}{
+		{`{"counters":{},"runtime":{"gc_cycles":7,"heap_bytes":100}}`, 7, true},
+		{`{"counters":{}}`, 0, false}, // a ferryd without the runtime section
+		{`"not json"`, 0, false},
+	} {
+		got, ok := gcCycles(map[string]json.RawMessage{"stats": json.RawMessage(c.stats)})
+		if got != c.want || ok != c.ok {
+			t.Errorf("%s: %d %v, want %d %v", c.stats, got, ok, c.want, c.ok)
+		}
+	}
+	if _, ok := gcCycles(map[string]json.RawMessage{}); ok {
+		t.Error("no stats read as known")
 	}
 }

@@ -108,9 +108,14 @@ type dutRun struct {
 	Counters map[string]json.RawMessage `json:"dut_counters,omitempty"`
 	Error    string                     `json:"error,omitempty"`
 	LogDir   string                     `json:"log_dir"`
+	// ferryd: garbage collection cycles from ready to the end of the
+	// turns, where steady forwarding runs none.
+	GCCycles *uint64 `json:"gc_cycles_during_run,omitempty"`
 	spec     dutSpec
 	proc     *proc
 	api      string // ferryd's control socket
+	gc0      uint64 // GC cycles when it was ready
+	gcKnown  bool
 }
 
 // ealMem is the memory part of every EAL's arguments.
@@ -250,6 +255,9 @@ func (b *bench) measureTable(ctx context.Context, t *routeTable, duts []dutSpec,
 			return i, nil
 		}
 		b.log.Info("device ready", zap.String("dut", dut.label), zap.Int("pid", r.proc.pid()), zap.Float64("start_s", r.StartS), zap.Float64("route_load_s", r.LoadS))
+		if dut.kind == dutFerryd {
+			r.gc0, r.gcKnown = gcCycles(b.ferryCounters(r.api))
+		}
 		// Stopped until its turn: the next device starts on a quiet core.
 		if err := r.proc.pause(); err != nil {
 			return -1, err
@@ -286,6 +294,13 @@ func (b *bench) measureTable(ctx context.Context, t *routeTable, duts []dutSpec,
 	for _, r := range runs {
 		if r.spec.kind == dutFerryd {
 			r.Counters = b.ferryCounters(r.api)
+			if gc, ok := gcCycles(r.Counters); ok && r.gcKnown && gc >= r.gc0 {
+				n := gc - r.gc0
+				r.GCCycles = &n
+				if n > 0 {
+					b.note("%s collected garbage %d times during the %s turns: its rates there are not those of steady forwarding, which allocates nothing", r.DUT, n, t.name())
+				}
+			}
 		}
 		if r.proc.exited() {
 			r.Error = fmt.Sprintf("device under test exited during the run (%v); its log ends:\n%s", r.proc.exitErr(), r.proc.tail(15))
@@ -464,7 +479,21 @@ func (b *bench) startFerryd(ctx context.Context, t *routeTable, tag, sock0, sock
 	return p, nil
 }
 
-// ferryCounters reads ferryd's counters after the run, for the record.
+// gcCycles is ferryd's count of garbage collection cycles in its
+// counters ('stats'), if they have it.
+func gcCycles(counters map[string]json.RawMessage) (uint64, bool) {
+	var st struct {
+		Runtime *struct {
+			GCCycles uint64 `json:"gc_cycles"`
+		} `json:"runtime"`
+	}
+	if err := json.Unmarshal(counters["stats"], &st); err != nil || st.Runtime == nil {
+		return 0, false
+	}
+	return st.Runtime.GCCycles, true
+}
+
+// ferryCounters reads ferryd's counters, for the record.
 func (b *bench) ferryCounters(api string) map[string]json.RawMessage {
 	out := map[string]json.RawMessage{}
 	for _, c := range [][]string{{"stats"}, {"link", "show"}, {"cache", "stats"}} {
