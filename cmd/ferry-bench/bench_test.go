@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"ferry/fib"
 )
@@ -172,5 +173,16 @@ func TestGCCycles(t *testing.T) {
 	}
 	if _, ok := gcCycles(map[string]json.RawMessage{}); ok {
 		t.Error("no stats read as known")
+	}
+}
+
+func TestPeriodicGCs(t *testing.T) {
+	for _, c := range []struct {
+		d    time.Duration
+		want uint64
+	}{{0, 1}, {119 * time.Second, 1}, {2 * time.Minute, 2}, {5 * time.Minute, 3}} {
+		if got := periodicGCs(c.d); got != c.want {
+			t.Errorf("%v: %d, want %d", c.d, got, c.want)
+		}
 	}
 }
