@@ -72,10 +72,10 @@ func NewWorker(cpu, q int, ports []Port, pool *Pool, rxBurst int) (*Worker, erro
 	io.RxN = (*uint32)(unsafe.Pointer(&ws.nrx))
 	io.Rx = unsafe.Slice((*pipeline.RxPkt)(unsafe.Pointer(&ws.rx[0])), C.FY_RX_MAX)
 	io.TxN = unsafe.Slice((*uint16)(unsafe.Pointer(&ws.tx_n[0])), len(ports))
-	io.TxRef = make([][]unsafe.Pointer, len(ports))
+	io.TxRef = make([][]uintptr, len(ports))
 	io.TxLen = make([][]uint16, len(ports))
 	for i := range ports {
-		io.TxRef[i] = unsafe.Slice((*unsafe.Pointer)(unsafe.Pointer(&ws.tx_ref[i][0])), C.FY_TX_MAX)
+		io.TxRef[i] = unsafe.Slice((*uintptr)(unsafe.Pointer(&ws.tx_ref[i][0])), C.FY_TX_MAX)
 		io.TxLen[i] = unsafe.Slice((*uint16)(unsafe.Pointer(&ws.tx_len[i][0])), C.FY_TX_MAX)
 	}
 	io.FreeN = (*uint32)(unsafe.Pointer(&ws.nfree))

@@ -93,25 +93,27 @@ func (p *Pipeline) fwdTx(pks []RxPkt, route []int16, st *routeState) int {
 	f := &st.fast
 	vals, runVal := (*[RxMax]uint16)(p.vals[:]), st.runVal()
 	port := int(f.port)
-	refs := p.io.TxRef[port]
-	lens := p.io.TxLen[port][:len(refs)]
 	n := int(p.io.TxN[port])
+	// The run stops where the tx list is full too: sendOne takes the
+	// packet there.
+	pks = pks[:min(len(pks), len(p.io.TxRef[port])-n)]
+	refs := p.io.TxRef[port][n : n+len(pks)]
+	lens := p.io.TxLen[port][n : n+len(pks)]
 	ctr := &p.ctr.local
 	route = route[:len(pks)]
 	k := 0
 	for ; k < len(pks); k++ {
 		r, pk := int(route[k]), &pks[k]
 		h := (*frameHdr)(pk.Data)
-		if !takes(r, vals, runVal) || !usual(h, pk, f) || n >= len(refs) {
+		if !takes(r, vals, runVal) || !usual(h, pk, f) {
 			break
 		}
 		ctr[HintHits] += uint64(uint16(r) >> 15)
 		decTTL(h[EthHdrLen:])
 		*(*[EthHdrLen]byte)(pk.Data) = f.hdr
-		refs[n], lens[n] = pk.Ref, pk.Len
-		n++
+		refs[k], lens[k] = uintptr(pk.Ref), pk.Len
 	}
-	p.io.TxN[port] = uint16(n)
+	p.io.TxN[port] = uint16(n + k)
 	return k
 }
 
@@ -163,7 +165,7 @@ func (p *Pipeline) sendOne(pk *RxPkt, d *cache.Decision, st *routeState) {
 		port := int(f.port)
 		if n := int(p.io.TxN[port]); n < len(p.io.TxRef[port]) {
 			*(*[EthHdrLen]byte)(pk.Data) = f.hdr
-			p.io.TxRef[port][n], p.io.TxLen[port][n] = pk.Ref, pk.Len
+			p.io.TxRef[port][n], p.io.TxLen[port][n] = uintptr(pk.Ref), pk.Len
 			p.io.TxN[port] = uint16(n + 1)
 			return
 		}

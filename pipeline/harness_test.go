@@ -27,7 +27,7 @@ type harness struct {
 	clk   *fakeClock
 	f     *fib.FIB
 	gen   *cache.GenID
-	bufs  map[unsafe.Pointer]*testBuf
+	bufs  map[uintptr]*testBuf // by handle: the map keeps them alive
 	next  int
 	rxN   uint32
 	freeN uint32
@@ -50,7 +50,7 @@ var (
 func ip4(a, b, c, d byte) uint32 { return uint32(a)<<24 | uint32(b)<<16 | uint32(c)<<8 | uint32(d) }
 
 func newHarness(t testing.TB) *harness {
-	h := &harness{t: t, bufs: map[unsafe.Pointer]*testBuf{}, macs: [2]MAC{macR0, macR1}}
+	h := &harness{t: t, bufs: map[uintptr]*testBuf{}, macs: [2]MAC{macR0, macR1}}
 	h.gen = &cache.GenID{}
 	h.f = fib.New(h.gen, 1)
 	must := func(err error) {
@@ -77,7 +77,7 @@ func newHarness(t testing.TB) *harness {
 	io.RxN = &h.rxN
 	io.Rx = make([]RxPkt, RxMax)
 	io.TxN = make([]uint16, 2)
-	io.TxRef = [][]unsafe.Pointer{make([]unsafe.Pointer, TxMax), make([]unsafe.Pointer, TxMax)}
+	io.TxRef = [][]uintptr{make([]uintptr, TxMax), make([]uintptr, TxMax)}
 	io.TxLen = [][]uint16{make([]uint16, TxMax), make([]uint16, TxMax)}
 	io.FreeN = &h.freeN
 	io.FreeRef = make([]unsafe.Pointer, FreeMax)
@@ -101,7 +101,7 @@ func newHarness(t testing.TB) *harness {
 func (h *harness) newBuf() *testBuf {
 	b := &testBuf{id: h.next}
 	h.next++
-	h.bufs[unsafe.Pointer(b)] = b
+	h.bufs[uintptr(unsafe.Pointer(b))] = b
 	return b
 }
 
@@ -150,10 +150,10 @@ func (h *harness) collect() []sent {
 		io.TxN[port] = 0
 	}
 	for j := 0; j < int(h.freeN); j++ {
-		if _, ok := h.bufs[io.FreeRef[j]]; !ok {
+		if _, ok := h.bufs[uintptr(io.FreeRef[j])]; !ok {
 			h.t.Fatalf("freed a buffer twice or one never handed in")
 		}
-		delete(h.bufs, io.FreeRef[j])
+		delete(h.bufs, uintptr(io.FreeRef[j]))
 	}
 	h.freeN = 0
 	return out

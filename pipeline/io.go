@@ -20,8 +20,11 @@ type IO struct {
 	RxN *uint32
 	Rx  []RxPkt // RxMax
 
-	TxN   []uint16           // per port
-	TxRef [][]unsafe.Pointer // per port, TxMax each
+	TxN []uint16 // per port
+	// Per port, TxMax each: handles only, never dereferenced, so that
+	// storing one is not a pointer store (which checks for the collector's
+	// write barrier in the forwarding loop).
+	TxRef [][]uintptr
 	TxLen [][]uint16
 
 	FreeN   *uint32
@@ -58,7 +61,7 @@ func (io *IO) send(port int, ref unsafe.Pointer, l int) bool {
 	if int(n) >= len(io.TxRef[port]) {
 		return false
 	}
-	io.TxRef[port][n] = ref
+	io.TxRef[port][n] = uintptr(ref)
 	io.TxLen[port][n] = uint16(l)
 	io.TxN[port] = n + 1
 	return true

@@ -78,7 +78,7 @@ func (p *Pipeline) neighOutput() {
 				o := &p.out[j]
 				*(*[EthHdrLen]byte)(o.data) = hdr
 				if n < len(txRef) {
-					txRef[n], txLen[n] = o.ref, o.len
+					txRef[n], txLen[n] = uintptr(o.ref), o.len
 					n++
 				} else {
 					p.drop(o.ref, DropTxFull)
