@@ -531,7 +531,7 @@ func (f *FIB) rebuildFast() {
 	w := &f.fw
 	w.epoch++
 	fs := &fsnap{}
-	fs.nodes = append(fs.nodes, zeroWords[:8]...) // node 0: a dummy (lpmBulk)
+	fs.nodes = append(fs.nodes, zeroWords[:8]...) // node 0: a dummy, no node's offset
 	fs.chunks = make([]uint32, 0, 256*256)
 	fs.ans = append(fs.ans, noRoute) // answer 0: no route
 	fs.syncResults()
@@ -653,6 +653,7 @@ func (f *FIB) updateFast(d *dirtySet) {
 		}
 		w.ownChunk(hi, false)
 		fs.chunk(hi)[lo] = e
+		fs.unshareChunks(pub)
 		f.publishFast()
 		return
 	}
@@ -672,7 +673,19 @@ func (f *FIB) updateFast(d *dirtySet) {
 		e := w.block(&roots, b, fs.chunk(hi)[lo])
 		fs.chunk(hi)[lo] = e
 	}
+	fs.unshareChunks(pub)
 	f.publishFast()
+}
+
+// unshareChunks gives fs a chunk arena of its own when its child blocks
+// outgrew theirs in this update and moved: a reader of an older snapshot
+// indexes the child blocks of its own arena, and an entry stored in place
+// later, in a chunk it shared, would lead it past that arena's end. (The
+// node arena never moves but in compact, which copies the chunks too.)
+func (fs *fsnap) unshareChunks(pub *fsnap) {
+	if !sameArena(fs.kids, pub.kids) && sameArena(fs.chunks, pub.chunks) {
+		fs.compactChunks()
+	}
 }
 
 // sameArena reports whether a and b share their array.

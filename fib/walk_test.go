@@ -2,6 +2,7 @@ package fib
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math/rand"
 	"sync"
 	"testing"
@@ -140,4 +141,42 @@ func FuzzWalk(f *testing.F) {
 		}
 		walkBoth(t, walkFIB(t).fast.Load(), dsts)
 	})
+}
+
+// TestOldSnapshotAfterKidsMoved: a batch whose child blocks outgrow their
+// arena moves it; a later single change, stored in place, must not reach
+// a reader still on a snapshot from before, which would follow the new
+// entry to child blocks past its own arena's end.
+func TestOldSnapshotAfterKidsMoved(t *testing.T) {
+	f := testFIB(t)
+	must(t, run(t, f, "add", "10.0.0.0/8 via 192.0.2.2"))
+	old := f.fast.Load()
+	probe := ip("11.7.1.200")
+	want := old.lpm(probe)
+	// More /25s in distinct /16 blocks (of 10/8) than the child arena has
+	// room for.
+	extra := cap(old.kids)-len(old.kids)
+	must(t, f.Batch(func(b *Batch) error {
+		for i := 0; i <= extra/256; i++ {
+			r, err := ParseRoute([]string{fmt.Sprintf("10.%d.%d.0/25", i>>8&255, i&255), "via", "192.0.2.2"}, f)
+			if err != nil {
+				return err
+			}
+			if err := b.Add(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	if mid := f.fast.Load(); sameArena(mid.kids, old.kids) {
+		t.Fatal("the child block arena did not move: the test does not test")
+	}
+	// One route with a child block in 11/8, whose chunk the batch left.
+	must(t, run(t, f, "add", "11.7.1.128/25 via 192.0.2.2"))
+	if got := f.fast.Load().lpm(probe); got == want {
+		t.Fatalf("the change is not seen by the current snapshot")
+	}
+	if got := old.lpm(probe); got != want {
+		t.Fatalf("a reader of the snapshot from before both changes finds %d for %s, not its %d", got, ipStr(probe), want)
+	}
 }
