@@ -316,19 +316,19 @@ func TestBGPTable(t *testing.T) {
 func BenchmarkWalkNodes(b *testing.B) {
 	benchSetup(b)
 	for _, c := range []struct {
-		name string
-		walk func(*walk) int
-	}{{"assembly", walkNodes}, {"compiled", walkNodesGo}} {
+		name     string
+		compiled bool
+	}{{"assembly", false}, {"compiled", true}} {
 		for _, a := range []struct {
 			name  string
 			addrs []uint32
 		}{{"hot", bench.rnd[:2048]}, {"900kRandom", bench.rnd}} {
-			b.Run(c.name+"/"+a.name, func(b *testing.B) { benchWalk(b, c.walk, a.addrs) })
+			b.Run(c.name+"/"+a.name, func(b *testing.B) { benchWalk(b, c.compiled, a.addrs) })
 		}
 	}
 }
 
-func benchWalk(b *testing.B, walkFn func(*walk) int, addrs []uint32) {
+func benchWalk(b *testing.B, compiled bool, addrs []uint32) {
 	fs := bench.f.fast.Load()
 	var vals [bulkN]uint16
 	var ent [bulkN]uint32
@@ -339,7 +339,13 @@ func benchWalk(b *testing.B, walkFn func(*walk) int, addrs []uint32) {
 		w := walk{top: &fs.top, chunks: unsafe.Pointer(unsafe.SliceData(fs.chunks)),
 			nodes: unsafe.Pointer(unsafe.SliceData(fs.nodes)), dsts: &addrs[i&(len(addrs)-1)], out: &vals[0],
 			n: bulkN, ent: &ent, at: &at, kid: &kid}
-		if n := walkFn(&w); n > 0 {
+		var n int
+		if compiled {
+			n = walkNodesGo(&w)
+		} else {
+			n = walkNodes(&w)
+		}
+		if n > 0 {
 			fs.walkKids(&w, n)
 		}
 	}

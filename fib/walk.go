@@ -91,8 +91,8 @@ func walkNodesGo(w *walk) int {
 		nd := unsafe.Add(nodes, 8*uintptr(e&^nodeBit))
 		h := *(*uint64)(unsafe.Add(nd, 8*nodeHdr))
 		c := a >> 8 & 255
-		w, b := c>>6, c&63
-		j := uint32(h>>(16+8*w)&0xff) + uint32(bits.OnesCount64(*(*uint64)(unsafe.Add(nd, 8*uintptr(w)))&(2<<b-1))) - 1
+		wd, b := c>>6, c&63
+		j := uint32(h>>(16+8*wd)&0xff) + uint32(bits.OnesCount64(*(*uint64)(unsafe.Add(nd, 8*uintptr(wd)))&(2<<b-1))) - 1
 		at[i] = unsafe.Add(nd, 8*nodeVals+2*uintptr(j))
 	}
 	prefetch(&at[0], w.n)

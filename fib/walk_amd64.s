@@ -15,8 +15,10 @@
 
 // func walkNodes(w *walk) int
 //
+// w.n is 1..bulkN: each level's loop runs at least once.
 // Registers: DI dsts, SI top, R8 chunks, R9 nodes, R10 ent, R11 at,
-// R12 n, R13 out, R14 kid; CX the lookup's index, DX the kids listed.
+// R12 n, R13 out, R14 kid (g in Go's register ABI: the call's wrapper
+// restores it); CX the lookup's index, DX the kids listed.
 TEXT ·walkNodes(SB), NOSPLIT, $0-16
 	MOVQ w+0(FP), AX
 	MOVQ W_TOP(AX), SI
@@ -72,7 +74,7 @@ node:
 	SHRXQ DX, 32(BX), DX		// header >> (16+8w)
 	MOVBLZX DX, DX
 	ADDL DX, AX
-	LEAQ 38(BX)(AX*2), BX		// values at word 5, run index j-1
+	LEAQ 38(BX)(AX*2), BX		// values from word 5; AX is the run's index + 1
 	MOVQ BX, (R11)(CX*8)
 	PREFETCHT0 (BX)
 	INCQ CX
