@@ -186,3 +186,25 @@ func TestOldSnapshotAfterKidsMoved(t *testing.T) {
 		t.Fatalf("a reader of the snapshot from before both changes finds %d for %s, not its %d", got, ipStr(probe), want)
 	}
 }
+
+// TestWalkSmallTable: with prefixes of /16 and shorter only, every
+// top-level entry is a value; a single longer prefix puts a node among
+// them.
+func TestWalkSmallTable(t *testing.T) {
+	f := testFIB(t)
+	must(t, run(t, f, "add", "default via 192.0.2.2"))
+	must(t, run(t, f, "add", "10.0.0.0/8 via 198.51.100.2"))
+	must(t, run(t, f, "add", "172.16.0.0/12 via 198.51.100.3"))
+	rng := rand.New(rand.NewSource(3))
+	dsts := make([]uint32, bulkN)
+	for i := range dsts {
+		dsts[i] = rng.Uint32()
+	}
+	walkBoth(t, f.fast.Load(), dsts)
+	must(t, run(t, f, "add", "10.1.2.0/24 via 192.0.2.3"))
+	dsts[77] = ip("10.1.2.3")
+	walkBoth(t, f.fast.Load(), dsts)
+	if fs := f.fast.Load(); fs.lpm(dsts[77]) == fs.lpm(ip("10.9.9.9")) {
+		t.Fatal("10.1.2.3 is answered as the /8: the test does not test")
+	}
+}
