@@ -427,10 +427,10 @@ func startPIDs(o *options, text string) error {
 	switch {
 	case o.duts > 1 && len(pids) != o.duts:
 		return fmt.Errorf("start file %s names %d PIDs for %d devices under test", o.startFile, len(pids), o.duts)
-	case o.duts > 1:
-		o.watchPIDs = pids
 	case len(pids) > 0:
-		o.watchPID = pids[0]
+		// Even a single device takes its turns: whoever started it may
+		// have stopped it until then.
+		o.watchPIDs = pids[:o.duts]
 	}
 	return nil
 }

@@ -16,7 +16,7 @@ import (
 // see the same machine, which a virtual machine's host does not keep
 // steady for long.
 type turns struct {
-	pids    []int // none or one: nothing to take turns with
+	pids    []int // none: nothing to take turns with
 	log     *zap.Logger
 	stopped []bool
 }
@@ -24,7 +24,7 @@ type turns struct {
 // only lets device d run and stops every other one, waiting until they
 // are stopped.
 func (t *turns) only(d int) error {
-	if len(t.pids) < 2 {
+	if len(t.pids) == 0 {
 		return nil
 	}
 	if t.stopped == nil {

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"os/exec"
 	"reflect"
+	"syscall"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -62,13 +65,31 @@ func waitRunning(pid int) error {
 		if err != nil || !ok {
 			return err
 		}
+		time.Sleep(time.Millisecond)
 	}
-	return nil
+	return fmt.Errorf("pid %d still stopped", pid)
 }
 
-func TestTurnsOneDeviceDoesNothing(t *testing.T) {
-	tn := &turns{pids: []int{1}, log: zap.NewNop()}
+// A single device, stopped by whoever started it until its turn, runs in
+// its turn.
+func TestTurnsOneDeviceContinued(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	pid := cmd.Process.Pid
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitStopped(pid, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	tn := &turns{pids: []int{pid}, log: zap.NewNop()}
 	if err := tn.only(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitRunning(pid); err != nil {
 		t.Fatal(err)
 	}
 	tn.release()
@@ -105,5 +126,10 @@ func TestPairsAndLabels(t *testing.T) {
 		if err := startPIDs(o, bad); err == nil {
 			t.Errorf("start file %q accepted", bad)
 		}
+	}
+	// One device, which the bench stopped until its turn.
+	o.duts, o.watchPIDs = 1, nil
+	if err := startPIDs(o, "56\n"); err != nil || !reflect.DeepEqual(o.watchPIDs, []int{56}) {
+		t.Fatalf("one device's pids %v, %v", o.watchPIDs, err)
 	}
 }
