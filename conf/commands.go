@@ -35,6 +35,20 @@ type LinkStat struct {
 	TxErrors  uint64 `json:"tx_errors"`
 	RxNoMbuf  uint64 `json:"rx_nombuf"`
 	TxDropped uint64 `json:"tx_dropped"`
+	// Queues are the port's queues, one a pipeline, as the pipelines
+	// counted them.
+	Queues []QueueStat `json:"queues"`
+}
+
+// QueueStat is one rx/tx queue pair of a port: the pipeline that polls it
+// and what passed through.
+type QueueStat struct {
+	Queue     int    `json:"queue"`
+	Lcore     int    `json:"lcore"`
+	RxPackets uint64 `json:"rx_packets"`
+	TxPackets uint64 `json:"tx_packets"`
+	TxDropped uint64 `json:"tx_dropped"` // the queue was full
+	RxDropped uint64 `json:"rx_dropped"` // frames in chained buffers
 }
 
 // LinkSource reports the data plane's ports.
@@ -69,11 +83,28 @@ func (r *Router) Exec(args []string, asJSON bool) (string, any, error) {
 	case "neigh", "neighbor", "neighbour", "n":
 		return r.neigh(args[1:])
 	case "link", "l":
-		if len(args) > 1 && args[1] != "show" && args[1] != "list" {
-			return "", nil, fmt.Errorf("link: unknown command %q (only 'link show')", args[1])
+		perQueue := false
+		for _, a := range args[1:] {
+			switch a {
+			case "show", "list":
+			case "-s", "-stats", "-statistics":
+				perQueue = true
+			default:
+				return "", nil, fmt.Errorf("link: unknown argument %q (try 'link show [-s]')", a)
+			}
 		}
-		return r.linkShow()
+		return r.linkShow(perQueue)
 	case "stats":
+		perCore := false
+		for _, a := range args[1:] {
+			if a != "-per-core" && a != "--per-core" {
+				return "", nil, fmt.Errorf("stats: unknown argument %q (try 'stats [-per-core]')", a)
+			}
+			perCore = true
+		}
+		if perCore {
+			return r.coreStats()
+		}
 		return r.stats()
 	case "knob", "knobs":
 		return r.knob(args[1:])
@@ -549,7 +580,7 @@ func (r *Router) neigh(args []string) (string, any, error) {
 	return "", nil, nil
 }
 
-func (r *Router) linkShow() (string, any, error) {
+func (r *Router) linkShow(perQueue bool) (string, any, error) {
 	links := r.Links.Links()
 	var b strings.Builder
 	for i, l := range links {
@@ -560,6 +591,12 @@ func (r *Router) linkShow() (string, any, error) {
 		fmt.Fprintf(&b, "%d: %s: mtu %d state %s dev %s\n    link/ether %s speed %dMb/s\n", i, l.Name, l.MTU, state, l.Dev, l.MAC, l.Speed)
 		fmt.Fprintf(&b, "    RX: packets %d bytes %d missed %d errors %d nombuf %d\n", l.RxPackets, l.RxBytes, l.RxMissed, l.RxErrors, l.RxNoMbuf)
 		fmt.Fprintf(&b, "    TX: packets %d bytes %d dropped %d errors %d\n", l.TxPackets, l.TxBytes, l.TxDropped, l.TxErrors)
+		if perQueue {
+			for _, q := range l.Queues {
+				fmt.Fprintf(&b, "    queue %d (lcore %d): RX packets %d dropped %d  TX packets %d dropped %d\n",
+					q.Queue, q.Lcore, q.RxPackets, q.RxDropped, q.TxPackets, q.TxDropped)
+			}
+		}
 	}
 	return b.String(), links, nil
 }
@@ -595,6 +632,46 @@ func (r *Router) stats() (string, any, error) {
 	fmt.Fprintf(&b, "runtime:\n  gc_cycles %d heap_bytes %d\n", rt.GCCycles, rt.HeapBytes)
 	sort.Strings(names)
 	return b.String(), map[string]any{"counters": data, "neigh": ns, "runtime": rt}, nil
+}
+
+// CoreStat is one pipeline's counters, for 'stats -per-core'.
+type CoreStat struct {
+	Core     int               `json:"core"` // the pipeline's queue index
+	Counters map[string]uint64 `json:"counters"`
+}
+
+// coreStats shows each pipeline's packets and drops side by side, a
+// column a core; a counter every core left at zero is left out.
+func (r *Router) coreStats() (string, any, error) {
+	per := r.Shared.CoreCounters()
+	data := make([]CoreStat, len(per))
+	for i, c := range per {
+		data[i] = CoreStat{Core: i, Counters: map[string]uint64{}}
+		for j := 0; j < pipeline.NumCounters; j++ {
+			data[i].Counters[pipeline.Counter(j).Name()] = c[j]
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-24s", "")
+	for i := range per {
+		fmt.Fprintf(&b, " %14s", fmt.Sprintf("core %d", i))
+	}
+	b.WriteByte('\n')
+	for j := 0; j < pipeline.NumCounters; j++ {
+		any := false
+		for i := range per {
+			any = any || per[i][j] != 0
+		}
+		if !any && pipeline.Counter(j) != pipeline.RxPackets && pipeline.Counter(j) != pipeline.TxPackets {
+			continue
+		}
+		fmt.Fprintf(&b, "%-24s", pipeline.Counter(j).Name())
+		for i := range per {
+			fmt.Fprintf(&b, " %14d", per[i][j])
+		}
+		b.WriteByte('\n')
+	}
+	return b.String(), data, nil
 }
 
 // RuntimeStats is what the Go runtime tells of the daemon's memory: the

@@ -5,6 +5,7 @@ package conf
 import (
 	"bytes"
 	_ "embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -24,11 +25,18 @@ var DefaultYAML []byte
 
 // Config is ferryd's configuration file.
 type Config struct {
-	EAL       []string `yaml:"eal"`
-	Cores     []int    `yaml:"cores"`
-	API       string   `yaml:"api"`
-	Hugepages string   `yaml:"hugepages"` // auto, on or off
-	Mbufs     int      `yaml:"mbufs"`
+	EAL []string `yaml:"eal"`
+	// Cores are the EAL lcores that run pipelines, one each. Without -l,
+	// -c or --lcores in eal, lcore N runs on CPU N; with them, the EAL's
+	// mapping holds (several lcores may share a CPU).
+	Cores     []int  `yaml:"cores"`
+	API       string `yaml:"api"`
+	Hugepages string `yaml:"hugepages"` // auto, on or off
+	Mbufs     int    `yaml:"mbufs"`     // 0: enough for every queue (MbufsNeeded)
+	// RSSKey is the Toeplitz key ports hash flows with, in hex; empty for
+	// the symmetric key (0x6d5a repeated), which puts both directions of
+	// a flow on one pipeline.
+	RSSKey string `yaml:"rss_key"`
 	// RxBurst is how many packets a pipeline takes from each port's queue
 	// in one pass (the pass is processed as a whole): larger passes spread
 	// its fixed costs over more packets.
@@ -114,6 +122,12 @@ const (
 	DefaultRxDesc  = 1024
 	DefaultTxDesc  = 1024
 	MaxPorts       = 16
+	MaxMTU         = 9000
+	EthHeaderLen   = 14
+	// MbufCache is the pool's per-lcore cache; SpareBuffers what a core
+	// keeps for packets it makes (pipeline.BurstSize).
+	MbufCache    = 256
+	SpareBuffers = 32
 )
 
 // Load reads and checks a config file.
@@ -202,12 +216,6 @@ func (c *Config) check(file string) error {
 	if c.API == "" {
 		c.API = DefaultAPI
 	}
-	if c.Mbufs == 0 {
-		c.Mbufs = DefaultMbufs
-	}
-	if c.Mbufs < 1024 {
-		return c.Errorf(file, "mbufs", "%d buffers is too few (at least 1024)", c.Mbufs)
-	}
 	if c.RxBurst == 0 {
 		c.RxBurst = DefaultRxBurst
 	}
@@ -289,8 +297,8 @@ func (c *Config) check(file string) error {
 		if p.MTU == 0 {
 			p.MTU = DefaultMTU
 		}
-		if p.MTU < 68 || p.MTU > 9000 {
-			return c.Errorf(file, f+".mtu", "%d out of range 68-9000", p.MTU)
+		if p.MTU < 68 || p.MTU > MaxMTU {
+			return c.Errorf(file, f+".mtu", "%d out of range 68-%d", p.MTU, MaxMTU)
 		}
 		if p.RxDesc == 0 {
 			p.RxDesc = DefaultRxDesc
@@ -307,7 +315,76 @@ func (c *Config) check(file string) error {
 			}
 		}
 	}
+	if _, err := c.RSSKeyBytes(); err != nil {
+		return c.Errorf(file, "rss_key", "%v", err)
+	}
+	return c.checkMbufs(file)
+}
+
+// checkMbufs sizes the buffer pool: by default to what every queue holds,
+// and a configured size that cannot fill them is refused, since a pool
+// that runs dry stops receive queues without a word.
+func (c *Config) checkMbufs(file string) error {
+	need, how := c.MbufsNeeded()
+	if c.Mbufs == 0 {
+		c.Mbufs = max(DefaultMbufs, need)
+		return nil
+	}
+	if c.Mbufs < need {
+		return c.Errorf(file, "mbufs", "%d buffers cannot fill the queues: %s = %d needed (raise mbufs, or lower cores, rx_desc or tx_desc)", c.Mbufs, how, need)
+	}
 	return nil
+}
+
+// MbufsNeeded is how many packet buffers the data plane may hold at once,
+// and how that was counted: every core's rx and tx descriptors on every
+// port, a pass and spare buffers per core, and the pool's per-lcore
+// caches (up to 1.5 times their size, the main lcore's too).
+func (c *Config) MbufsNeeded() (int, string) {
+	cores := len(c.Cores)
+	desc := 0
+	for _, p := range c.Ports {
+		rx, tx := p.RxDesc, p.TxDesc
+		if rx == 0 {
+			rx = DefaultRxDesc
+		}
+		if tx == 0 {
+			tx = DefaultTxDesc
+		}
+		desc += rx + tx
+	}
+	perCore := MaxRxBurst + SpareBuffers
+	cache := (cores + 1) * MbufCache * 3 / 2
+	need := cores*desc + cores*perCore + cache
+	how := fmt.Sprintf("%d cores x %d descriptors over %d ports + %d cores x %d in a pass + %d in lcore caches",
+		cores, desc, len(c.Ports), cores, perCore, cache)
+	return need, how
+}
+
+// RSSKeyBytes decodes rss_key; nil means the symmetric key.
+func (c *Config) RSSKeyBytes() ([]byte, error) {
+	s := strings.ReplaceAll(strings.TrimSpace(c.RSSKey), ":", "")
+	if s == "" {
+		return nil, nil
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not hex bytes (e.g. 6d5a6d5a..., colons allowed)", c.RSSKey)
+	}
+	if len(b) != 40 && len(b) != 52 {
+		return nil, fmt.Errorf("%d bytes: a Toeplitz key has 40 (most NICs) or 52 (i40e, ice)", len(b))
+	}
+	return b, nil
+}
+
+// FrameRoom is the data room a packet buffer needs for the largest MTU of
+// any port, Ethernet header included: packets stay in one buffer each.
+func (c *Config) FrameRoom() int {
+	mtu := DefaultMTU
+	for _, p := range c.Ports {
+		mtu = max(mtu, p.MTU)
+	}
+	return max(2048, (mtu+EthHeaderLen+63)&^63)
 }
 
 func validName(s string) bool {

@@ -2,6 +2,8 @@ package dpdk
 
 /*
 #include <stdlib.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
 #include "shim.h"
 */
 import "C"
@@ -38,18 +40,48 @@ type PortConfig struct {
 	TxDesc int
 	MTU    int
 	Pool   *Pool
+	RSSKey []byte // the Toeplitz key; nil for the symmetric one (0x6d5a repeated)
 }
 
-// Setup configures and starts the port.
-func (p Port) Setup(c PortConfig) error {
+// RSS is what a port's set-up did about spreading flows over its queues.
+type RSS struct {
+	Driver string
+	Queues int
+	// Hash functions in use (RTE_ETH_RSS_* bits); 0 when the PMD does not
+	// hash, or there is one queue.
+	Hash uint64
+	// RETA is the redirection table's size, spread evenly over the queues;
+	// 0 when the PMD has none (or refused it: RETAErr).
+	RETA    int
+	RETAErr error
+	KeySet  bool // the configured key is in use
+}
+
+// Spreads reports whether the port itself spreads flows over its queues.
+func (r RSS) Spreads() bool { return r.Queues > 1 && r.Hash != 0 && r.RETA > 0 }
+
+// Setup configures and starts the port. All of its queues are set up
+// before it starts, so no pipeline polls a queue that does not exist.
+func (p Port) Setup(c PortConfig) (RSS, error) {
 	if c.Pool == nil {
-		return fmt.Errorf("port %s: no mbuf pool", p.Name)
+		return RSS{}, fmt.Errorf("port %s: no mbuf pool", p.Name)
 	}
-	ret := C.fy_port_setup(C.uint16_t(p.ID), C.uint16_t(c.Queues), C.uint16_t(c.RxDesc), C.uint16_t(c.TxDesc), c.Pool.p, C.uint16_t(c.MTU))
+	var key *C.uint8_t
+	if len(c.RSSKey) > 0 {
+		key = (*C.uint8_t)(C.CBytes(c.RSSKey))
+		defer C.free(unsafe.Pointer(key))
+	}
+	var info C.struct_fy_rss_info
+	ret := C.fy_port_setup(C.uint16_t(p.ID), C.uint16_t(c.Queues), C.uint16_t(c.RxDesc), C.uint16_t(c.TxDesc), c.Pool.p, C.uint16_t(c.MTU),
+		key, C.uint8_t(len(c.RSSKey)), &info)
 	if ret != 0 {
-		return errorf(ret, "set up port %s (%d queues, mtu %d)", p.Name, c.Queues, c.MTU)
+		return RSS{}, errorf(ret, "set up port %s (%d queues, mtu %d)", p.Name, c.Queues, c.MTU)
 	}
-	return nil
+	r := RSS{Driver: C.GoString(&info.driver[0]), Queues: c.Queues, Hash: uint64(info.hf), RETA: int(info.reta_size), KeySet: info.key_set != 0}
+	if info.reta_err != 0 {
+		r.RETAErr = errorf(info.reta_err, "write the RSS redirection table of port %s", p.Name)
+	}
+	return r, nil
 }
 
 // Stop stops and closes the port.
@@ -101,3 +133,14 @@ func (p Port) Stats() (Stats, error) {
 	return Stats{uint64(s.ipackets), uint64(s.opackets), uint64(s.ibytes), uint64(s.obytes),
 		uint64(s.imissed), uint64(s.ierrors), uint64(s.oerrors), uint64(s.rx_nombuf)}, nil
 }
+
+// Hash functions of RSS (RTE_ETH_RSS_*), as RSS.Hash reports them.
+const (
+	RSSIPv4      = uint64(C.RTE_ETH_RSS_IPV4)
+	RSSIPv4Other = uint64(C.RTE_ETH_RSS_NONFRAG_IPV4_OTHER)
+	RSSIPv4TCP   = uint64(C.RTE_ETH_RSS_NONFRAG_IPV4_TCP)
+	RSSIPv4UDP   = uint64(C.RTE_ETH_RSS_NONFRAG_IPV4_UDP)
+)
+
+// Headroom is the room DPDK keeps in front of a packet buffer's data.
+const Headroom = C.RTE_PKTMBUF_HEADROOM

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
+#include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
@@ -42,23 +44,67 @@ int fy_port_by_name(const char *name, uint16_t *port)
 	return rte_eth_dev_get_port_by_name(name, port);
 }
 
+/* Spreads flows over the port's queues where the PMD hashes: the key, then
+ * a redirection table that gives every queue the same share. */
+static void rss_setup(uint16_t port, uint16_t nq, const struct rte_eth_dev_info *info,
+		      struct fy_rss_info *rss)
+{
+	struct rte_eth_rss_reta_entry64 reta[RTE_ETH_RSS_RETA_SIZE_512 / RTE_ETH_RETA_GROUP_SIZE];
+	uint16_t size = info->reta_size;
+
+	if (rss->hf == 0 || size == 0 || size > RTE_ETH_RSS_RETA_SIZE_512) {
+		rss->reta_size = 0;
+		return;
+	}
+	memset(reta, 0, sizeof(reta));
+	for (uint16_t i = 0; i < size; i++) {
+		struct rte_eth_rss_reta_entry64 *e = &reta[i / RTE_ETH_RETA_GROUP_SIZE];
+		e->mask |= 1ULL << (i % RTE_ETH_RETA_GROUP_SIZE);
+		e->reta[i % RTE_ETH_RETA_GROUP_SIZE] = i % nq;
+	}
+	rss->reta_err = rte_eth_dev_rss_reta_update(port, reta, size);
+	rss->reta_size = rss->reta_err == 0 ? size : 0;
+}
+
 int fy_port_setup(uint16_t port, uint16_t nq, uint16_t nrxd, uint16_t ntxd,
-		  struct rte_mempool *mp, uint16_t mtu)
+		  struct rte_mempool *mp, uint16_t mtu, const uint8_t *key, uint8_t key_len,
+		  struct fy_rss_info *rss)
 {
 	struct rte_eth_dev_info info;
 	struct rte_eth_conf conf;
+	uint8_t keybuf[64];
 	int ret;
 
+	memset(rss, 0, sizeof(*rss));
 	ret = rte_eth_dev_info_get(port, &info);
 	if (ret != 0)
 		return ret;
+	if (info.driver_name != NULL)
+		snprintf(rss->driver, sizeof(rss->driver), "%s", info.driver_name);
 	memset(&conf, 0, sizeof(conf));
 	if (nq > 1) {
-		/* Spread flows only where the PMD can hash on IP. */
 		uint64_t hf = info.flow_type_rss_offloads & (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP | RTE_ETH_RSS_TCP);
 		if (hf != 0) {
 			conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
 			conf.rx_adv_conf.rss_conf.rss_hf = hf;
+			/* No key: the symmetric one (0x6d5a repeated), which
+			 * hashes both directions of a flow alike, in the PMD's
+			 * length. A key of another length than the PMD's is left
+			 * out rather than refused: the PMD's own still spreads. */
+			if (key == NULL && info.hash_key_size > 0 && info.hash_key_size <= sizeof(keybuf)) {
+				for (unsigned i = 0; i < info.hash_key_size; i++)
+					keybuf[i] = i % 2 ? 0x5a : 0x6d;
+				key_len = info.hash_key_size;
+				conf.rx_adv_conf.rss_conf.rss_key = keybuf;
+				conf.rx_adv_conf.rss_conf.rss_key_len = key_len;
+				rss->key_set = 1;
+			} else if (key != NULL && key_len == info.hash_key_size && key_len <= sizeof(keybuf)) {
+				memcpy(keybuf, key, key_len);
+				conf.rx_adv_conf.rss_conf.rss_key = keybuf;
+				conf.rx_adv_conf.rss_conf.rss_key_len = key_len;
+				rss->key_set = 1;
+			}
+			rss->hf = hf;
 		}
 	}
 	if (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE)
@@ -87,6 +133,8 @@ int fy_port_setup(uint16_t port, uint16_t nq, uint16_t nrxd, uint16_t ntxd,
 	ret = rte_eth_dev_start(port);
 	if (ret != 0)
 		return ret;
+	if (nq > 1)
+		rss_setup(port, nq, &info, rss);
 	/* Routers see frames for their own MAC and broadcasts; promiscuous
 	 * mode is not needed, but allmulticast keeps multicast ARP paths open. */
 	rte_eth_allmulticast_enable(port);
@@ -158,7 +206,7 @@ uint32_t fy_rx(struct fy_ws *ws)
 			if (unlikely(m->nb_segs != 1)) {
 				/* Chained buffers are not parsed as flat views. */
 				rte_pktmbuf_free(m);
-				ws->rx_segs_dropped++;
+				ws->rx_segs[p]++;
 				continue;
 			}
 			struct fy_rxpkt *r = &ws->rx[n++];
@@ -228,15 +276,42 @@ uint32_t fy_alloc(struct fy_ws *ws, struct rte_mempool *mp, uint32_t n)
 
 void fy_free_bulk(struct rte_mbuf **m, unsigned n) { rte_pktmbuf_free_bulk(m, n); }
 
-int fy_thread_register(void) { return rte_thread_register(); }
-void fy_thread_unregister(void) { rte_thread_unregister(); }
 unsigned fy_lcore_id(void) { return rte_lcore_id(); }
+unsigned fy_max_lcore(void) { return RTE_MAX_LCORE; }
 
-
-int fy_pin(int cpu)
+int fy_lcore_info(unsigned lcore, struct fy_lcore_info *info)
 {
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	memset(info, 0, sizeof(*info));
+	if (lcore >= RTE_MAX_LCORE)
+		return -EINVAL;
+	info->enabled = rte_lcore_is_enabled(lcore);
+	if (!info->enabled)
+		return 0;
+	info->is_main = lcore == rte_get_main_lcore();
+	info->socket = (int)rte_lcore_to_socket_id(lcore);
+	rte_cpuset_t set = rte_lcore_cpuset(lcore);
+	for (int c = 0; c < CPU_SETSIZE && c < 16 * 64; c++)
+		if (CPU_ISSET(c, &set))
+			info->cpus[c / 64] |= 1ULL << (c % 64);
+	return 0;
 }
+
+/* The Go side of a pipeline's lcore (dpdk/lcore.go). */
+extern void fyLcoreMain(uintptr_t handle);
+
+static int lcore_entry(void *arg)
+{
+	/* ferryd moves every thread off the pipeline CPUs once the EAL has
+	 * started, these among them: take the lcore's own CPUs back. */
+	rte_cpuset_t set = rte_lcore_cpuset(rte_lcore_id());
+	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	fyLcoreMain((uintptr_t)arg);
+	return 0;
+}
+
+int fy_lcore_launch(unsigned lcore, uintptr_t handle)
+{
+	return rte_eal_remote_launch(lcore_entry, (void *)handle, lcore);
+}
+
+int fy_lcore_wait(unsigned lcore) { return rte_eal_wait_lcore(lcore); }

@@ -39,7 +39,6 @@ struct fy_ws {
 	uint32_t nrx;
 	struct fy_rxpkt rx[FY_RX_MAX];
 	struct rte_mbuf *rx_mbufs[FY_RX_MAX]; /* one port's burst, as received */
-	uint16_t rx_segs_dropped;
 
 	uint16_t tx_n[FY_MAX_PORTS];
 	struct rte_mbuf *tx_ref[FY_MAX_PORTS][FY_TX_MAX];
@@ -52,6 +51,7 @@ struct fy_ws {
 	uint64_t rx_pkts[FY_MAX_PORTS];
 	uint64_t tx_pkts[FY_MAX_PORTS];
 	uint64_t tx_full[FY_MAX_PORTS];
+	uint64_t rx_segs[FY_MAX_PORTS]; /* dropped: frames in chained buffers */
 	uint64_t polls, idle_polls;
 
 	/* Buffers handed to Go for packets it creates. */
@@ -69,8 +69,22 @@ int fy_errno(void);
 struct rte_mempool *fy_pool_create(const char *name, unsigned n, unsigned cache, unsigned dataroom);
 
 int fy_port_by_name(const char *name, uint16_t *port);
+
+/* What a port's set-up did about spreading flows over its queues. */
+struct fy_rss_info {
+	char driver[32];
+	uint64_t hf;        /* hash functions in use; 0: the PMD does not hash */
+	uint16_t reta_size; /* redirection table entries spread evenly; 0: none */
+	uint8_t key_set;    /* the configured key is in use */
+	int reta_err;       /* why the table could not be written, 0 if it was */
+};
+
+/* Sets up nq rx and tx queues and starts the port. With nq > 1 and a PMD
+ * that hashes, flows are spread by RSS with key (key_len bytes; NULL for
+ * the symmetric key) over an even redirection table. */
 int fy_port_setup(uint16_t port, uint16_t nq, uint16_t nrxd, uint16_t ntxd,
-		  struct rte_mempool *mp, uint16_t mtu);
+		  struct rte_mempool *mp, uint16_t mtu, const uint8_t *key, uint8_t key_len,
+		  struct fy_rss_info *rss);
 int fy_port_stop(uint16_t port);
 int fy_port_mac(uint16_t port, uint8_t mac[6]);
 int fy_port_link(uint16_t port, uint32_t *speed, int *up);
@@ -97,9 +111,19 @@ uint32_t fy_txrx(struct fy_ws *ws);
 uint32_t fy_alloc(struct fy_ws *ws, struct rte_mempool *mp, uint32_t n);
 void fy_free_bulk(struct rte_mbuf **m, unsigned n);
 
-int fy_thread_register(void);
-void fy_thread_unregister(void);
+/* EAL lcores: what one is, and running a pipeline on it. */
+struct fy_lcore_info {
+	int enabled; /* an lcore of this EAL */
+	int is_main;
+	int socket;
+	uint64_t cpus[16]; /* its CPU set, a bit a CPU */
+};
+int fy_lcore_info(unsigned lcore, struct fy_lcore_info *info);
+/* Runs the Go loop registered as handle on lcore; returns at once. */
+int fy_lcore_launch(unsigned lcore, uintptr_t handle);
+/* Waits for the lcore's loop to return. */
+int fy_lcore_wait(unsigned lcore);
 unsigned fy_lcore_id(void);
-int fy_pin(int cpu);
+unsigned fy_max_lcore(void);
 
 #endif

@@ -15,7 +15,6 @@ import "C"
 
 import (
 	"fmt"
-	"runtime"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -23,16 +22,18 @@ import (
 	"ferry/pipeline"
 )
 
-// Worker is one pipeline core: an OS thread pinned to a CPU, registered with
-// the EAL, polling one queue on every port.
+// Worker is one pipeline core: an EAL lcore's thread, on the CPUs the EAL
+// pinned it to, polling one queue on every port.
 type Worker struct {
-	CPU     int
+	Lcore   int
 	Queue   int
 	ws      *C.struct_fy_ws
 	pool    *Pool
 	IO      pipeline.IO
+	proc    Processor
 	stop    atomic.Bool
-	done    chan error
+	started chan struct{}
+	done    chan struct{}
 	running bool
 }
 
@@ -46,11 +47,11 @@ var _ = [1]struct{}{}[unsafe.Offsetof(pipeline.RxPkt{}.TOS)-C.offsetof_fy_rxpkt_
 // RxPassMax is how many packets one pass receives at most, over all ports.
 const RxPassMax = C.FY_RX_MAX
 
-// NewWorker prepares the C workspace for queue q on ports and wires the
-// pipeline's views over it. Each pass takes up to rxBurst packets from
-// every port, fewer where the ports together would exceed RxPassMax (see
-// RxBurst).
-func NewWorker(cpu, q int, ports []Port, pool *Pool, rxBurst int) (*Worker, error) {
+// NewWorker prepares the C workspace for queue q on ports, to run on
+// lcore, and wires the pipeline's views over it. Each pass takes up to
+// rxBurst packets from every port, fewer where the ports together would
+// exceed RxPassMax (see RxBurst).
+func NewWorker(lcore, q int, ports []Port, pool *Pool, rxBurst int) (*Worker, error) {
 	if len(ports) > MaxPorts || len(ports) == 0 {
 		return nil, fmt.Errorf("worker: %d ports, 1 to %d", len(ports), MaxPorts)
 	}
@@ -59,7 +60,7 @@ func NewWorker(cpu, q int, ports []Port, pool *Pool, rxBurst int) (*Worker, erro
 	}
 	ws := C.fy_ws_new()
 	if ws == nil {
-		return nil, fmt.Errorf("worker on cpu %d: cannot allocate workspace", cpu)
+		return nil, fmt.Errorf("worker on lcore %d: cannot allocate workspace", lcore)
 	}
 	ws.nports = C.uint16_t(len(ports))
 	ws.queue = C.uint16_t(q)
@@ -67,7 +68,7 @@ func NewWorker(cpu, q int, ports []Port, pool *Pool, rxBurst int) (*Worker, erro
 	for i, p := range ports {
 		ws.port_ids[i] = C.uint16_t(p.ID)
 	}
-	w := &Worker{CPU: cpu, Queue: q, ws: ws, pool: pool, done: make(chan error, 1)}
+	w := &Worker{Lcore: lcore, Queue: q, ws: ws, pool: pool, started: make(chan struct{}), done: make(chan struct{})}
 	io := &w.IO
 	io.RxN = (*uint32)(unsafe.Pointer(&ws.nrx))
 	io.Rx = unsafe.Slice((*pipeline.RxPkt)(unsafe.Pointer(&ws.rx[0])), C.FY_RX_MAX)
@@ -101,35 +102,35 @@ type Processor interface {
 	Drain()
 }
 
-// Start runs the loop on its own locked, pinned OS thread and returns once
-// the thread is pinned and registered. The processor is called once per
-// burst (an interface call per burst, not per packet).
+// Start runs the loop on the worker's lcore and returns once it runs
+// there. The processor is called once per burst (an interface call per
+// burst, not per packet).
 func (w *Worker) Start(p Processor) error {
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// The thread stays locked: it ends with the goroutine, taking its
-		// affinity and EAL registration with it.
-		if ret := C.fy_pin(C.int(w.CPU)); ret != 0 {
-			started <- fmt.Errorf("pin worker to cpu %d: error %d", w.CPU, int(ret))
-			return
-		}
-		if ret := C.fy_thread_register(); ret != 0 {
-			started <- &Error{Op: "register worker thread with EAL", Code: int(C.fy_errno())}
-			return
-		}
-		started <- nil
-		w.loop(p)
-		p.Drain()
-		C.fy_tx(w.ws)
-		C.fy_thread_unregister()
-		w.done <- nil
-	}()
-	err := <-started
-	if err == nil {
-		w.running = true
+	if w.running {
+		return fmt.Errorf("worker on lcore %d already runs", w.Lcore)
 	}
-	return err
+	if _, err := PipelineLcore(w.Lcore); err != nil {
+		return err
+	}
+	w.proc = p
+	h := register(w)
+	if ret := C.fy_lcore_launch(C.unsigned(w.Lcore), C.uintptr_t(h)); ret != 0 {
+		unregister(h)
+		return errorf(ret, "launch pipeline on lcore %d", w.Lcore)
+	}
+	w.running = true
+	<-w.started
+	return nil
+}
+
+// run is the lcore's side: the loop, then what the pipeline still holds
+// is sent or freed before the lcore goes back to the EAL.
+func (w *Worker) run() {
+	close(w.started)
+	w.loop(w.proc)
+	w.proc.Drain()
+	C.fy_tx(w.ws)
+	close(w.done)
 }
 
 // Idle polls back off in steps, so a loaded core never sleeps and an idle
@@ -177,20 +178,26 @@ func (w *Worker) loop(p Processor) {
 	}
 }
 
-// Stop ends the loop and waits for it; held buffers are freed.
+// Stop ends the loop and waits until the lcore is back with the EAL.
 func (w *Worker) Stop() error {
 	if !w.running {
 		return nil
 	}
 	w.stop.Store(true)
+	<-w.done
 	w.running = false
-	return <-w.done
+	if ret := C.fy_lcore_wait(C.unsigned(w.Lcore)); ret != 0 {
+		return fmt.Errorf("lcore %d: pipeline returned %d", w.Lcore, int(ret))
+	}
+	return nil
 }
 
-// Counters are the shim's per-port totals for this worker.
-func (w *Worker) PortCounters(i int) (rx, tx, txFull uint64) {
+// PortCounters are the shim's totals for this worker's queue of port i:
+// packets received and sent, sent ones the queue had no room for, and
+// received frames dropped because they came in chained buffers.
+func (w *Worker) PortCounters(i int) (rx, tx, txFull, rxSegs uint64) {
 	ws := w.ws
-	return uint64(atomicLoad64(&ws.rx_pkts[i])), uint64(atomicLoad64(&ws.tx_pkts[i])), uint64(atomicLoad64(&ws.tx_full[i]))
+	return atomicLoad64(&ws.rx_pkts[i]), atomicLoad64(&ws.tx_pkts[i]), atomicLoad64(&ws.tx_full[i]), atomicLoad64(&ws.rx_segs[i])
 }
 
 func atomicLoad64(p *C.uint64_t) uint64 {

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -93,12 +92,8 @@ type router struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	socket string
-	log    *bytes.Buffer
+	logf   string // ferryd's log file
 	done   chan error
-}
-
-type lockedBuffer struct {
-	bytes.Buffer
 }
 
 // startRouter runs ferryd on a config and waits for its control socket.
@@ -125,7 +120,7 @@ func startRouter(t *testing.T, config string) *router {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	r := &router{t: t, cmd: cmd, socket: socket, done: make(chan error, 1)}
+	r := &router{t: t, cmd: cmd, socket: socket, logf: logf.Name(), done: make(chan error, 1)}
 	go func() { r.done <- cmd.Wait() }()
 	t.Cleanup(func() {
 		r.stop()

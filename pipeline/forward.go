@@ -33,12 +33,18 @@ func (p *Pipeline) setFast(f *fastFwd, d *cache.Decision) {
 	}
 }
 
+// direct reports whether the usual packets of f may go straight to the
+// tx list: not while a packet of the pass waits in the neighbour stage's
+// list, or any packet waits for a neighbour, since those would leave after
+// them and a flow keeps its order.
+func (p *Pipeline) direct(f *fastFwd) bool {
+	return f.toTx && p.nOut == 0 && p.pending.active == 0
+}
+
 // fwdRun forwards packets from k on while they take the decision of the
 // fast state (the previous packet's, or the last lookup result's) and are
-// the usual kind, and returns the index of the first other one. Straight
-// to the port's tx list while no packet of the pass waits in the
-// neighbour stage's list, which would send after them: a flow keeps its
-// order.
+// the usual kind, and returns the index of the first other one: straight
+// to the port's tx list where direct says so.
 func (p *Pipeline) fwdRun(pks []RxPkt, k int, st *routeState) int {
 	f := &st.fast
 	// A hint takes the previous packet's decision: the first packet of a
@@ -48,7 +54,7 @@ func (p *Pipeline) fwdRun(pks []RxPkt, k int, st *routeState) int {
 	}
 	hints0 := p.ctr.local[HintHits]
 	var n int
-	if f.toTx && p.nOut == 0 {
+	if p.direct(f) {
 		n = p.fwdTx(pks[k:], p.route[k:len(pks)], st)
 	} else {
 		n = p.fwdOut(pks[k:], p.route[k:len(pks)], st)
@@ -161,7 +167,7 @@ func (p *Pipeline) sendOne(pk *RxPkt, d *cache.Decision, st *routeState) {
 	}
 	decTTL(bytesAt(pk.Data, EthHdrLen+IPv4MinHdr)[EthHdrLen:])
 	p.ctr.local[Forwarded]++
-	if f.toTx && p.nOut == 0 {
+	if p.direct(f) {
 		port := int(f.port)
 		if n := int(p.io.TxN[port]); n < len(p.io.TxRef[port]) {
 			*(*[EthHdrLen]byte)(pk.Data) = f.hdr

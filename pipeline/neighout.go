@@ -9,7 +9,10 @@ import (
 const (
 	neighMemo     = 8 // neighbours remembered within a burst
 	pendingQueues = 16
-	pendingDepth  = 64
+	// pendingDepth packets wait per next hop and core: a few milliseconds
+	// of a busy gateway's traffic, about what the kernel's default
+	// unres_qlen_bytes holds of small packets.
+	pendingDepth = 256
 	// pendingTimeout bounds how long a packet may wait for resolution even
 	// if the owner never reports an outcome.
 	pendingTimeout = int64(10e9)
@@ -68,6 +71,11 @@ func (p *Pipeline) neighOutput() {
 				nseen++
 			}
 		}
+		if ok && p.pending.active > 0 && p.pendingFor(int(it.port), it.nh) != nil {
+			// The neighbour became usable after this pass's pendingPoll:
+			// what waits for it leaves first, next pass.
+			ok = false
+		}
 		if ok {
 			hdr := ipv4EthHdr(mac, p.ports[it.port].MAC)
 			port := int(it.port)
@@ -121,6 +129,16 @@ func (p *Pipeline) neighMAC(port int, nh uint32) (MAC, bool) {
 	}
 	nm.Resolve(p.core, port, nh)
 	return MAC{}, false
+}
+
+// pendingFor is the queue of packets waiting for (port, nh), if any.
+func (p *Pipeline) pendingFor(port int, nh uint32) *pendingQueue {
+	for i := range p.pending.q {
+		if q := &p.pending.q[i]; q.used && q.port == port && q.ip == nh {
+			return q
+		}
+	}
+	return nil
 }
 
 func (p *Pipeline) enqueuePending(port int, nh uint32, ref unsafe.Pointer, buf []byte, l int) {

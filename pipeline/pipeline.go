@@ -140,6 +140,15 @@ func (s *Shared) Counters() [NumCounters]uint64 {
 	return sum
 }
 
+// CoreCounters returns each core's published counters, in core order.
+func (s *Shared) CoreCounters() [][NumCounters]uint64 {
+	out := make([][NumCounters]uint64, len(s.cores))
+	for i, p := range s.cores {
+		p.ctr.addTo(&out[i])
+	}
+	return out
+}
+
 // Pipeline is one core's packet path. Nothing in it is shared for writing.
 type Pipeline struct {
 	core int

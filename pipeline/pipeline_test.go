@@ -384,6 +384,35 @@ func TestUnresolvedNeighbourQueuesThenReleasesInOrder(t *testing.T) {
 	}
 }
 
+// Packets that arrive in the pass that finds a waited-for gateway
+// resolved leave after the ones that waited for it, not before.
+func TestReleasedNeighbourQueueKeepsFlowOrder(t *testing.T) {
+	h := newHarness(t)
+	far := ip4(203, 0, 113, 5) // via B: the forward runs' fast path
+	var in []sent
+	for i := 0; i < 5; i++ {
+		in = append(in, sent{0, echoRequest(macR0, macA, ipA, far, 64, uint16(i))})
+	}
+	h.burst(in...)
+	h.step(time.Millisecond)
+	h.burst()
+	h.burst(sent{1, arpFrame(2, macR1, macB, ipB, ipR1, macR1)})
+	h.step(time.Millisecond)
+	in = in[:0]
+	for i := 5; i < 10; i++ {
+		in = append(in, sent{0, echoRequest(macR0, macA, ipA, far, 64, uint16(i))})
+	}
+	out := append(h.burst(in...), h.burst()...)
+	if len(out) != 10 {
+		t.Fatalf("sent %d of 10 packets", len(out))
+	}
+	for i, s := range out {
+		if seq := be.Uint16(ipOf(s.frame)[26:]); seq != uint16(i) {
+			t.Fatalf("packet %d of the flow left as %d", seq, i)
+		}
+	}
+}
+
 func TestFailedNeighbourSendsHostUnreachable(t *testing.T) {
 	h := newHarness(t)
 	h.permanent(0, ipA, macA)

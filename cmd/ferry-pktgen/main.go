@@ -305,7 +305,7 @@ func startEAL(o *options, log *zap.Logger) (*ealSetup, func(), error) {
 		if err != nil {
 			return p, err
 		}
-		if err := p.Setup(dpdk.PortConfig{Queues: 1, RxDesc: 1024, TxDesc: 1024, Pool: s.pool}); err != nil {
+		if _, err := p.Setup(dpdk.PortConfig{Queues: 1, RxDesc: 1024, TxDesc: 1024, Pool: s.pool}); err != nil {
 			return p, err
 		}
 		s.ports = append(s.ports, p)

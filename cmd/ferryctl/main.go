@@ -31,8 +31,8 @@ Commands:
   neigh add|del|replace|change ADDR lladdr MAC dev P [nud STATE]
   neigh flush dev P
   neigh stats                         neighbour table counters (as /proc/net/stat/arp_cache)
-  link show                           ports, MAC, state, counters
-  stats                               packet counters and drops by reason
+  link show [-s]                      ports, MAC, state, counters (-s: each queue's)
+  stats [-per-core]                   packet counters and drops by reason (-per-core: each pipeline's)
   cache stats                         routing decision cache counters
   knob show | knob set [dev P] NAME VALUE
                                       run-time settings with the kernel's names
@@ -56,8 +56,10 @@ ferryctl rule {add|del} [not] [from PREFIX] [to PREFIX] [iif PORT] [tos T] [fwma
 ferryctl neigh {add|del|replace|change} ADDR [lladdr MAC] dev PORT [nud {permanent|noarp|reachable|stale}]
 ferryctl neigh flush dev PORT
 ferryctl neigh stats`,
-	"link":  `ferryctl link show     ports with MAC, link state, MTU and rx/tx/drop counters`,
-	"stats": `ferryctl stats         per-router packet counters, drops by reason (summed over cores)`,
+	"link": `ferryctl link show [-s]     ports with MAC, link state, MTU and rx/tx/drop counters;
+                            -s adds each queue's packets and the pipeline (lcore) that polls it`,
+	"stats": `ferryctl stats [-per-core]  packet counters, drops by reason (summed over cores);
+                            -per-core shows each pipeline's side by side`,
 	"cache": `ferryctl cache stats   routing decision cache counters (as /proc/net/stat/rt_cache)`,
 	"knob": `ferryctl knob show
 ferryctl knob set NAME VALUE            forward_use_pmtu, min_pmtu, mtu_expires, redirect_number,

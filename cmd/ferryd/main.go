@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -125,16 +124,7 @@ func newLogger(level, format string) (*zap.Logger, error) {
 // port, a main lcore outside the pipeline cores, and the hugepage fallback.
 func ealArgs(cfg *conf.Config, log *zap.Logger) ([]string, string) {
 	args := slices.Clone(cfg.EAL)
-	has := func(names ...string) bool {
-		for _, a := range args {
-			for _, n := range names {
-				if a == n || strings.HasPrefix(a, n+"=") {
-					return true
-				}
-			}
-		}
-		return false
-	}
+	has := func(names ...string) bool { return hasArg(args, names...) }
 	prefix := "rte"
 	for i, a := range args {
 		if a == "--file-prefix" && i+1 < len(args) {
@@ -144,14 +134,7 @@ func ealArgs(cfg *conf.Config, log *zap.Logger) ([]string, string) {
 		}
 	}
 	if !has("-l", "-c", "--lcores") {
-		main := 0
-		for slices.Contains(cfg.Cores, main) {
-			main++
-		}
-		if main >= runtime.NumCPU() {
-			main = cfg.Cores[0] // share the CPU: the main lcore only sleeps
-		}
-		args = append(args, "-l", strconv.Itoa(main))
+		args = append(args, lcoreArgs(cfg.Cores)...)
 	}
 	if !has("--no-huge") {
 		// Files a killed ferryd left hold hugepages: free them before counting.
@@ -201,11 +184,24 @@ func ealArgs(cfg *conf.Config, log *zap.Logger) ([]string, string) {
 	return args, prefix
 }
 
+// hasArg reports whether args hold one of the options names.
+func hasArg(args []string, names ...string) bool {
+	for _, a := range args {
+		for _, n := range names {
+			if a == n || strings.HasPrefix(a, n+"=") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 type dataplane struct {
-	ports   []dpdk.Port
-	cfg     *conf.Config
-	workers []*dpdk.Worker
-	shared  *pipeline.Shared
+	ports     []dpdk.Port
+	cfg       *conf.Config
+	workers   []*dpdk.Worker
+	shared    *pipeline.Shared
+	frameRoom int // bytes of frame a packet buffer holds
 }
 
 // Links reports every port for 'ferryctl link show'.
@@ -226,8 +222,9 @@ func (d *dataplane) Links() []conf.LinkStat {
 			ls.RxMissed, ls.RxErrors, ls.TxErrors, ls.RxNoMbuf = st.RxMissed, st.RxErrors, st.TxErrors, st.RxNoMbuf
 		}
 		for _, w := range d.workers {
-			_, _, full := w.PortCounters(i)
+			rx, tx, full, segs := w.PortCounters(i)
 			ls.TxDropped += full
+			ls.Queues = append(ls.Queues, conf.QueueStat{Queue: w.Queue, Lcore: w.Lcore, RxPackets: rx, TxPackets: tx, TxDropped: full, RxDropped: segs})
 		}
 		out[i] = ls
 	}
@@ -240,6 +237,11 @@ type realClock struct{}
 func (realClock) Now() time.Time { return time.Now() }
 
 func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *cache.GenID, log *zap.Logger) error {
+	if !hasArg(cfg.EAL, "-l", "-c", "--lcores") {
+		if err := checkCores(cfg.Cores); err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+	}
 	args, prefix := ealArgs(cfg, log)
 	log.Info("starting EAL", zap.Strings("args", args))
 	if err := dpdk.Init(args); err != nil {
@@ -251,12 +253,16 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 		// once the primary is gone.
 		_ = os.RemoveAll(filepath.Join("/var/run/dpdk", prefix))
 	}()
+	pipeCPUs, err := pipelineCPUs(cfg.Cores, log)
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
 
-	pool, err := dpdk.NewPool("ferry_mbufs", cfg.Mbufs, 256, 2048+128)
+	pool, err := dpdk.NewPool("ferry_mbufs", cfg.Mbufs, conf.MbufCache, cfg.FrameRoom()+dpdk.Headroom)
 	if err != nil {
 		return err
 	}
-	dp := &dataplane{cfg: cfg}
+	dp := &dataplane{cfg: cfg, frameRoom: cfg.FrameRoom()}
 	var infos []pipeline.PortInfo
 	var nports []neigh.PortConfig
 	defer func() {
@@ -266,15 +272,18 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 			}
 		}
 	}()
+	rssKey, _ := cfg.RSSKeyBytes() // checked with the config
 	for i, pc := range cfg.Ports {
 		p, err := dpdk.PortByName(conf.DevName(pc.Dev))
 		if err != nil {
 			return fmt.Errorf("%s: ports[%d] (%s): %w", file, i, pc.Name, err)
 		}
-		if err := p.Setup(dpdk.PortConfig{Queues: len(cfg.Cores), RxDesc: pc.RxDesc, TxDesc: pc.TxDesc, MTU: pc.MTU, Pool: pool}); err != nil {
+		rss, err := p.Setup(dpdk.PortConfig{Queues: len(cfg.Cores), RxDesc: pc.RxDesc, TxDesc: pc.TxDesc, MTU: pc.MTU, Pool: pool, RSSKey: rssKey})
+		if err != nil {
 			return fmt.Errorf("%s: ports[%d] (%s): %w", file, i, pc.Name, err)
 		}
 		dp.ports = append(dp.ports, p)
+		logRSS(log, pc, rss, rssKey != nil)
 		mac, err := p.MAC()
 		if err != nil {
 			return err
@@ -331,37 +340,40 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 		<-nmDone
 	}()
 
-	if cpus, err := keepOffCores(cfg.Cores); err != nil {
+	if cpus, err := keepOffCores(pipeCPUs); err != nil {
 		log.Warn("other threads may share the pipeline cores", zap.Error(err))
 	} else if cpus == nil {
-		log.Warn("no CPU but the pipeline cores: other threads share them", zap.Ints("cores", cfg.Cores))
+		log.Warn("no CPU but the pipelines': other threads share them", zap.Ints("cpus", pipeCPUs))
 	} else {
-		log.Info("threads other than the pipelines kept off their cores", zap.Ints("cpus", cpus))
+		log.Info("threads other than the pipelines kept off their CPUs", zap.Ints("pipeline_cpus", pipeCPUs), zap.Ints("other_cpus", cpus))
 	}
 	if b := dpdk.RxBurst(cfg.RxBurst, len(dp.ports)); b != cfg.RxBurst {
 		log.Info("receive burst shared out over the ports", zap.Int("rx_burst", cfg.RxBurst), zap.Int("per_port", b), zap.Int("ports", len(dp.ports)))
 	}
-	for q, cpu := range cfg.Cores {
-		w, err := dpdk.NewWorker(cpu, q, dp.ports, pool, cfg.RxBurst)
+	dp.shared = sh
+	// Stopped before the ports close (deferred calls run last first), on
+	// every path: a pipeline left polling a closed port crashes.
+	defer func() {
+		for _, w := range dp.workers {
+			if err := w.Stop(); err != nil {
+				log.Warn("pipeline stop failed", zap.Int("lcore", w.Lcore), zap.Error(err))
+			}
+			w.Free()
+		}
+		log.Info("pipelines stopped", zap.Int("pipelines", len(dp.workers)))
+	}()
+	for q, lcore := range cfg.Cores {
+		w, err := dpdk.NewWorker(lcore, q, dp.ports, pool, cfg.RxBurst)
 		if err != nil {
 			return err
 		}
 		pl := sh.NewPipeline(q, &w.IO)
 		if err := w.Start(pl); err != nil {
 			w.Free()
-			return fmt.Errorf("core %d: %w", cpu, err)
+			return fmt.Errorf("cores[%d]: %w", q, err)
 		}
 		dp.workers = append(dp.workers, w)
 	}
-	dp.shared = sh
-	defer func() {
-		for _, w := range dp.workers {
-			if err := w.Stop(); err != nil {
-				log.Warn("worker stop failed", zap.Int("cpu", w.CPU), zap.Error(err))
-			}
-			w.Free()
-		}
-	}()
 
 	go expireExceptions(runCtx)
 	srv := &conf.Server{Path: cfg.API, Log: log, Handler: &conf.Router{FIB: f, Gen: gen, Neigh: nm, Shared: sh, Links: dp, MTU: dp, Log: log}}
@@ -429,10 +441,14 @@ func expireExceptions(ctx context.Context) {
 	}
 }
 
-// SetMTU changes a port's MTU in the PMD.
+// SetMTU changes a port's MTU in the PMD. Frames stay in one buffer
+// each, so an MTU whose frames the buffers cannot hold is refused.
 func (d *dataplane) SetMTU(port, mtu int) error {
 	if port < 0 || port >= len(d.ports) {
 		return fmt.Errorf("no port %d", port)
+	}
+	if mtu+conf.EthHeaderLen > d.frameRoom {
+		return fmt.Errorf("mtu %d needs %d-byte frames and the packet buffers hold %d: set the port's mtu in the configuration and restart ferryd", mtu, mtu+conf.EthHeaderLen, d.frameRoom)
 	}
 	return d.ports[port].SetMTU(mtu)
 }
@@ -461,4 +477,73 @@ func logSummary(log *zap.Logger, cfg *conf.Config, f *fib.FIB, infos []pipeline.
 		}
 	}
 	log.Info("ferryd running", zap.Ints("cores", cfg.Cores), zap.String("api", cfg.API), zap.Int("routes", total), zap.Strings("route_list", routes))
+}
+
+// pipelineCPUs checks every pipeline lcore against the running EAL and
+// returns the CPUs they run on, several lcores to a CPU as --lcores maps
+// them.
+func pipelineCPUs(cores []int, log *zap.Logger) ([]int, error) {
+	var cpus []int
+	for i, c := range cores {
+		l, err := dpdk.PipelineLcore(c)
+		if err != nil {
+			return nil, fmt.Errorf("cores[%d]: %w", i, err)
+		}
+		log.Info("pipeline lcore", zap.Int("queue", i), zap.Int("lcore", c), zap.Ints("cpus", l.CPUs), zap.Int("socket", l.Socket))
+		for _, cpu := range l.CPUs {
+			if !slices.Contains(cpus, cpu) {
+				cpus = append(cpus, cpu)
+			}
+		}
+	}
+	slices.Sort(cpus)
+	return cpus, nil
+}
+
+// logRSS says how a port's flows reach its pipelines: spread by the
+// device's RSS, or (with a warning) by whatever the device does instead.
+func logRSS(log *zap.Logger, pc conf.Port, r dpdk.RSS, ownKey bool) {
+	if r.Queues < 2 {
+		return
+	}
+	fields := []zap.Field{zap.String("port", pc.Name), zap.String("driver", r.Driver), zap.Int("queues", r.Queues)}
+	if r.Spreads() {
+		key := "symmetric"
+		if ownKey {
+			key = "configured"
+		}
+		if !r.KeySet {
+			key = "the PMD's (rss_key has another length than the device's)"
+		}
+		log.Info("RSS spreads flows over the pipelines", append(fields, zap.String("hash", rssHashNames(r.Hash)), zap.Int("reta", r.RETA), zap.String("key", key))...)
+		return
+	}
+	if r.RETAErr != nil {
+		fields = append(fields, zap.NamedError("reta", r.RETAErr))
+	}
+	instead := "each queue gets what the device puts in it: flows may all land on one pipeline"
+	switch {
+	case strings.HasPrefix(r.Driver, "net_tap"):
+		instead = "the kernel's tap queue selection spreads flows over the queues instead (by flow hash, both directions of a flow on one queue)"
+	case strings.HasPrefix(r.Driver, "net_memif"):
+		instead = "the memif peer picks each packet's queue instead"
+	}
+	log.Warn("port cannot hash flows onto its queues (no RSS)", append(fields, zap.String("instead", instead))...)
+}
+
+// rssHashNames names the hash functions in use.
+func rssHashNames(hf uint64) string {
+	var names []string
+	for _, h := range []struct {
+		bits uint64
+		name string
+	}{{dpdk.RSSIPv4 | dpdk.RSSIPv4Other, "ipv4"}, {dpdk.RSSIPv4TCP, "ipv4-tcp"}, {dpdk.RSSIPv4UDP, "ipv4-udp"}} {
+		if hf&h.bits != 0 {
+			names = append(names, h.name)
+		}
+	}
+	if len(names) == 0 {
+		return fmt.Sprintf("%#x", hf)
+	}
+	return strings.Join(names, ",")
 }
