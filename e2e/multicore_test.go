@@ -274,7 +274,9 @@ routes:
 		for seq := uint32(0); seq < count; seq++ {
 			<-tick.C
 			if seq == count/2 {
-				go func() { replaced <- r.mustCtl("route", "replace", "203.0.113.0/24", "via", "198.51.100.3", "dev", "port1") }()
+				go func() {
+					replaced <- r.mustCtl("route", "replace", "203.0.113.0/24", "via", "198.51.100.3", "dev", "port1")
+				}()
 			}
 			for f := uint32(0); f < flows; f++ {
 				binary.BigEndian.PutUint32(msg, f)
