@@ -117,3 +117,43 @@ func FuzzParseConfig(f *testing.F) {
 		_, _ = BuildFIB(c, "fuzz.yaml", &cache.GenID{})
 	})
 }
+
+// The pool is sized for every queue by default, and a pool too small for
+// them is refused with the numbers; rss_key and MTU are checked too.
+func TestQueuesAndBuffers(t *testing.T) {
+	withCores := strings.Replace(goodConfig, "cores: [1]", "cores: [1, 2, 3, 4]", 1)
+	c, err := Parse("c.yaml", []byte(withCores))
+	if err != nil {
+		t.Fatal(err)
+	}
+	need, _ := c.MbufsNeeded()
+	if c.Mbufs < need || need <= 4*2*(DefaultRxDesc+DefaultTxDesc) {
+		t.Fatalf("mbufs %d for 4 cores x 2 ports, need %d", c.Mbufs, need)
+	}
+	for _, tc := range []struct{ extra, field, msg string }{
+		{"mbufs: 8191\n", "mbufs", "4 cores x 4096 descriptors over 2 ports"},
+		{"rss_key: \"6d5a\"\n", "rss_key", "2 bytes"},
+		{"rss_key: \"zz\"\n", "rss_key", "not hex"},
+	} {
+		_, err := Parse("c.yaml", []byte(withCores+tc.extra))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Field != tc.field || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%q: got %v, want an error on %s saying %q", tc.extra, err, tc.field, tc.msg)
+		}
+	}
+	key := strings.Repeat("6d:5a:", 19) + "6d:5a"
+	c, err = Parse("c.yaml", []byte(withCores+"rss_key: \""+key+"\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := c.RSSKeyBytes(); len(b) != 40 || b[0] != 0x6d || b[1] != 0x5a {
+		t.Fatalf("rss_key decoded as %x", b)
+	}
+	jumbo := strings.Replace(goodConfig, `addresses: ["192.0.2.1/24"]`, "addresses: [\"192.0.2.1/24\"]\n    mtu: 9000", 1)
+	if c, err = Parse("j.yaml", []byte(jumbo)); err != nil {
+		t.Fatal(err)
+	}
+	if c.FrameRoom() < 9000+EthHeaderLen {
+		t.Fatalf("buffers hold %d bytes of frame for an MTU of 9000", c.FrameRoom())
+	}
+}

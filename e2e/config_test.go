@@ -46,6 +46,29 @@ ports:
 			}
 		})
 	}
+	t.Run("cores the EAL has no lcore for", func(t *testing.T) {
+		needRoot(t)
+		port := "ports:\n  - {name: port0, dev: \"net_null0\", addresses: [\"192.0.2.1/24\"]}\n"
+		for name, c := range map[string]struct{ text, want string }{
+			"not an lcore": {`eal: ["--no-huge", "-m", "256", "--no-pci", "--file-prefix", "fycores1", "--lcores", "0@0,1@0"]
+cores: [2]
+`, "cores[0]: lcore 2 is not one of the EAL's"},
+			"the main lcore": {`eal: ["--no-huge", "-m", "256", "--no-pci", "--file-prefix", "fycores2", "--lcores", "0@0,1@0", "--main-lcore", "1"]
+cores: [1]
+`, "cores[0]: lcore 1 is the EAL's main lcore"},
+			"no such CPU": {`eal: ["--no-huge", "-m", "256", "--no-pci", "--file-prefix", "fycores3"]
+cores: [1000]
+`, "cores[0]: lcore 1000 runs on CPU 1000"},
+		} {
+			path := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".yaml")
+			os.WriteFile(path, []byte(c.text+"api: "+filepath.Join(dir, "c.sock")+"\n"+port), 0o644)
+			out, err := exec.Command(ferryd, "--config", path).CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), c.want) {
+				t.Errorf("%s: exit %v, want status 2 and %q:\n%s", name, err, c.want, out)
+			}
+		}
+	})
 	out, err := exec.Command(ferryd, "--check").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "valid") {
 		t.Fatalf("--check on the embedded default: %v\n%s", err, out)

@@ -56,7 +56,11 @@ type options struct {
 	boost      int
 	genCPU     int
 	dutCPU     int
-	cores      string
+	ncores     int
+	dutCPUs    string
+	genCPUs    string
+	dutCPUList []int // parsed -dut-cpus: one a core
+	genCPUList []int // parsed -gen-cpus: one a queue
 	debug      bool
 	writeTo    string
 	ferrydLoad string
@@ -111,7 +115,9 @@ func run() int {
 	fs.IntVar(&o.boost, "boost", -10, "nice value (-20..19) for the benchmark processes' scheduler autogroups; 0 leaves them alone")
 	fs.IntVar(&o.genCPU, "gen-cpu", 0, "CPU of the generator's loop")
 	fs.IntVar(&o.dutCPU, "dut-cpu", runtime.NumCPU()-1, "CPU of the device under test's pipeline")
-	fs.StringVar(&o.cores, "dut-cores", "1", "pipeline core counts to measure (only 1 is supported on memif so far)")
+	fs.IntVar(&o.ncores, "cores", 1, "pipeline cores of each device (ferryd's cores, l3fwd's lcores), a memif queue pair each; the generator runs a loop a queue")
+	fs.StringVar(&o.dutCPUs, "dut-cpus", "", "CPUs of the devices' N pipeline cores, comma separated (default: --dut-cpu for all; see docs/benchmarking.md)")
+	fs.StringVar(&o.genCPUs, "gen-cpus", "", "CPUs of the generator's N queue loops, comma separated (default: --gen-cpu for all)")
 	fs.StringVar(&o.ferrydLoad, "ferryd-load", "auto", "how ferryd gets the routes in the traffic runs: batch (ferryctl -batch after start), inline (routes: in its config) or auto (batch, inline if a batch fails); the other way is timed once per table")
 	fs.DurationVar(&o.settle, "settle", 3*time.Minute, "total time the benchmark may wait for the core-to-core round trip to come back to its best before runs")
 	fs.Float64Var(&o.rttMax, "rtt-max", 300, "a core-to-core round trip above this many ns counts as slow (see -settle)")
@@ -182,18 +188,61 @@ func (b *bench) check() error {
 			b.pktgen = p
 		}
 	}
-	for _, c := range strings.Split(b.o.cores, ",") {
-		switch strings.TrimSpace(c) {
-		case "1":
-		case "2":
-			// Two pipeline cores need two more CPUs than the generator's
-			// and a multi-queue generator; neither is here yet.
-			b.note("2-core runs skipped: the generator drives one memif queue pair, and this machine has %d CPUs (a 2-core run needs at least 3, better 4, so the generator does not share a core with the device)", runtime.NumCPU())
-		default:
-			return fmt.Errorf("--dut-cores %q: use 1 (2 is accepted and skipped)", c)
-		}
+	if b.o.ncores < 1 || b.o.ncores > 16 {
+		return fmt.Errorf("-cores %d out of range 1-16", b.o.ncores)
+	}
+	var err error
+	if b.o.dutCPUList, err = cpuList(b.o.dutCPUs, b.o.dutCPU, b.o.ncores); err != nil {
+		return fmt.Errorf("-dut-cpus: %w", err)
+	}
+	if b.o.genCPUList, err = cpuList(b.o.genCPUs, b.o.genCPU, b.o.ncores); err != nil {
+		return fmt.Errorf("-gen-cpus: %w", err)
+	}
+	if b.o.ncores > 1 && runtime.NumCPU() < 2*b.o.ncores {
+		b.note("%d pipeline cores and %d generator loops share %d CPUs: the run checks that N cores work, its rates say nothing of scaling (docs/benchmarking.md)", b.o.ncores, b.o.ncores, runtime.NumCPU())
 	}
 	return nil
+}
+
+// cpuList reads a CPU list for n cores: one CPU each, or def for all.
+func cpuList(s string, def, n int) ([]int, error) {
+	if strings.TrimSpace(s) == "" {
+		out := make([]int, n)
+		for i := range out {
+			out[i] = def
+		}
+		return out, nil
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		c, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || c < 0 || c >= runtime.NumCPU() {
+			return nil, fmt.Errorf("%q: want %d CPU numbers below %d, comma separated", s, n, runtime.NumCPU())
+		}
+		out = append(out, c)
+	}
+	if len(out) != n {
+		return nil, fmt.Errorf("%q names %d CPUs for %d cores", s, len(out), n)
+	}
+	return out, nil
+}
+
+// lcoreMap maps lcores first, first+1, ... onto cpus, as --lcores takes it.
+func lcoreMap(first int, cpus []int) string {
+	m := make([]string, len(cpus))
+	for i, c := range cpus {
+		m[i] = fmt.Sprintf("%d@%d", first+i, c)
+	}
+	return strings.Join(m, ",")
+}
+
+// joinInts is a comma-separated list.
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ",")
 }
 
 func (b *bench) note(format string, args ...any) {

@@ -114,7 +114,7 @@ type otherRow struct {
 func (o options) public() map[string]any {
 	return map[string]any{"tables": o.tables, "dut": o.duts, "cases": o.cases, "duration": o.duration.String(),
 		"warmup": o.warmup.String(), "rest": o.rest.String(), "retries": o.retries, "rounds": o.rounds, "min_share": o.minShare, "seed": o.seed,
-		"hugepages": o.huge, "boost": o.boost, "settle": o.settle.String(), "rtt_max_ns": o.rttMax, "ferryd_load": o.ferrydLoad, "gen_cpu": o.genCPU, "dut_cpu": o.dutCPU}
+		"hugepages": o.huge, "boost": o.boost, "settle": o.settle.String(), "rtt_max_ns": o.rttMax, "ferryd_load": o.ferrydLoad, "gen_cpu": o.genCPU, "dut_cpu": o.dutCPU, "cores": o.ncores, "dut_cpus": o.dutCPUList, "gen_cpus": o.genCPUList}
 }
 
 func machineInfo() map[string]any {
@@ -289,8 +289,15 @@ func tableLabel(routes int) string {
 // text renders the comparison table.
 func (res *results) text() string {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "ferry benchmark %s: Mpps per core (one pipeline core, net_memif, %s), TSC %.3f GHz\n",
-		res.Started, map[bool]string{true: "hugepages", false: "no hugepages"}[res.Hugepages], float64(res.TSCHz)/1e9)
+	// Results from before -cores hold no "cores": one core each.
+	cores := "Mpps per core (one pipeline core"
+	if n, ok := res.Options["cores"].(float64); ok && n > 1 {
+		cores = fmt.Sprintf("Mpps of %v pipeline cores together (a memif queue pair and a generator loop each", n)
+	} else if n, ok := res.Options["cores"].(int); ok && n > 1 {
+		cores = fmt.Sprintf("Mpps of %d pipeline cores together (a memif queue pair and a generator loop each", n)
+	}
+	fmt.Fprintf(&b, "ferry benchmark %s: %s, net_memif, %s), TSC %.3f GHz\n",
+		res.Started, cores, map[bool]string{true: "hugepages", false: "no hugepages"}[res.Hugepages], float64(res.TSCHz)/1e9)
 	fmt.Fprintf(&b, "the devices take turns on the same core, each turn %v after %v of warm-up, the others stopped meanwhile;\n", res.Options["duration"], res.Options["warmup"])
 	fmt.Fprintf(&b, "a rate is the median of a device's %v turns; a ratio the median of the ratios within each round (whose turns\n", res.Options["rounds"])
 	fmt.Fprintf(&b, "ran seconds apart), 'range' its lowest and highest round; 'src' is the source limit (the generator looped through a\n")

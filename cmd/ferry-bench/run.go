@@ -189,7 +189,8 @@ func (b *bench) measureTable(ctx context.Context, t *routeTable, duts []dutSpec,
 	}
 	genArgs := []string{b.pktgen, "--eal", strings.Join(eal, " "), "--table", t.Batch, "--dst-mac", dutP0MAC,
 		"--src-ip", benchSrc, "--cases", b.o.cases, "--duration", b.o.duration.String(), "--warmup", b.o.warmup.String(),
-		"--cpu", strconv.Itoa(b.o.genCPU), "--json", "--start-file", startFile,
+		"--cpu", strconv.Itoa(b.o.genCPU), "--queues", strconv.Itoa(b.o.ncores), "--cpus", joinInts(b.o.genCPUList),
+		"--json", "--start-file", startFile,
 		"--duts", strconv.Itoa(len(duts)), "--rounds", strconv.Itoa(b.o.rounds), "--label", strings.Join(labels(duts), ","),
 		"--retries", strconv.Itoa(b.o.retries), "--min-share", fmt.Sprint(b.o.minShare), "--seed", strconv.FormatInt(b.o.seed, 10),
 		"--linger", "30s", "--rest", b.o.rest.String()}
@@ -365,7 +366,7 @@ func (b *bench) startReflector(ctx context.Context, tag, sock0, sock1, logDir st
 	eal := append([]string{"-l", strconv.Itoa(b.o.dutCPU), "--no-pci", "--file-prefix", pfx}, b.ealMem(512)...)
 	eal = append(eal, memifPair(0, "client", sock0, sock1, dutP0MAC, dutP1MAC)...)
 	argv := []string{b.pktgen, "--reflect", "--eal", strings.Join(eal, " "), "--rx-dev", "net_memif0", "--tx-dev", "net_memif1",
-		"--cpu", strconv.Itoa(b.o.dutCPU)}
+		"--cpu", strconv.Itoa(b.o.dutCPU), "--queues", strconv.Itoa(b.o.ncores), "--cpus", joinInts(b.o.dutCPUList)}
 	p, err := startProc("reflector", logDir, argv, false, b.o.boost, b.log)
 	if err != nil {
 		return nil, err
@@ -388,6 +389,17 @@ func (b *bench) cleanupAfter(p *proc, prefix string) {
 func (b *bench) ferrydConfig(path, prefix, api, sock0, sock1 string, t *routeTable, inline bool) error {
 	var w bytes.Buffer
 	eal := []string{"--file-prefix", prefix, "--no-pci"}
+	cores := strconv.Itoa(b.o.dutCPU)
+	if b.o.ncores > 1 {
+		// Lcores 1..N on the device CPUs (several may share one), the
+		// main lcore on the generator's first.
+		eal = append(eal, "--lcores", fmt.Sprintf("0@%d,%s", b.o.genCPUList[0], lcoreMap(1, b.o.dutCPUList)), "--main-lcore", "0")
+		ids := make([]int, b.o.ncores)
+		for i := range ids {
+			ids[i] = i + 1
+		}
+		cores = joinInts(ids)
+	}
 	huge := "auto"
 	if !b.huge {
 		eal = append(eal, "--no-huge", "-m", "1024")
@@ -396,8 +408,8 @@ func (b *bench) ferrydConfig(path, prefix, api, sock0, sock1 string, t *routeTab
 	for i := range eal {
 		eal[i] = strconv.Quote(eal[i])
 	}
-	fmt.Fprintf(&w, "# written by ferry-bench\neal: [%s]\nhugepages: %q\ncores: [%d]\napi: %q\nmbufs: 32767\nlog_level: info\n",
-		strings.Join(eal, ", "), huge, b.o.dutCPU, api)
+	fmt.Fprintf(&w, "# written by ferry-bench\neal: [%s]\nhugepages: %q\ncores: [%s]\napi: %q\nmbufs: 32767\nlog_level: info\n",
+		strings.Join(eal, ", "), huge, cores, api)
 	fmt.Fprintf(&w, "ports:\n")
 	for i, s := range []struct{ sock, mac, addr string }{{sock0, dutP0MAC, "192.0.2.1/24"}, {sock1, dutP1MAC, "198.51.100.1/24"}} {
 		fmt.Fprintf(&w, "  - name: port%d\n    dev: \"net_memif%d,role=client,id=0,socket=%s,socket-abstract=no,mac=%s\"\n    addresses: [%q]\n",
@@ -522,10 +534,16 @@ func (b *bench) ferryCounters(api string) map[string]json.RawMessage {
 
 func (b *bench) startL3fwd(ctx context.Context, t *routeTable, bin, tag, sock0, sock1, logDir string) (*proc, error) {
 	pfx := b.prefix(tag)
-	argv := append([]string{bin, "-l", strconv.Itoa(b.o.dutCPU), "--no-pci", "--file-prefix", pfx}, b.ealMem(2048)...)
+	// Lcores 1..N on the device CPUs; queue q of both ports on lcore q+1.
+	argv := append([]string{bin, "--lcores", lcoreMap(1, b.o.dutCPUList), "--no-pci", "--file-prefix", pfx}, b.ealMem(2048)...)
 	argv = append(argv, memifPair(0, "client", sock0, sock1, dutP0MAC, dutP1MAC)...)
-	d := b.o.dutCPU
-	argv = append(argv, "--", "-p", "0x3", fmt.Sprintf("--config=(0,0,%d),(1,0,%d)", d, d),
+	var cfg []string
+	for port := 0; port < 2; port++ {
+		for q := 0; q < b.o.ncores; q++ {
+			cfg = append(cfg, fmt.Sprintf("(%d,%d,%d)", port, q, q+1))
+		}
+	}
+	argv = append(argv, "--", "-p", "0x3", "--config="+strings.Join(cfg, ","),
 		"--lookup=fib", "--rule_ipv4="+t.L3fwd, "--rule_ipv6="+t.L3fwdV6,
 		"--eth-dest=1,"+genRxMAC, "--parse-ptype")
 	p, err := startProc("l3fwd", logDir, argv, false, b.o.boost, b.log)
@@ -554,7 +572,8 @@ func (b *bench) compareLoad(ctx context.Context, t *routeTable, inline bool) (*d
 	defer removeRuntimeDir(pfx)
 	eal := append([]string{"-l", strconv.Itoa(b.o.genCPU), "--no-pci", "--file-prefix", pfx}, b.ealMem(256)...)
 	eal = append(eal, memifPair(0, "server", sock0, sock1, genTxMAC, genRxMAC)...)
-	srv, err := startProc("server", r.LogDir, []string{b.pktgen, "--reflect", "--eal", strings.Join(eal, " "), "--cpu", strconv.Itoa(b.o.genCPU)}, false, 0, b.log)
+	srv, err := startProc("server", r.LogDir, []string{b.pktgen, "--reflect", "--eal", strings.Join(eal, " "), "--cpu", strconv.Itoa(b.o.genCPU),
+		"--queues", strconv.Itoa(b.o.ncores)}, false, 0, b.log)
 	if err != nil {
 		return nil, err
 	}

@@ -78,6 +78,9 @@ type options struct {
 	dstMAC       string
 	srcIP        string
 	cpu          int
+	queues       int
+	cpusList     string
+	cpus         []int // parsed --cpus
 	burst        int
 	mbufs        int
 	jsonOut      bool
@@ -123,6 +126,8 @@ func run() int {
 	fs.StringVar(&o.dstMAC, "dst-mac", "", "destination MAC of sent frames: the device under test's receiving port")
 	fs.StringVar(&o.srcIP, "src-ip", "192.0.2.10", "source address of sent frames")
 	fs.IntVar(&o.cpu, "cpu", 0, "CPU the packet loop is pinned to")
+	fs.IntVar(&o.queues, "queues", 1, "queue pairs per port, a loop each (a device with N pipelines needs N)")
+	fs.StringVar(&o.cpusList, "cpus", "", "CPUs of the queues' loops, comma separated (default: --cpu for all)")
 	fs.IntVar(&o.burst, "burst", 32, "frames per burst")
 	fs.IntVar(&o.mbufs, "mbufs", 16383, "buffers in the generator's pool")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the results as JSON on stdout")
@@ -155,6 +160,15 @@ func run() int {
 			o.duration = 0
 		}
 	}
+	cpus, err := parseCPUs(o.cpusList, o.cpu)
+	if err != nil || o.queues < 1 || o.queues > 64 {
+		if err == nil {
+			err = fmt.Errorf("--queues %d out of range 1-64", o.queues)
+		}
+		fmt.Fprintln(os.Stderr, "ferry-pktgen:", err)
+		return 2
+	}
+	o.cpus = cpus
 	log, err := cli.ToolLogger(o.debug)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ferry-pktgen:", err)
@@ -305,7 +319,7 @@ func startEAL(o *options, log *zap.Logger) (*ealSetup, func(), error) {
 		if err != nil {
 			return p, err
 		}
-		if _, err := p.Setup(dpdk.PortConfig{Queues: 1, RxDesc: 1024, TxDesc: 1024, Pool: s.pool}); err != nil {
+		if _, err := p.Setup(dpdk.PortConfig{Queues: o.queues, RxDesc: 1024, TxDesc: 1024, Pool: s.pool}); err != nil {
 			return p, err
 		}
 		s.ports = append(s.ports, p)
@@ -678,35 +692,41 @@ func dutLabels(o *options) ([]string, error) {
 }
 
 // caseGenerators makes one generator per pair for case c: same templates,
-// same destinations, each pair's own source MAC.
-func caseGenerators(s *ealSetup, o *options, c trafficCase, dsts []uint32, dstMAC [6]byte, src uint32) ([]*dpdk.Generator, error) {
+// same destinations, each pair's own source MAC; a loop a queue, each
+// with its share of the destinations.
+func caseGenerators(s *ealSetup, o *options, c trafficCase, dsts []uint32, dstMAC [6]byte, src uint32) ([]*genGroup, error) {
 	lens, seq, _ := frameMix(c.Size)
-	var gens []*dpdk.Generator
+	var gens []*genGroup
+	shares := splitDestinations(dsts, o.queues)
 	for _, pp := range s.pairs {
 		srcMAC, err := pp.tx.MAC()
 		if err != nil {
 			freeAll(gens)
 			return nil, err
 		}
-		g, err := dpdk.NewGenerator(dpdk.GenConfig{
-			Mode: dpdk.GenSend, Tx: pp.tx, Rx: pp.rx, Pool: s.pool, Burst: o.burst,
-			BackoffMicros: int(o.backoff / time.Microsecond),
-			Headers:       headers(lens, dstMAC, srcMAC, src), Lens: lens, Seq: seq,
-		})
-		if err != nil {
-			freeAll(gens)
-			return nil, err
-		}
-		gens = append(gens, g)
-		if err := g.SetDestinations(dsts); err != nil {
-			freeAll(gens)
-			return nil, err
+		grp := &genGroup{cpus: o.cpus}
+		gens = append(gens, grp)
+		for q := 0; q < o.queues; q++ {
+			g, err := dpdk.NewGenerator(dpdk.GenConfig{
+				Mode: dpdk.GenSend, Tx: pp.tx, Rx: pp.rx, Pool: s.pool, Burst: o.burst, Queue: q,
+				BackoffMicros: int(o.backoff / time.Microsecond),
+				Headers:       headers(lens, dstMAC, srcMAC, src), Lens: lens, Seq: seq,
+			})
+			if err != nil {
+				freeAll(gens)
+				return nil, err
+			}
+			grp.gens = append(grp.gens, g)
+			if err := g.SetDestinations(shares[q]); err != nil {
+				freeAll(gens)
+				return nil, err
+			}
 		}
 	}
 	return gens, nil
 }
 
-func freeAll(gens []*dpdk.Generator) {
+func freeAll(gens []*genGroup) {
 	for _, g := range gens {
 		g.Free()
 	}
@@ -715,7 +735,7 @@ func freeAll(gens []*dpdk.Generator) {
 // measureTurn measures one turn, repeated up to --retries times while a
 // loop got less of its CPU than --min-share; the least disturbed attempt
 // counts.
-func measureTurn(ctx context.Context, g *dpdk.Generator, c trafficCase, ndst, pid int, o *options, log *zap.Logger) (*CaseResult, error) {
+func measureTurn(ctx context.Context, g *genGroup, c trafficCase, ndst, pid int, o *options, log *zap.Logger) (*CaseResult, error) {
 	var r *CaseResult
 	for attempt := 1; attempt <= 1+o.retries; attempt++ {
 		got, err := measure(ctx, g, c, ndst, pid, o, log)
@@ -757,8 +777,8 @@ func lingerLinks(ctx context.Context, s *ealSetup, d time.Duration, log *zap.Log
 }
 
 // measure runs one case: warm-up, then a window sampled every o.sample.
-func measure(ctx context.Context, g *dpdk.Generator, c trafficCase, ndst, pid int, o *options, log *zap.Logger) (*CaseResult, error) {
-	if err := g.Start(o.cpu); err != nil {
+func measure(ctx context.Context, g *genGroup, c trafficCase, ndst, pid int, o *options, log *zap.Logger) (*CaseResult, error) {
+	if err := g.Start(); err != nil {
 		return nil, err
 	}
 	defer g.Stop()
@@ -780,7 +800,7 @@ func measure(ctx context.Context, g *dpdk.Generator, c trafficCase, ndst, pid in
 			log.Warn("cannot watch the device under test", zap.Error(err))
 		}
 	}
-	self, tid := os.Getpid(), g.ThreadID()
+	self, tids := os.Getpid(), g.ThreadIDs()
 	genBefore, _ := sampleThreads(self)
 	c0, t0 := g.Counters(), time.Now()
 	prev, tprev := c0, t0
@@ -822,8 +842,12 @@ func measure(ctx context.Context, g *dpdk.Generator, c trafficCase, ndst, pid in
 		r.GenIdleRatio = float64(c1.IdleLoops-c0.IdleLoops) / float64(loops)
 	}
 	if genAfter, err := sampleThreads(self); err == nil && genBefore != nil {
-		a, b := genAfter[tid], genBefore[tid]
-		r.GenShare = float64(a.runNs-b.runNs) / float64(window.Nanoseconds())
+		// The least served loop's share: one starved queue limits the rate.
+		r.GenShare = 1
+		for _, tid := range tids {
+			a, b := genAfter[tid], genBefore[tid]
+			r.GenShare = min(r.GenShare, float64(a.runNs-b.runNs)/float64(window.Nanoseconds()))
+		}
 	}
 	if before != nil {
 		if after, err := sampleThreads(pid); err == nil {
@@ -884,15 +908,19 @@ func runReflector(ctx context.Context, o *options, log *zap.Logger) (*ReflectRep
 	}
 	defer cleanup()
 	pp := s.pairs[0]
-	g, err := dpdk.NewGenerator(dpdk.GenConfig{Mode: dpdk.GenReflect, Tx: pp.tx, Rx: pp.rx, Burst: o.burst})
-	if err != nil {
-		return nil, err
-	}
+	g := &genGroup{cpus: o.cpus}
 	defer g.Free()
-	if err := g.Start(o.cpu); err != nil {
+	for q := 0; q < o.queues; q++ {
+		x, err := dpdk.NewGenerator(dpdk.GenConfig{Mode: dpdk.GenReflect, Tx: pp.tx, Rx: pp.rx, Burst: o.burst, Queue: q})
+		if err != nil {
+			return nil, err
+		}
+		g.gens = append(g.gens, x)
+	}
+	if err := g.Start(); err != nil {
 		return nil, err
 	}
-	log.Info("reflecting", zap.String("in", pp.rx.Name), zap.String("out", pp.tx.Name), zap.Int("cpu", o.cpu))
+	log.Info("reflecting", zap.String("in", pp.rx.Name), zap.String("out", pp.tx.Name), zap.Ints("cpus", o.cpus), zap.Int("queues", o.queues))
 	t0 := time.Now()
 	if o.duration > 0 {
 		select {

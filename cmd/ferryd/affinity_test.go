@@ -4,6 +4,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -49,5 +50,28 @@ func TestKeepOffCores(t *testing.T) {
 	// Only pipeline cores allowed: nothing to move.
 	if rest, err := keepOffCores(cpus); err != nil || rest != nil {
 		t.Fatalf("all cores taken: %v, %v", rest, err)
+	}
+}
+
+// Without -l or --lcores, lcore N runs on CPU N and the main lcore is
+// another id, named with --main-lcore.
+func TestLcoreArgs(t *testing.T) {
+	for _, cores := range [][]int{{1}, {0, 1}, {0}} {
+		args := lcoreArgs(cores)
+		if len(args) != 4 || args[0] != "--lcores" || args[2] != "--main-lcore" {
+			t.Fatalf("cores %v: %q", cores, args)
+		}
+		main, _ := strconv.Atoi(args[3])
+		for _, c := range cores {
+			if c == main {
+				t.Fatalf("cores %v: main lcore %d is a pipeline's", cores, main)
+			}
+			if !strings.Contains(","+args[1]+",", ","+strconv.Itoa(c)+"@"+strconv.Itoa(c)+",") {
+				t.Fatalf("cores %v: %q does not map lcore %d onto CPU %d", cores, args[1], c, c)
+			}
+		}
+		if !strings.HasPrefix(args[1], args[3]+"@") {
+			t.Fatalf("cores %v: %q lacks the main lcore %s", cores, args[1], args[3])
+		}
 	}
 }

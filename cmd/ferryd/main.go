@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -94,6 +95,11 @@ func run() int {
 	defer stop()
 	if err := serve(ctx, cfg, file, f, gen, log); err != nil {
 		log.Error("ferryd stopped", zap.Error(err))
+		var ce *coresError
+		if errors.As(err, &ce) {
+			fmt.Fprintln(os.Stderr, "ferryd: bad configuration:", err)
+			return 2
+		}
 		return 1
 	}
 	log.Info("ferryd stopped cleanly")
@@ -184,6 +190,12 @@ func ealArgs(cfg *conf.Config, log *zap.Logger) ([]string, string) {
 	return args, prefix
 }
 
+// coresError is a cores list the EAL's lcores refuse: a configuration
+// error found only once the EAL runs.
+type coresError struct{ error }
+
+func (e *coresError) Unwrap() error { return e.error }
+
 // hasArg reports whether args hold one of the options names.
 func hasArg(args []string, names ...string) bool {
 	for _, a := range args {
@@ -239,7 +251,7 @@ func (realClock) Now() time.Time { return time.Now() }
 func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *cache.GenID, log *zap.Logger) error {
 	if !hasArg(cfg.EAL, "-l", "-c", "--lcores") {
 		if err := checkCores(cfg.Cores); err != nil {
-			return fmt.Errorf("%s: %w", file, err)
+			return &coresError{fmt.Errorf("%s: %w", file, err)}
 		}
 	}
 	args, prefix := ealArgs(cfg, log)
@@ -255,7 +267,7 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 	}()
 	pipeCPUs, err := pipelineCPUs(cfg.Cores, log)
 	if err != nil {
-		return fmt.Errorf("%s: %w", file, err)
+		return &coresError{fmt.Errorf("%s: %w", file, err)}
 	}
 
 	pool, err := dpdk.NewPool("ferry_mbufs", cfg.Mbufs, conf.MbufCache, cfg.FrameRoom()+dpdk.Headroom)
