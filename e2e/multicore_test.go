@@ -342,6 +342,16 @@ routes:
 		}
 	})
 
+	t.Run("MTUBeyondBuffersRefused", func(t *testing.T) {
+		out, err := r.ctl("knob", "set", "dev", "port1", "mtu", "9000")
+		if err == nil || !strings.Contains(out, "packet buffers hold 2048") {
+			t.Fatalf("mtu 9000 on 2048-byte buffers: %v\n%s", err, out)
+		}
+		if out := r.mustCtl("link", "show"); !strings.Contains(out, "port1: mtu 1500") {
+			t.Fatalf("a refused MTU changed the port:\n%s", out)
+		}
+	})
+
 	t.Run("SIGTERMStopsAllPipelines", func(t *testing.T) {
 		if err := r.stop(); err != nil {
 			t.Fatalf("ferryd exit after SIGTERM: %v", err)
