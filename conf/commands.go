@@ -38,6 +38,10 @@ type LinkStat struct {
 	// Queues are the port's queues, one a pipeline, as the pipelines
 	// counted them.
 	Queues []QueueStat `json:"queues"`
+	// KernelIface is the port's kernel interface (in Netns) when the
+	// control plane is on.
+	KernelIface string `json:"kernel_iface,omitempty"`
+	Netns       string `json:"netns,omitempty"`
 }
 
 // QueueStat is one rx/tx queue pair of a port: the pipeline that polls it
@@ -589,6 +593,13 @@ func (r *Router) linkShow(perQueue bool) (string, any, error) {
 			state = "UP"
 		}
 		fmt.Fprintf(&b, "%d: %s: mtu %d state %s dev %s\n    link/ether %s speed %dMb/s\n", i, l.Name, l.MTU, state, l.Dev, l.MAC, l.Speed)
+		if l.KernelIface != "" {
+			ns := l.Netns
+			if ns == "" {
+				ns = "ferryd's own"
+			}
+			fmt.Fprintf(&b, "    kernel interface %s (netns %s)\n", l.KernelIface, ns)
+		}
 		fmt.Fprintf(&b, "    RX: packets %d bytes %d missed %d errors %d nombuf %d\n", l.RxPackets, l.RxBytes, l.RxMissed, l.RxErrors, l.RxNoMbuf)
 		fmt.Fprintf(&b, "    TX: packets %d bytes %d dropped %d errors %d\n", l.TxPackets, l.TxBytes, l.TxDropped, l.TxErrors)
 		if perQueue {
@@ -625,13 +636,29 @@ func (r *Router) stats() (string, any, error) {
 			fmt.Fprintf(&b, "  %-24s %d\n", ctr.Name(), c[i])
 		}
 	}
+	kp := r.Shared.KernelPathStats()
+	if kp != nil {
+		b.WriteString("kernel path:\n")
+		for i, k := range kp {
+			fmt.Fprintf(&b, "  %-10s punted %d dropped_queue_full %d dropped_rate %d  injected %d inject_dropped %d\n",
+				r.FIB.PortName(i), k.Punted.Frames, k.Punted.Full, k.Punted.Limited, k.Injected.Frames, k.Injected.Full+k.Injected.TooLong)
+		}
+	}
 	ns := r.Neigh.Stats()
 	fmt.Fprintf(&b, "neighbours:\n  entries %d allocs %d destroys %d res_failed %d table_fulls %d forced_gc_runs %d\n",
 		ns.Entries, ns.Allocs, ns.Destroys, ns.ResFailed, ns.TableFulls, ns.ForcedGCRuns)
 	rt := readRuntime()
 	fmt.Fprintf(&b, "runtime:\n  gc_cycles %d heap_bytes %d\n", rt.GCCycles, rt.HeapBytes)
 	sort.Strings(names)
-	return b.String(), map[string]any{"counters": data, "neigh": ns, "runtime": rt}, nil
+	out := map[string]any{"counters": data, "neigh": ns, "runtime": rt}
+	if kp != nil {
+		byPort := map[string]pipeline.KernelPathStats{}
+		for i, k := range kp {
+			byPort[r.FIB.PortName(i)] = k
+		}
+		out["kernel_path"] = byPort
+	}
+	return b.String(), out, nil
 }
 
 // CoreStat is one pipeline's counters, for 'stats -per-core'.

@@ -62,7 +62,22 @@ type Config struct {
 	// MultipathHashPolicy is fib_multipath_hash_policy: 0 L3, 1 L3+L4.
 	MultipathHashPolicy int `yaml:"fib_multipath_hash_policy"`
 
+	// ControlPlane, when present, gives every port a kernel interface
+	// (punt and inject), as VPP's linux-cp does.
+	ControlPlane *ControlPlane `yaml:"control_plane"`
+
 	lines map[string]int // field path → line, for error messages
+}
+
+// ControlPlane is the `control_plane:` section.
+type ControlPlane struct {
+	// Netns is the network namespace of the kernel interfaces (and of the
+	// routing daemon); empty: the one ferryd runs in.
+	Netns string `yaml:"netns"`
+	// PuntQueue frames may wait per port for its kernel interface, and
+	// PuntRate frames a second per port reach it at most.
+	PuntQueue int `yaml:"punt_queue"`
+	PuntRate  int `yaml:"punt_rate"`
 }
 
 // Port is one entry of `ports:`.
@@ -76,6 +91,9 @@ type Port struct {
 	PointToPoint bool `yaml:"pointopoint"`
 	RxDesc       int  `yaml:"rx_desc"`
 	TxDesc       int  `yaml:"tx_desc"`
+	// KernelIface names the port's kernel interface when control_plane
+	// is on; empty: the port's name.
+	KernelIface string `yaml:"kernel_iface"`
 
 	// net.ipv4.conf.<port>.* redirect knobs; nil means the kernel's default.
 	AcceptRedirects *bool `yaml:"accept_redirects"`
@@ -123,7 +141,10 @@ const (
 	DefaultTxDesc  = 1024
 	MaxPorts       = 16
 	MaxMTU         = 9000
-	EthHeaderLen   = 14
+	// The kernel path's defaults (pipeline.DefaultPuntQueue, ...).
+	DefaultPuntQueue = 4096
+	DefaultPuntRate  = 100000
+	EthHeaderLen     = 14
 	// MbufCache is the pool's per-lcore cache; SpareBuffers what a core
 	// keeps for packets it makes (pipeline.BurstSize).
 	MbufCache    = 256
@@ -318,7 +339,50 @@ func (c *Config) check(file string) error {
 	if _, err := c.RSSKeyBytes(); err != nil {
 		return c.Errorf(file, "rss_key", "%v", err)
 	}
+	if err := c.checkControlPlane(file); err != nil {
+		return err
+	}
 	return c.checkMbufs(file)
+}
+
+// checkControlPlane fills in the kernel path's defaults and checks its
+// names: kernel interfaces are distinct, valid interface names.
+func (c *Config) checkControlPlane(file string) error {
+	cp := c.ControlPlane
+	if cp == nil {
+		return nil
+	}
+	if cp.Netns != "" && (strings.ContainsAny(cp.Netns, "/ ") || cp.Netns == "." || cp.Netns == "..") {
+		return c.Errorf(file, "control_plane.netns", "%q is not a namespace name", cp.Netns)
+	}
+	if cp.PuntQueue == 0 {
+		cp.PuntQueue = DefaultPuntQueue
+	}
+	if cp.PuntRate == 0 {
+		cp.PuntRate = DefaultPuntRate
+	}
+	if cp.PuntQueue < 16 || cp.PuntQueue > 1<<20 {
+		return c.Errorf(file, "control_plane.punt_queue", "%d out of range 16-%d", cp.PuntQueue, 1<<20)
+	}
+	if cp.PuntRate < 100 {
+		return c.Errorf(file, "control_plane.punt_rate", "%d frames a second is too few to keep a routing session up (at least 100)", cp.PuntRate)
+	}
+	seen := map[string]int{}
+	for i := range c.Ports {
+		p := &c.Ports[i]
+		if p.KernelIface == "" {
+			p.KernelIface = p.Name
+		}
+		f := fmt.Sprintf("ports[%d].kernel_iface", i)
+		if !validName(p.KernelIface) {
+			return c.Errorf(file, f, "%q is not an interface name (at most 15 of letters, digits, '-', '_', '.')", p.KernelIface)
+		}
+		if j, ok := seen[p.KernelIface]; ok {
+			return c.Errorf(file, f, "%q is also ports[%d]'s kernel interface", p.KernelIface, j)
+		}
+		seen[p.KernelIface] = i
+	}
+	return nil
 }
 
 // checkMbufs sizes the buffer pool: by default to what every queue holds,

@@ -39,6 +39,12 @@ func (p *Pipeline) arpInput(ref unsafe.Pointer, fr []byte, port int) {
 		p.sh.Neigh.ARPReceived(p.core, port, op, sip, neigh.MAC(sha), tip)
 	}
 	if op != 1 || !(p.sh.FIB.IsLocal(tip) || pi.ProxyARP && p.proxies(tip, sip, port)) {
+		if op == 2 && p.punts(port) {
+			// The kernel resolves its own neighbours (its BGP peers,
+			// say): it hears the replies too. Requests it never sees:
+			// the data plane answers them.
+			p.puntFrame(port, fr)
+		}
 		p.io.free(ref)
 		return
 	}

@@ -28,6 +28,8 @@ const (
 	RedirectsSent
 	RedirectsAccepted
 	PMTUUpdates
+	Punted   // to a port's kernel interface
+	Injected // from a port's kernel interface
 
 	DropShort
 	DropEtherType
@@ -56,6 +58,8 @@ const (
 	DropRedirectRejected
 	DropPMTURejected
 	DropExceptionBusy
+	DropPuntLimit
+	DropPuntQueueFull
 	numCounters
 )
 
@@ -82,6 +86,8 @@ var counterNames = [numCounters]string{
 	RedirectsSent:        "redirects_sent",
 	RedirectsAccepted:    "redirects_accepted",
 	PMTUUpdates:          "pmtu_updates",
+	Punted:               "punted",
+	Injected:             "injected",
 	DropShort:            "drop_short_frame",
 	DropEtherType:        "drop_unknown_ethertype",
 	DropNotForUs:         "drop_not_for_us",
@@ -109,6 +115,8 @@ var counterNames = [numCounters]string{
 	DropRedirectRejected: "redirect_rejected",
 	DropPMTURejected:     "pmtu_rejected",
 	DropExceptionBusy:    "exception_update_busy",
+	DropPuntLimit:        "drop_punt_rate_limited",
+	DropPuntQueueFull:    "drop_punt_queue_full",
 }
 
 // Name is the counter's name as ferryctl shows it.

@@ -49,7 +49,9 @@ var (
 
 func ip4(a, b, c, d byte) uint32 { return uint32(a)<<24 | uint32(b)<<16 | uint32(c)<<8 | uint32(d) }
 
-func newHarness(t testing.TB) *harness {
+// newHarness makes the pipeline under test; setup runs on its Shared
+// before the pipeline is made.
+func newHarness(t testing.TB, setup ...func(*Shared)) *harness {
 	h := &harness{t: t, bufs: map[uintptr]*testBuf{}, macs: [2]MAC{macR0, macR1}}
 	h.gen = &cache.GenID{}
 	h.f = fib.New(h.gen, 1)
@@ -93,6 +95,9 @@ func newHarness(t testing.TB) *harness {
 			io.AllocCap[h.alloN] = uint16(len(b.data))
 			h.alloN++
 		}
+	}
+	for _, f := range setup {
+		f(h.sh)
 	}
 	h.p = h.sh.NewPipeline(0, io)
 	return h

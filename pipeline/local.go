@@ -6,38 +6,54 @@ import (
 	"ferry/cache"
 )
 
-// localDeliver handles packets addressed to the router: it answers ICMP echo
-// and tells senders of anything else that nobody listens.
+// localDeliver handles packets addressed to the router: it answers ICMP
+// echo itself and hands everything else to the port's kernel interface
+// where there is one (the kernel reassembles, and its sockets answer);
+// without one it tells senders that nobody listens.
 func (p *Pipeline) localDeliver(ref unsafe.Pointer, buf []byte, l int, d *cache.Decision, port int) {
 	p.ctr.local[LocalDelivered]++
 	ip := buf[EthHdrLen:l]
 	hlen := int(ip[ipVerIHL]&0xf) * 4
 	if be.Uint16(ip[ipFragOff:])&(ipFlagMF|ipOffsetMask) != 0 {
+		if p.puntLocal(buf, l, port) {
+			p.io.free(ref)
+			return
+		}
 		// No reassembly for the router's own traffic.
 		p.drop(ref, DropFragment)
 		return
 	}
 	if d.Kind == cache.Broadcast {
-		// icmp_echo_ignore_broadcasts and no sockets: nothing answers.
-		p.drop(ref, DropNoLocalHandler)
-		return
-	}
-	switch ip[ipProto] {
-	case ProtoICMP:
-		if len(ip) >= hlen+ICMPHdrLen && ip[hlen] == ICMPEcho {
-			p.echoReply(ref, buf, l, hlen)
-			return
-		}
-		if p.icmpInput(ip, hlen, port) {
+		// icmp_echo_ignore_broadcasts: the data plane answers none; the
+		// kernel's sockets may want them (DHCP, RIP, OSPF hellos).
+		if p.puntLocal(buf, l, port) {
 			p.io.free(ref)
 			return
 		}
 		p.drop(ref, DropNoLocalHandler)
+		return
+	}
+	proto := ip[ipProto]
+	if proto == ProtoICMP && len(ip) >= hlen+ICMPHdrLen && ip[hlen] == ICMPEcho {
+		p.echoReply(ref, buf, l, hlen)
+		return
+	}
+	if proto == ProtoICMP && p.icmpInput(ip, hlen, port) && !p.punts(port) {
+		// Learnt from (redirect, PMTU); the kernel's sockets hear of it
+		// too where there is a kernel path.
+		p.io.free(ref)
+		return
+	}
+	if p.puntLocal(buf, l, port) {
+		p.io.free(ref)
+		return
+	}
+	switch proto {
+	case ProtoICMP, ProtoTCP:
+		p.drop(ref, DropNoLocalHandler)
 	case ProtoUDP:
 		p.ctr.local[DropNoLocalHandler]++
 		p.icmpError(ref, buf, l, ICMPDestUnreach, CodePortUnreach, 0)
-	case ProtoTCP:
-		p.drop(ref, DropNoLocalHandler)
 	default:
 		p.ctr.local[DropNoLocalHandler]++
 		p.icmpError(ref, buf, l, ICMPDestUnreach, CodeProtoUnreach, 0)

@@ -96,6 +96,7 @@ type Shared struct {
 	knobs atomic.Pointer[Knobs]
 	cores []*Pipeline
 	boxes []*Mailbox
+	punt  *puntState // nil: no kernel path
 }
 
 // NewShared ties the FIB, genid and neighbour manager together for ncores cores.
@@ -189,6 +190,10 @@ type Pipeline struct {
 	pending   pendingSet
 	ipID      uint16
 	redirects redirectLimiter
+
+	punt     *puntState // the kernel path, nil when off
+	puntTok  [MaxPorts]puntBucket
+	puntWake uint32 // ports punted to in this pass
 }
 
 // outItem is a packet ready for the neighbour stage. It is kept small and
@@ -204,7 +209,7 @@ type outItem struct {
 
 // NewPipeline makes core's pipeline over the data plane's io views.
 func (s *Shared) NewPipeline(core int, io *IO) *Pipeline {
-	p := &Pipeline{core: core, sh: s, io: io}
+	p := &Pipeline{core: core, sh: s, io: io, punt: s.punt}
 	p.ipID = uint16(core) << 12
 	s.cores = append(s.cores, p)
 	return p
@@ -220,6 +225,9 @@ func (p *Pipeline) Process() {
 	p.routeInput()
 	p.pendingPoll()
 	p.mailboxPoll()
+	if p.punt != nil {
+		p.injectPoll()
+	}
 	p.neighOutput()
 	p.endBurst()
 }
@@ -229,7 +237,13 @@ func (p *Pipeline) Idle() {
 	p.beginBurst()
 	p.pendingPoll()
 	p.mailboxPoll()
+	if p.punt != nil {
+		p.injectPoll()
+	}
 	p.neighOutput()
+	if p.puntWake != 0 {
+		p.puntSignal()
+	}
 	p.ctr.publish()
 }
 
@@ -256,6 +270,9 @@ func (p *Pipeline) endBurst() {
 		tx += uint64(n)
 	}
 	p.ctr.local[TxPackets] += tx
+	if p.puntWake != 0 {
+		p.puntSignal()
+	}
 	p.bursts++
 	if p.bursts&15 == 0 {
 		p.ctr.publish()

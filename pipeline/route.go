@@ -73,6 +73,9 @@ func (p *Pipeline) routeOne(pk *RxPkt, k int, st *routeState) *cache.Decision {
 		return decLimitedBcst
 	case r == routeMcast:
 		st.prev = nil
+		if linkLocalMcast(pk.Dst) && p.punts(int(pk.Port)) {
+			return decLinkMcast
+		}
 		return decMulticast
 	case r == routeHint && st.prev != nil && st.prev.Kind != cache.Broadcast:
 		p.ctr.local[HintHits]++

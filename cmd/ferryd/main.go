@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -25,6 +26,7 @@ import (
 	"ferry/cache/neigh"
 	"ferry/cmd/internal/cli"
 	"ferry/conf"
+	"ferry/conf/linuxcp"
 	"ferry/dpdk"
 	"ferry/fib"
 	"ferry/pipeline"
@@ -213,7 +215,8 @@ type dataplane struct {
 	cfg       *conf.Config
 	workers   []*dpdk.Worker
 	shared    *pipeline.Shared
-	frameRoom int // bytes of frame a packet buffer holds
+	frameRoom int           // bytes of frame a packet buffer holds
+	kernel    *linuxcp.Path // the ports' kernel interfaces; nil without a control plane
 }
 
 // Links reports every port for 'ferryctl link show'.
@@ -237,6 +240,11 @@ func (d *dataplane) Links() []conf.LinkStat {
 			rx, tx, full, segs := w.PortCounters(i)
 			ls.TxDropped += full
 			ls.Queues = append(ls.Queues, conf.QueueStat{Queue: w.Queue, Lcore: w.Lcore, RxPackets: rx, TxPackets: tx, TxDropped: full, RxDropped: segs})
+		}
+		if d.kernel != nil {
+			if st, ok := d.kernel.States()[i]; ok {
+				ls.KernelIface, ls.Netns = st.Iface, st.Netns
+			}
 		}
 		out[i] = ls
 	}
@@ -325,6 +333,15 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 
 	sh := pipeline.NewShared(f, gen, nil, infos, len(cfg.Cores))
 	sh.SetKnobs(cfg.Knobs())
+	if cp := cfg.ControlPlane; cp != nil {
+		on := make([]bool, len(cfg.Ports))
+		for i := range on {
+			on[i] = true
+		}
+		if err := sh.EnablePunt(pipeline.PuntConfig{Ports: on, Queue: cp.PuntQueue, Rate: cp.PuntRate, FrameLen: cfg.FrameRoom()}); err != nil {
+			return err
+		}
+	}
 	nm := neigh.NewManager(nports, len(cfg.Cores), realClock{}, sh, func(msg string, kv ...any) {
 		log.Sugar().Debugw(msg, kv...)
 	})
@@ -385,6 +402,19 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 			return fmt.Errorf("cores[%d]: %w", q, err)
 		}
 		dp.workers = append(dp.workers, w)
+	}
+
+	if cfg.ControlPlane != nil {
+		kp, err := startKernelPath(runCtx, cfg, f, sh, dp, log)
+		if err != nil {
+			return fmt.Errorf("%s: control_plane: %w", file, err)
+		}
+		dp.kernel = kp
+		defer func() {
+			cancel()
+			kp.Close()
+			log.Info("kernel interfaces removed")
+		}()
 	}
 
 	go expireExceptions(runCtx)
@@ -558,4 +588,33 @@ func rssHashNames(hf uint64) string {
 		return fmt.Sprintf("%#x", hf)
 	}
 	return strings.Join(names, ",")
+}
+
+// startKernelPath gives every port its kernel interface in the control
+// plane's namespace, with the port's MAC, MTU and addresses.
+func startKernelPath(ctx context.Context, cfg *conf.Config, f *fib.FIB, sh *pipeline.Shared, dp *dataplane, log *zap.Logger) (*linuxcp.Path, error) {
+	ns, err := linuxcp.OpenNamespace(cfg.ControlPlane.Netns)
+	if err != nil {
+		return nil, err
+	}
+	infos := sh.Ports()
+	var specs []linuxcp.PortSpec
+	for i, pc := range cfg.Ports {
+		s := linuxcp.PortSpec{Port: i, Name: pc.Name, Iface: pc.KernelIface, MAC: infos[i].MAC[:], MTU: infos[i].MTU,
+			Punt: sh.PuntRings(i), Wake: sh.PuntWake(i), Inject: sh.InjectRing(i)}
+		for _, a := range f.Addresses(i) {
+			s.Addrs = append(s.Addrs, linuxcp.Addr{IP: net.IPv4(byte(a.Addr>>24), byte(a.Addr>>16), byte(a.Addr>>8), byte(a.Addr)), Len: int(a.Len)})
+		}
+		specs = append(specs, s)
+	}
+	kp, err := linuxcp.Start(ctx, ns, specs, log)
+	if err != nil {
+		ns.Close()
+		return nil, err
+	}
+	for i, st := range kp.States() {
+		log.Info("kernel interface", zap.String("port", cfg.Ports[i].Name), zap.String("iface", st.Iface),
+			zap.String("netns", st.Netns), zap.Int("ifindex", st.Index))
+	}
+	return kp, nil
 }

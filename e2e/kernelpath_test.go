@@ -1,0 +1,203 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// kernelPathRouter starts ferryd with a control plane in namespace c and
+// hosts A (port0) and B (port1).
+func kernelPathRouter(t *testing.T, extra string) (r *router, a, b, c *netns) {
+	needRoot(t)
+	taps := [2]string{uniq("fka"), uniq("fkb")}
+	c = newNetns(t, uniq("fkC"))
+	r = startRouter(t, tapConfig("fykp", taps, "", "", fmt.Sprintf("control_plane: {netns: %s}\n%s", c.name, extra)))
+	a = newNetns(t, uniq("fkA"))
+	b = newNetns(t, uniq("fkB"))
+	attach(t, taps[0], a, "192.0.2.2/24", "192.0.2.1")
+	attach(t, taps[1], b, "198.51.100.2/24", "198.51.100.1")
+	return r, a, b, c
+}
+
+type kernelPathJSON struct {
+	Punted   struct{ Frames, Full, Limited uint64 } `json:"punted"`
+	Injected struct{ Frames uint64 }                `json:"injected"`
+}
+
+func (r *router) kernelPath(port string) kernelPathJSON {
+	r.t.Helper()
+	var st struct {
+		KernelPath map[string]struct {
+			Punted   map[string]uint64 `json:"punted"`
+			Injected map[string]uint64 `json:"injected"`
+		} `json:"kernel_path"`
+	}
+	if err := json.Unmarshal([]byte(r.mustCtl("-json", "stats")), &st); err != nil {
+		r.t.Fatal(err)
+	}
+	var k kernelPathJSON
+	p := st.KernelPath[port]
+	k.Punted.Frames, k.Punted.Full, k.Punted.Limited = p.Punted["frames"], p.Punted["dropped_full"], p.Punted["dropped_rate"]
+	k.Injected.Frames = p.Injected["frames"]
+	return k
+}
+
+// echoServer accepts one connection at addr in namespace ns and sends
+// back what it reads.
+func echoServer(t *testing.T, ns *netns, addr string) net.Listener {
+	t.Helper()
+	var ln net.Listener
+	if err := inNetns(t, ns.name, func() (err error) {
+		ln, err = net.Listen("tcp4", addr)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	return ln
+}
+
+// tcpEcho sends n bytes to addr from namespace ns and checks they come back.
+func tcpEcho(t *testing.T, ns *netns, addr string, n int) {
+	t.Helper()
+	var conn net.Conn
+	if err := inNetns(t, ns.name, func() (err error) {
+		conn, err = net.DialTimeout("tcp4", addr, 10*time.Second)
+		return err
+	}); err != nil {
+		t.Fatalf("connect to %s from %s: %v", addr, ns.name, err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	want := flowBytes(7, n)
+	go conn.Write(want)
+	got := make([]byte, n)
+	if _, err := io.ReadFull(conn, got); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("echo through %s: %v", addr, err)
+	}
+}
+
+// The router's own addresses reach the kernel of the control namespace
+// (TCP, UDP, link-local multicast) and the kernel's frames leave on the
+// ports, while the data plane still answers pings itself.
+func TestKernelPathEndToEnd(t *testing.T) {
+	r, a, b, c := kernelPathRouter(t, "")
+	if out := c.must(t, "ip", "-br", "addr", "show", "port0"); !strings.Contains(out, "192.0.2.1/24") {
+		t.Fatalf("kernel interface port0 in %s: %s", c.name, out)
+	}
+	var links []struct {
+		KernelIface string `json:"kernel_iface"`
+		Netns       string `json:"netns"`
+		MAC         string `json:"mac"`
+	}
+	json.Unmarshal([]byte(r.mustCtl("-json", "link", "show")), &links)
+	if len(links) != 2 || links[0].KernelIface != "port0" || links[0].Netns != c.name {
+		t.Fatalf("link show does not pair ports with kernel interfaces: %+v", links)
+	}
+	if out := c.must(t, "ip", "link", "show", "port0"); !strings.Contains(out, links[0].MAC) {
+		t.Fatalf("kernel interface lacks the port's MAC %s:\n%s", links[0].MAC, out)
+	}
+
+	t.Run("TCPToTheRouter", func(t *testing.T) {
+		ln := echoServer(t, c, "192.0.2.1:179")
+		defer ln.Close()
+		before := r.kernelPath("port0")
+		tcpEcho(t, a, "192.0.2.1:179", 256<<10)
+		after := r.kernelPath("port0")
+		if after.Punted.Frames <= before.Punted.Frames || after.Injected.Frames <= before.Injected.Frames {
+			t.Fatalf("kernel path of port0 before %+v after %+v", before, after)
+		}
+	})
+
+	t.Run("UDPAndLinkLocalMulticast", func(t *testing.T) {
+		var uc, mc net.PacketConn
+		if err := inNetns(t, c.name, func() (err error) {
+			if uc, err = net.ListenPacket("udp4", "198.51.100.1:5000"); err != nil {
+				return err
+			}
+			ifi, err := net.InterfaceByName("port0")
+			if err != nil {
+				return err
+			}
+			mc, err = net.ListenMulticastUDP("udp4", ifi, &net.UDPAddr{IP: net.IPv4(224, 0, 0, 9), Port: 520})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer uc.Close()
+		defer mc.Close()
+		b.must(t, "sh", "-c", "echo to-the-router | nc -u -w 1 198.51.100.1 5000")
+		a.must(t, "ip", "route", "add", "224.0.0.0/24", "dev", strings.TrimSpace(a.must(t, "sh", "-c", "ls /sys/class/net | grep -v lo")))
+		a.must(t, "sh", "-c", "echo rip-hello | nc -u -w 1 224.0.0.9 520")
+		for _, pc := range []net.PacketConn{uc, mc} {
+			pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			buf := make([]byte, 100)
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				t.Fatalf("%s heard nothing: %v", pc.LocalAddr(), err)
+			}
+			t.Logf("%s got %q from %s", pc.LocalAddr(), strings.TrimSpace(string(buf[:n])), from)
+		}
+	})
+
+	t.Run("KernelPingsOut", func(t *testing.T) {
+		for _, dst := range []string{"192.0.2.2", "198.51.100.2"} {
+			if out, err := c.run(t, "ping", "-c", "2", "-i", "0.2", "-W", "2", dst); err != nil {
+				t.Fatalf("ping %s from the control namespace: %v\n%s", dst, err, out)
+			}
+		}
+	})
+
+	t.Run("DataPlaneStillAnswersPings", func(t *testing.T) {
+		before := r.kernelPath("port0").Punted.Frames
+		if out, err := a.run(t, "ping", "-c", "3", "-i", "0.2", "-W", "2", "192.0.2.1"); err != nil {
+			t.Fatalf("ping the router: %v\n%s", err, out)
+		}
+		if after := r.kernelPath("port0").Punted.Frames; after != before {
+			t.Fatalf("echo requests went to the kernel (%d frames punted)", after-before)
+		}
+	})
+
+	t.Run("DeletedInterfaceIsMadeAgain", func(t *testing.T) {
+		c.must(t, "ip", "link", "del", "port0")
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if out, err := c.run(t, "ip", "-br", "addr", "show", "port0"); err == nil && strings.Contains(out, "192.0.2.1/24") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("port0's kernel interface was not made again")
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		ln := echoServer(t, c, "192.0.2.1:180")
+		defer ln.Close()
+		tcpEcho(t, a, "192.0.2.1:180", 4096)
+	})
+
+	t.Run("RemovedOnExit", func(t *testing.T) {
+		if err := r.stop(); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := c.run(t, "ip", "link", "show", "port0"); err == nil {
+			t.Fatalf("kernel interface left behind:\n%s", out)
+		}
+	})
+}
