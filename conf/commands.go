@@ -14,6 +14,7 @@ import (
 
 	"ferry/cache"
 	"ferry/cache/neigh"
+	"ferry/conf/linuxcp"
 	"ferry/fib"
 	"ferry/pipeline"
 )
@@ -69,6 +70,52 @@ type Router struct {
 	Links  LinkSource
 	MTU    MTUSetter // nil: MTU changes touch only the FIB and pipeline
 	Log    *zap.Logger
+	// CP is the control plane's mirror; nil without control_plane.
+	CP Mirror
+}
+
+// Mirror is the control plane's netlink mirror as the control API sees it.
+type Mirror interface {
+	Status() linuxcp.Status
+	SetMirror(on bool)
+}
+
+// controlPlane runs 'cp status' and 'cp mirror on|off'.
+func (r *Router) controlPlane(args []string) (string, any, error) {
+	if r.CP == nil {
+		return "", nil, fmt.Errorf("cp: no control plane (add control_plane: to the configuration)")
+	}
+	if len(args) == 2 && args[0] == "mirror" && (args[1] == "on" || args[1] == "off") {
+		r.CP.SetMirror(args[1] == "on")
+		return "", nil, nil
+	}
+	if len(args) > 1 || len(args) == 1 && args[0] != "status" {
+		return "", nil, fmt.Errorf("cp: try 'cp status' or 'cp mirror on|off'")
+	}
+	st := r.CP.Status()
+	var b strings.Builder
+	state := "off"
+	if st.Running {
+		state = "on"
+	}
+	ns := st.Netns
+	if ns == "" {
+		ns = "ferryd's own"
+	}
+	fmt.Fprintf(&b, "mirror %s, netns %s\nroutes mirrored %d\nrules mirrored %d\nroute events %d\nresyncs %d (last %s, %.2f s)\nfailed %d\n",
+		state, ns, st.Routes, st.Rules, st.Events, st.Resyncs, st.LastResync, st.ResyncTook, st.Failed)
+	keys := make([]string, 0, len(st.Skipped))
+	for k := range st.Skipped {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "skipped %s %d\n", k, st.Skipped[k])
+	}
+	if st.LastError != "" {
+		fmt.Fprintf(&b, "last error %s: %s\n", st.LastErrorAt, st.LastError)
+	}
+	return b.String(), st, nil
 }
 
 // ErrUsage marks a command the router does not understand.
@@ -112,6 +159,8 @@ func (r *Router) Exec(args []string, asJSON bool) (string, any, error) {
 		return r.stats()
 	case "knob", "knobs":
 		return r.knob(args[1:])
+	case "cp", "control-plane":
+		return r.controlPlane(args[1:])
 	case "cache":
 		if len(args) < 2 || args[1] != "stats" {
 			return "", nil, fmt.Errorf("cache: try 'ferryctl cache stats'")
@@ -265,6 +314,7 @@ type RouteJSON struct {
 
 func (r *Router) routeShow(args []string) (string, any, error) {
 	tables := []uint32{fib.TableMain}
+	proto := -1 // any
 	for i := 0; i < len(args); i++ {
 		switch args[i] {
 		case "table":
@@ -283,6 +333,16 @@ func (r *Router) routeShow(args []string) (string, any, error) {
 			tables = []uint32{t}
 		case "cache":
 			return r.routeShowCache()
+		case "proto", "protocol":
+			if i+1 >= len(args) {
+				return "", nil, fmt.Errorf("route show: proto needs a value")
+			}
+			i++
+			p, err := fib.ParseProto(args[i])
+			if err != nil {
+				return "", nil, err
+			}
+			proto = int(p)
 		default:
 			return "", nil, fmt.Errorf("route show: unknown argument %q", args[i])
 		}
@@ -291,6 +351,9 @@ func (r *Router) routeShow(args []string) (string, any, error) {
 	var data []RouteJSON
 	for _, t := range tables {
 		for _, rt := range r.FIB.Routes(t) {
+			if proto >= 0 && int(rt.Proto) != proto {
+				continue
+			}
 			line := fib.FormatRoute(rt, r.FIB)
 			if len(tables) > 1 && t != fib.TableMain && !strings.Contains(line, " table ") {
 				line += " table " + tableName(t)
@@ -483,14 +546,47 @@ func (r *Router) routeFlush(args []string) (string, any, error) {
 		r.Gen.Bump()
 		return "", map[string]int{"flushed": n}, nil
 	}
+	if len(args) == 2 && (args[0] == "proto" || args[0] == "protocol") {
+		return r.routeFlushProto(args[1])
+	}
 	if len(args) != 2 || args[0] != "table" {
-		return "", nil, fmt.Errorf("route flush: use 'route flush table T' or 'route flush cache'")
+		return "", nil, fmt.Errorf("route flush: use 'route flush table T', 'route flush proto P' or 'route flush cache'")
 	}
 	t, err := ParseTable(args[1])
 	if err != nil {
 		return "", nil, err
 	}
 	n, err := r.FIB.Flush(t)
+	if err != nil {
+		return "", nil, err
+	}
+	return "", map[string]int{"flushed": n}, nil
+}
+
+// routeFlushProto removes every route of a protocol from every table,
+// in one batch, as 'ip route flush proto P table all'.
+func (r *Router) routeFlushProto(name string) (string, any, error) {
+	p, err := fib.ParseProto(name)
+	if err != nil {
+		return "", nil, err
+	}
+	var victims []*fib.Route
+	for _, t := range r.FIB.Tables() {
+		for _, rt := range r.FIB.Routes(t) {
+			if rt.Proto == p && !(rt.Proto == fib.ProtoKernel && t == fib.TableLocal) {
+				victims = append(victims, rt)
+			}
+		}
+	}
+	n := 0
+	err = r.FIB.Batch(func(b *fib.Batch) error {
+		for _, rt := range victims {
+			if err := b.Del(*rt); err == nil {
+				n++
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return "", nil, err
 	}

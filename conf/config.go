@@ -78,7 +78,13 @@ type ControlPlane struct {
 	// PuntRate frames a second per port reach it at most.
 	PuntQueue int `yaml:"punt_queue"`
 	PuntRate  int `yaml:"punt_rate"`
+	// Mirror copies the namespace's kernel routes, rules and interface
+	// addresses into the FIB (default on).
+	Mirror *bool `yaml:"mirror"`
 }
+
+// MirrorOn reports whether the netlink mirror starts with ferryd.
+func (cp *ControlPlane) MirrorOn() bool { return cp.Mirror == nil || *cp.Mirror }
 
 // Port is one entry of `ports:`.
 type Port struct {

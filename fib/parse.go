@@ -23,6 +23,19 @@ var protoNames = map[string]uint8{
 	"babel": 42, "openr": 99, "bgp": 186, "isis": 187, "ospf": 188, "rip": 189, "eigrp": 192,
 }
 
+// ParseProto reads a route protocol as iproute2 names it (bgp, bird,
+// zebra, ...) or as a number.
+func ParseProto(s string) (uint8, error) {
+	if n, ok := protoNames[s]; ok {
+		return n, nil
+	}
+	n, err := strconv.ParseUint(s, 0, 8)
+	if err != nil {
+		return 0, fmt.Errorf("argument %q is wrong: \"protocol\" value is invalid", s)
+	}
+	return uint8(n), nil
+}
+
 // parser walks the arguments of one command and builds its errors.
 type parser struct {
 	what string // "route" or "rule"

@@ -587,3 +587,15 @@ func (e *Entry) Info() EntryInfo {
 	s, mac, _ := e.Load()
 	return EntryInfo{Port: int(e.port), IP: e.ip, MAC: mac, HasMAC: e.word.Load()&wordHasMAC != 0, State: s, Seq: e.seq.Load()}
 }
+
+// SetAddrs replaces port's own addresses (the router's addresses on it,
+// which it never resolves as neighbours).
+func (m *Manager) SetAddrs(port int, addrs []uint32) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if port < 0 || port >= len(m.ports) {
+		return ErrNoPort
+	}
+	m.ports[port].addrs = append([]uint32(nil), addrs...)
+	return nil
+}

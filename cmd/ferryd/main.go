@@ -404,21 +404,26 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 		dp.workers = append(dp.workers, w)
 	}
 
+	router := &conf.Router{FIB: f, Gen: gen, Neigh: nm, Shared: sh, Links: dp, MTU: dp, Log: log}
 	if cfg.ControlPlane != nil {
-		kp, err := startKernelPath(runCtx, cfg, f, sh, dp, log)
+		kp, ns, err := startKernelPath(runCtx, cfg, f, sh, log)
 		if err != nil {
 			return fmt.Errorf("%s: control_plane: %w", file, err)
 		}
 		dp.kernel = kp
+		mc := linuxcp.NewController(runCtx, linuxcp.NewMirror(ns, f, kp, router, log), cfg.ControlPlane.MirrorOn())
+		router.CP = mc
 		defer func() {
 			cancel()
+			mc.Stop()
 			kp.Close()
+			ns.Close()
 			log.Info("kernel interfaces removed")
 		}()
 	}
 
 	go expireExceptions(runCtx)
-	srv := &conf.Server{Path: cfg.API, Log: log, Handler: &conf.Router{FIB: f, Gen: gen, Neigh: nm, Shared: sh, Links: dp, MTU: dp, Log: log}}
+	srv := &conf.Server{Path: cfg.API, Log: log, Handler: router}
 	if err := srv.Listen(); err != nil {
 		return err
 	}
@@ -592,10 +597,10 @@ func rssHashNames(hf uint64) string {
 
 // startKernelPath gives every port its kernel interface in the control
 // plane's namespace, with the port's MAC, MTU and addresses.
-func startKernelPath(ctx context.Context, cfg *conf.Config, f *fib.FIB, sh *pipeline.Shared, dp *dataplane, log *zap.Logger) (*linuxcp.Path, error) {
+func startKernelPath(ctx context.Context, cfg *conf.Config, f *fib.FIB, sh *pipeline.Shared, log *zap.Logger) (*linuxcp.Path, *linuxcp.Namespace, error) {
 	ns, err := linuxcp.OpenNamespace(cfg.ControlPlane.Netns)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	infos := sh.Ports()
 	var specs []linuxcp.PortSpec
@@ -610,11 +615,11 @@ func startKernelPath(ctx context.Context, cfg *conf.Config, f *fib.FIB, sh *pipe
 	kp, err := linuxcp.Start(ctx, ns, specs, log)
 	if err != nil {
 		ns.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	for i, st := range kp.States() {
 		log.Info("kernel interface", zap.String("port", cfg.Ports[i].Name), zap.String("iface", st.Iface),
 			zap.String("netns", st.Netns), zap.Int("ifindex", st.Index))
 	}
-	return kp, nil
+	return kp, ns, nil
 }

@@ -1,0 +1,36 @@
+package conf
+
+import (
+	"fmt"
+
+	"ferry/pipeline"
+)
+
+// SetAddress adds an address to a port or removes it: the FIB's local,
+// broadcast and connected routes, the packet path's view of the port and
+// the neighbour subsystem's follow (the kernel's
+// inetaddr_event/fib_add_ifaddr).
+func (r *Router) SetAddress(port int, addr uint32, plen uint8, add bool) error {
+	var err error
+	if add {
+		err = r.FIB.AddAddress(port, addr, plen)
+	} else {
+		err = r.FIB.DelAddress(port, addr, plen)
+	}
+	if err != nil {
+		return err
+	}
+	ports := append([]pipeline.PortInfo(nil), r.Shared.Ports()...)
+	if port >= len(ports) {
+		return fmt.Errorf("no port %d", port)
+	}
+	pi := &ports[port]
+	pi.Addrs = nil
+	var own []uint32
+	for _, a := range r.FIB.Addresses(port) {
+		pi.Addrs = append(pi.Addrs, pipeline.Prefix{Addr: a.Addr, Len: a.Len})
+		own = append(own, a.Addr)
+	}
+	r.Shared.SetPorts(ports)
+	return r.Neigh.SetAddrs(port, own)
+}

@@ -1,0 +1,494 @@
+package linuxcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"ferry/fib"
+)
+
+// AddrSink takes the addresses the kernel interfaces gain and lose: they
+// become the ports' (the FIB's local and connected routes follow).
+type AddrSink interface {
+	SetAddress(port int, addr uint32, plen uint8, add bool) error
+}
+
+// Mirror keeps the FIB in step with the control namespace's kernel:
+// routes whose nexthops are all on ports' kernel interfaces (unicast,
+// blackhole, unreachable, prohibit, throw, multipath, every table),
+// policy rules, and the interfaces' addresses. A full resync runs at
+// start and after the kernel dropped notifications (ENOBUFS).
+type Mirror struct {
+	ns    *Namespace
+	f     *fib.FIB
+	path  *Path
+	addrs AddrSink
+	log   *zap.Logger
+
+	// Owned by the run loop.
+	routes map[routeKey]fib.Route // what the mirror put in the FIB
+	rules  map[string]bool        // their 'ip rule' arguments
+	warned map[string]time.Time   // last warning by reason
+	pend   []netlink.RouteUpdate  // updates of the batch being applied
+	delay  time.Duration
+
+	mu sync.Mutex
+	st Status
+}
+
+// Status is what 'ferryctl cp status' shows.
+type Status struct {
+	Running     bool              `json:"running"`
+	Netns       string            `json:"netns"`
+	Routes      int               `json:"routes_mirrored"`
+	Rules       int               `json:"rules_mirrored"`
+	Resyncs     uint64            `json:"resyncs"`
+	Events      uint64            `json:"route_events"`
+	Skipped     map[string]uint64 `json:"skipped"`
+	Failed      uint64            `json:"failed"`
+	LastError   string            `json:"last_error,omitempty"`
+	LastErrorAt string            `json:"last_error_at,omitempty"`
+	LastResync  string            `json:"last_resync,omitempty"`
+	ResyncTook  float64           `json:"last_resync_s"`
+}
+
+// rcvBuf is the notification sockets' buffer: a full table arriving at
+// once must not overrun it before the loop reads.
+const rcvBuf = 64 << 20
+
+// batchMax route updates go into one FIB batch (one publish, one genid
+// bump); the loop takes what has arrived, up to that.
+const batchMax = 8192
+
+// NewMirror mirrors ns's kernel into f; path maps the kernel interfaces
+// to ports.
+func NewMirror(ns *Namespace, f *fib.FIB, path *Path, addrs AddrSink, log *zap.Logger) *Mirror {
+	return &Mirror{ns: ns, f: f, path: path, addrs: addrs, log: log,
+		routes: map[routeKey]fib.Route{}, rules: map[string]bool{}, warned: map[string]time.Time{},
+		st: Status{Netns: ns.Name, Skipped: map[string]uint64{}}}
+}
+
+// Status reports the mirror.
+func (m *Mirror) Status() Status {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.st
+	st.Skipped = map[string]uint64{}
+	for k, v := range m.st.Skipped {
+		st.Skipped[k] = v
+	}
+	return st
+}
+
+func (m *Mirror) update(fn func(st *Status)) {
+	m.mu.Lock()
+	fn(&m.st)
+	m.mu.Unlock()
+}
+
+// fail records an error and logs it at most once a reason every 10 s.
+func (m *Mirror) fail(reason string, err error) {
+	now := time.Now()
+	m.update(func(st *Status) {
+		st.Failed++
+		st.LastError, st.LastErrorAt = err.Error(), now.UTC().Format(time.RFC3339)
+	})
+	m.warn(reason, err.Error())
+}
+
+func (m *Mirror) warn(reason, msg string, fields ...zap.Field) {
+	now := time.Now()
+	if now.Sub(m.warned[reason]) < 10*time.Second {
+		return
+	}
+	m.warned[reason] = now
+	m.log.Warn(msg, append(fields, zap.String("reason", reason), zap.String("netns", m.ns.Name))...)
+}
+
+func (m *Mirror) skip(reason string, kr *netlink.Route) {
+	m.update(func(st *Status) { st.Skipped[reason]++ })
+	if reason == skipForeign || reason == skipTooMany || reason == skipType {
+		m.warn(reason, "kernel route not mirrored (warned once in 10 s a reason)", zap.String("route", kr.String()))
+	}
+}
+
+// Run mirrors until ctx ends: subscribe, resync, follow the notifications;
+// when the kernel drops some, again from the start.
+func (m *Mirror) Run(ctx context.Context) {
+	m.update(func(st *Status) { st.Running = true })
+	defer m.update(func(st *Status) { st.Running = false })
+	for ctx.Err() == nil {
+		err := m.session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		m.fail("resync", fmt.Errorf("netlink: %w: resyncing", err))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+var errOverrun = errors.New("notifications lost")
+
+// session subscribes first, then resyncs, so no change falls between the
+// dump and the notifications; it returns when a subscription fails.
+func (m *Mirror) session(ctx context.Context) error {
+	done := make(chan struct{})
+	defer close(done)
+	h := m.ns.handle
+	var nsh *netns.NsHandle
+	if m.ns.Name != "" {
+		nsh = &h
+	}
+	errs := make(chan error, 4)
+	onErr := func(err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	}
+	rch := make(chan netlink.RouteUpdate, 4*batchMax)
+	if err := netlink.RouteSubscribeWithOptions(rch, done, netlink.RouteSubscribeOptions{
+		Namespace: nsh, ErrorCallback: onErr, ReceiveBufferSize: rcvBuf, ReceiveBufferForceSize: true}); err != nil {
+		return fmt.Errorf("subscribe to routes: %w", err)
+	}
+	ach := make(chan netlink.AddrUpdate, 256)
+	if err := netlink.AddrSubscribeWithOptions(ach, done, netlink.AddrSubscribeOptions{
+		Namespace: nsh, ErrorCallback: onErr, ReceiveBufferSize: 1 << 20}); err != nil {
+		return fmt.Errorf("subscribe to addresses: %w", err)
+	}
+	ruleSig, err := m.subscribeRules(done, nsh)
+	if err != nil {
+		return err
+	}
+	if err := m.resync(); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errs:
+			return err
+		case u, ok := <-rch:
+			if !ok {
+				return errOverrun
+			}
+			m.pend = append(m.pend[:0], u)
+		more:
+			for len(m.pend) < batchMax {
+				select {
+				case u, ok := <-rch:
+					if !ok {
+						m.applyRoutes()
+						return errOverrun
+					}
+					m.pend = append(m.pend, u)
+				default:
+					break more
+				}
+			}
+			m.applyRoutes()
+		case u, ok := <-ach:
+			if !ok {
+				return errOverrun
+			}
+			m.applyAddr(u)
+		case _, ok := <-ruleSig:
+			if !ok {
+				return errOverrun
+			}
+			m.syncRules()
+		}
+	}
+}
+
+// subscribeRules signals on every rule change in the namespace: rules
+// are few, so each change resyncs them all.
+func (m *Mirror) subscribeRules(done <-chan struct{}, nsh *netns.NsHandle) (<-chan struct{}, error) {
+	target := netns.None()
+	if nsh != nil {
+		target = *nsh
+	}
+	s, err := nl.SubscribeAt(target, netns.None(), unix.NETLINK_ROUTE, unix.RTNLGRP_IPV4_RULE)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to rules: %w", err)
+	}
+	sig := make(chan struct{}, 1)
+	go func() {
+		<-done
+		s.Close()
+	}()
+	go func() {
+		defer close(sig)
+		for {
+			if _, _, err := s.Receive(); err != nil {
+				return
+			}
+			select {
+			case sig <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return sig, nil
+}
+
+func (m *Mirror) portOfIndex(ifindex int) (int, bool) {
+	for port, st := range m.path.States() {
+		if st.Index == ifindex && st.Index != 0 {
+			return port, true
+		}
+	}
+	return 0, false
+}
+
+func (m *Mirror) portOfIface(name string) (string, bool) {
+	for port, st := range m.path.States() {
+		if st.Iface == name {
+			return m.f.PortName(port), true
+		}
+	}
+	return "", false
+}
+
+// resync makes the FIB's mirrored routes, rules and the ports' addresses
+// what the kernel has now, in one batch.
+func (m *Mirror) resync() error {
+	t0 := time.Now()
+	m.syncAddrs()
+	krs, err := m.ns.nl.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return fmt.Errorf("list routes: %w", err)
+	}
+	want := make(map[routeKey]fib.Route, len(krs))
+	for i := range krs {
+		r, why := translate(&krs[i], m.portOfIndex)
+		if why != "" {
+			m.skip(why, &krs[i])
+			continue
+		}
+		want[keyOf(&r)] = r
+	}
+	m.f.Batch(func(b *fib.Batch) error {
+		for k, old := range m.routes {
+			if _, ok := want[k]; !ok {
+				m.apply(b, fib.OpDel, old)
+				delete(m.routes, k)
+			}
+		}
+		for k, r := range want {
+			if old, ok := m.routes[k]; ok && sameRoute(&old, &r) {
+				continue
+			}
+			if m.apply(b, fib.OpReplace, r) {
+				m.routes[k] = r
+			} else {
+				delete(m.routes, k)
+			}
+		}
+		return nil
+	})
+	m.syncRules()
+	took := time.Since(t0)
+	m.update(func(st *Status) {
+		st.Resyncs++
+		st.Routes = len(m.routes)
+		st.LastResync, st.ResyncTook = time.Now().UTC().Format(time.RFC3339), took.Seconds()
+	})
+	m.log.Info("kernel tables mirrored", zap.String("netns", m.ns.Name), zap.Int("routes", len(m.routes)), zap.Duration("took", took))
+	return nil
+}
+
+// apply makes one change in a batch; a failure is recorded, never fatal.
+func (m *Mirror) apply(b *fib.Batch, op fib.Op, r fib.Route) bool {
+	if err := b.Apply(fib.RouteCmd{Op: op, Route: r}); err != nil {
+		if op == fib.OpDel && errors.Is(err, fib.ErrNoRoute) {
+			return true // gone already (a ferryctl flush, say)
+		}
+		m.fail("apply", fmt.Errorf("mirror %s: %w", fib.FormatRoute(&r, m.f), err))
+		return false
+	}
+	return true
+}
+
+// applyRoutes applies the pending notifications in one batch.
+func (m *Mirror) applyRoutes() {
+	m.f.Batch(func(b *fib.Batch) error {
+		for i := range m.pend {
+			u := &m.pend[i]
+			if u.Family != netlink.FAMILY_V4 {
+				continue
+			}
+			r, why := translate(&u.Route, m.portOfIndex)
+			k := keyOf(&r)
+			old, had := m.routes[k]
+			switch {
+			case u.Type == unix.RTM_DELROUTE:
+				if had && (why != "" || sameRoute(&old, &r)) {
+					m.apply(b, fib.OpDel, old)
+					delete(m.routes, k)
+				}
+			case why != "":
+				m.skip(why, &u.Route)
+				if had {
+					// Moved to something ferry cannot take: the old
+					// version must not stay.
+					m.apply(b, fib.OpDel, old)
+					delete(m.routes, k)
+				}
+			case had && sameRoute(&old, &r):
+			default:
+				if m.apply(b, fib.OpReplace, r) {
+					m.routes[k] = r
+				}
+			}
+		}
+		return nil
+	})
+	n := len(m.pend)
+	m.pend = m.pend[:0]
+	m.update(func(st *Status) {
+		st.Events += uint64(n)
+		st.Routes = len(m.routes)
+	})
+}
+
+// syncRules makes the FIB's mirrored rules the kernel's.
+func (m *Mirror) syncRules() {
+	krs, err := m.ns.nl.RuleList(netlink.FAMILY_V4)
+	if err != nil {
+		m.fail("rules", fmt.Errorf("list rules: %w", err))
+		return
+	}
+	want := map[string]bool{}
+	for i := range krs {
+		if defaultRule(&krs[i]) {
+			continue
+		}
+		args, ok := ruleArgs(&krs[i], m.portOfIface)
+		if !ok {
+			m.update(func(st *Status) { st.Skipped["rule"]++ })
+			m.warn("rule", "kernel rule not mirrored", zap.String("rule", krs[i].String()))
+			continue
+		}
+		want[strings.Join(args, " ")] = true
+	}
+	for key := range m.rules {
+		if !want[key] {
+			if ru, err := fib.ParseRule(strings.Fields(key), m.f); err == nil {
+				if err := m.f.DelRule(ru); err != nil {
+					m.fail("rules", fmt.Errorf("mirror rule del %s: %w", key, err))
+				}
+			}
+			delete(m.rules, key)
+		}
+	}
+	keys := make([]string, 0, len(want))
+	for key := range want {
+		keys = append(keys, key)
+	}
+	slices.Sort(keys)
+	for _, key := range keys {
+		if m.rules[key] {
+			continue
+		}
+		ru, err := fib.ParseRule(strings.Fields(key), m.f)
+		if err == nil {
+			err = m.f.AddRule(ru)
+		}
+		if err != nil {
+			m.fail("rules", fmt.Errorf("mirror rule %s: %w", key, err))
+			continue
+		}
+		m.rules[key] = true
+	}
+	m.update(func(st *Status) { st.Rules = len(m.rules) })
+}
+
+// syncAddrs gives each port the IPv4 addresses of its kernel interface.
+func (m *Mirror) syncAddrs() {
+	for port, st := range m.path.States() {
+		link, err := m.ns.nl.LinkByIndex(st.Index)
+		if err != nil {
+			continue
+		}
+		kas, err := m.ns.nl.AddrList(link, netlink.FAMILY_V4)
+		if err != nil {
+			m.fail("addresses", fmt.Errorf("list addresses of %s: %w", st.Iface, err))
+			continue
+		}
+		type pfx struct {
+			a uint32
+			l uint8
+		}
+		have := map[pfx]bool{}
+		for _, a := range m.f.Addresses(port) {
+			have[pfx{a.Addr, a.Len}] = true
+		}
+		want := map[pfx]bool{}
+		for _, ka := range kas {
+			a, ok := ipv4(ka.IP)
+			if !ok {
+				continue
+			}
+			ones, _ := ka.Mask.Size()
+			want[pfx{a, uint8(ones)}] = true
+		}
+		for p := range want {
+			if !have[p] {
+				m.setAddr(port, p.a, p.l, true)
+			}
+		}
+		for p := range have {
+			if !want[p] {
+				m.setAddr(port, p.a, p.l, false)
+			}
+		}
+	}
+}
+
+func (m *Mirror) applyAddr(u netlink.AddrUpdate) {
+	port, ok := m.portOfIndex(u.LinkIndex)
+	if !ok {
+		return
+	}
+	a, ok := ipv4(u.LinkAddress.IP)
+	if !ok {
+		return
+	}
+	ones, _ := u.LinkAddress.Mask.Size()
+	have := false
+	for _, x := range m.f.Addresses(port) {
+		have = have || x.Addr == a && x.Len == uint8(ones)
+	}
+	if have != u.NewAddr {
+		m.setAddr(port, a, uint8(ones), u.NewAddr)
+	}
+}
+
+func (m *Mirror) setAddr(port int, a uint32, plen uint8, add bool) {
+	if err := m.addrs.SetAddress(port, a, plen, add); err != nil {
+		m.fail("addresses", fmt.Errorf("port %s address %s/%d: %w", m.f.PortName(port), ipString(a), plen, err))
+		return
+	}
+	verb := "address added from the kernel"
+	if !add {
+		verb = "address removed as in the kernel"
+	}
+	m.log.Info(verb, zap.String("port", m.f.PortName(port)), zap.String("address", fmt.Sprintf("%s/%d", ipString(a), plen)))
+}
