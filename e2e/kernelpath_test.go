@@ -201,3 +201,140 @@ func TestKernelPathEndToEnd(t *testing.T) {
 		}
 	})
 }
+
+// waitUntil polls cond for up to d.
+func waitUntil(d time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(d); ; {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type cpStatusJSON struct {
+	Running bool              `json:"running"`
+	Routes  int               `json:"routes_mirrored"`
+	Rules   int               `json:"rules_mirrored"`
+	Resyncs uint64            `json:"resyncs"`
+	Skipped map[string]uint64 `json:"skipped"`
+}
+
+func (r *router) cpStatus() cpStatusJSON {
+	r.t.Helper()
+	var st cpStatusJSON
+	if err := json.Unmarshal([]byte(r.mustCtl("-json", "cp", "status")), &st); err != nil {
+		r.t.Fatal(err)
+	}
+	return st
+}
+
+// Routes, rules and addresses made in the control namespace's kernel
+// (here with ip(8), as a routing daemon would over netlink) are the
+// data plane's.
+func TestMirrorEndToEnd(t *testing.T) {
+	r, a, b, c := kernelPathRouter(t, "")
+	b.must(t, "ip", "addr", "add", "10.77.0.1/32", "dev", "lo")
+	show := func(args ...string) string { return r.mustCtl(append([]string{"route", "show"}, args...)...) }
+	has := func(want string, args ...string) func() bool {
+		return func() bool { return strings.Contains(show(args...), want) }
+	}
+
+	t.Run("StaticRouteForwarded", func(t *testing.T) {
+		c.must(t, "ip", "route", "add", "10.77.0.0/16", "via", "198.51.100.2", "proto", "static")
+		if !waitUntil(5*time.Second, has("10.77.0.0/16 via 198.51.100.2 dev port1 proto static", "proto", "static")) {
+			t.Fatalf("route not mirrored:\n%s", show())
+		}
+		before := r.coreCounters()[0]["forwarded"]
+		if out, err := a.run(t, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.77.0.1"); err != nil {
+			t.Fatalf("ping through the mirrored route: %v\n%s", err, out)
+		}
+		if fwd := r.coreCounters()[0]["forwarded"] - before; fwd < 6 {
+			t.Fatalf("the pipeline forwarded %d packets of the pings", fwd)
+		}
+		c.must(t, "ip", "route", "del", "10.77.0.0/16")
+		if !waitUntil(5*time.Second, func() bool { return !has("10.77.0.0/16")() }) {
+			t.Fatalf("deleted route still in ferry:\n%s", show())
+		}
+		out, _ := a.run(t, "ping", "-c", "1", "-W", "2", "10.77.0.1")
+		if !strings.Contains(out, "From 192.0.2.1") || !strings.Contains(out, "Net Unreachable") {
+			t.Fatalf("after the delete, want net unreachable from ferry:\n%s", out)
+		}
+	})
+
+	t.Run("TypesTablesRules", func(t *testing.T) {
+		c.must(t, "ip", "route", "add", "10.88.0.0/16", "nexthop", "via", "198.51.100.2", "weight", "2", "nexthop", "via", "192.0.2.2", "weight", "1")
+		c.must(t, "ip", "route", "add", "blackhole", "10.99.0.0/16")
+		c.must(t, "ip", "route", "add", "unreachable", "10.98.0.0/16")
+		c.must(t, "ip", "route", "add", "10.66.0.0/16", "via", "198.51.100.2", "table", "100")
+		c.must(t, "ip", "rule", "add", "from", "192.0.2.0/24", "to", "10.66.0.0/16", "lookup", "100", "priority", "100")
+		ok := waitUntil(5*time.Second, func() bool {
+			all := show("table", "all")
+			return strings.Contains(all, "nexthop via 198.51.100.2 dev port1 weight 2") && strings.Contains(all, "blackhole 10.99.0.0/16") &&
+				strings.Contains(all, "unreachable 10.98.0.0/16") && strings.Contains(all, "10.66.0.0/16 via 198.51.100.2 dev port1 table 100") &&
+				strings.Contains(r.mustCtl("rule", "show"), "100:\tfrom 192.0.2.0/24 to 10.66.0.0/16 lookup 100")
+		})
+		if !ok {
+			t.Fatalf("not mirrored:\n%s\n%s", show("table", "all"), r.mustCtl("rule", "show"))
+		}
+		c.must(t, "ip", "route", "replace", "blackhole", "10.88.0.0/16")
+		c.must(t, "ip", "rule", "del", "priority", "100")
+		if !waitUntil(5*time.Second, func() bool {
+			return has("blackhole 10.88.0.0/16")() && !strings.Contains(r.mustCtl("rule", "show"), "100:")
+		}) {
+			t.Fatalf("replace and rule delete not mirrored:\n%s\n%s", show(), r.mustCtl("rule", "show"))
+		}
+	})
+
+	t.Run("ForeignDeviceSkipped", func(t *testing.T) {
+		c.must(t, "ip", "link", "add", "fv0", "type", "veth", "peer", "name", "fv1")
+		c.must(t, "ip", "link", "set", "fv0", "up")
+		c.must(t, "ip", "link", "set", "fv1", "up")
+		c.must(t, "ip", "addr", "add", "10.9.9.1/24", "dev", "fv0")
+		c.must(t, "ip", "route", "add", "10.55.0.0/16", "via", "10.9.9.2")
+		if !waitUntil(5*time.Second, func() bool { return r.cpStatus().Skipped["foreign_dev"] > 0 }) {
+			t.Fatalf("a route on another device was not counted as skipped: %+v", r.cpStatus())
+		}
+		if has("10.55.0.0/16", "table", "all")() || has("10.9.9.0/24", "table", "all")() {
+			t.Fatalf("routes of another device were mirrored:\n%s", show("table", "all"))
+		}
+	})
+
+	t.Run("AddressesFollowTheKernel", func(t *testing.T) {
+		c.must(t, "ip", "addr", "add", "198.51.100.77/24", "dev", "port1")
+		if !waitUntil(5*time.Second, has("local 198.51.100.77 dev port1", "table", "local")) {
+			t.Fatalf("address not the port's:\n%s", show("table", "local"))
+		}
+		if out, err := b.run(t, "ping", "-c", "1", "-W", "2", "198.51.100.77"); err != nil {
+			t.Fatalf("the new address does not answer: %v\n%s", err, out)
+		}
+		c.must(t, "ip", "addr", "del", "198.51.100.77/24", "dev", "port1")
+		if !waitUntil(5*time.Second, func() bool { return !has("198.51.100.77", "table", "local")() }) {
+			t.Fatalf("removed address still the port's:\n%s", show("table", "local"))
+		}
+	})
+
+	t.Run("MirrorOffAndOnResyncs", func(t *testing.T) {
+		st0 := r.cpStatus()
+		r.mustCtl("cp", "mirror", "off")
+		c.must(t, "ip", "route", "add", "10.33.0.0/16", "via", "198.51.100.2", "proto", "bgp")
+		time.Sleep(300 * time.Millisecond)
+		if has("10.33.0.0/16")() || r.cpStatus().Running {
+			t.Fatal("mirror off still mirrors")
+		}
+		r.mustCtl("cp", "mirror", "on")
+		if !waitUntil(5*time.Second, has("10.33.0.0/16 via 198.51.100.2 dev port1 proto bgp", "proto", "bgp")) {
+			t.Fatalf("mirror on did not resync:\n%s", show())
+		}
+		if st := r.cpStatus(); st.Resyncs <= st0.Resyncs || !st.Running {
+			t.Fatalf("status after mirror on: %+v", st)
+		}
+		r.mustCtl("route", "flush", "proto", "bgp")
+		if has("10.33.0.0/16")() {
+			t.Fatalf("route flush proto bgp left:\n%s", show())
+		}
+	})
+}
