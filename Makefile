@@ -18,7 +18,7 @@ export GOAMD64
 
 # Debian packages the build, the router and the tests need.
 DEB_PKGS := dpdk dpdk-dev libdpdk-dev dpdk-doc pkg-config gcc make iproute2 \
-            iputils-ping traceroute netcat-openbsd ethtool python3 gnuplot-nox
+            iputils-ping traceroute netcat-openbsd ethtool python3 gnuplot-nox bird2
 
 .PHONY: all deps build run test test-unit test-e2e bench bench-micro fmt lint clean print-goamd64
 
