@@ -60,18 +60,15 @@ func (f *FIB) DelAddress(port int, addr uint32, plen uint8) error {
 	})
 }
 
-// Addresses lists a port's addresses in the order they were added.
+// Addresses lists a port's addresses in the order they were added. It
+// reads the published snapshot: the neighbour owner asks while it sends a
+// solicitation, and must not wait for a route batch.
 func (f *FIB) Addresses(port int) []Prefix {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if port < 0 || port >= len(f.ports) {
+	ps := f.portSnap.Load()
+	if port < 0 || port >= len(ps.all) {
 		return nil
 	}
-	var out []Prefix
-	for _, a := range f.ports[port].addrs {
-		out = append(out, Prefix{a.addr, a.plen})
-	}
-	return out
+	return append([]Prefix(nil), ps.all[port]...)
 }
 
 // markSecondaries flags each address whose subnet an earlier address of the

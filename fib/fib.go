@@ -179,6 +179,12 @@ type portSnap struct {
 	// onlink is each port's nexthop for destinations assumed on-link when
 	// an output lookup names the port but finds no route.
 	onlink []*Nexthop
+	// What readers outside the packet path ask for (the neighbour
+	// owner's solicitations among them): they must never wait for the
+	// writers' lock, which a large route batch holds for long.
+	all    [][]Prefix // every address, in the order added
+	names  []string
+	byName map[string]int
 }
 
 func (ps *portSnap) alive(p int) bool {
@@ -283,19 +289,20 @@ func (f *FIB) SetPort(index int, name string, mtu int, up bool) error {
 	return nil
 }
 
-// PortIndex resolves a port name.
+// PortIndex resolves a port name, without waiting for writers.
 func (f *FIB) PortIndex(name string) (int, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	i, ok := f.byName[name]
+	i, ok := f.portSnap.Load().byName[name]
 	return i, ok
 }
 
-// PortName returns a port's name, or "" for an unknown index.
+// PortName returns a port's name, or "" for an unknown index, without
+// waiting for writers.
 func (f *FIB) PortName(index int) string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.portNameLocked(index)
+	ps := f.portSnap.Load()
+	if index < 0 || index >= len(ps.names) {
+		return ""
+	}
+	return ps.names[index]
 }
 
 func (f *FIB) portNameLocked(index int) string {
@@ -311,6 +318,12 @@ func (f *FIB) publishPortsLocked() {
 		mtu:    make([]uint32, len(f.ports)),
 		addrs:  make([][]ifaddr, len(f.ports)),
 		onlink: make([]*Nexthop, len(f.ports)),
+		all:    make([][]Prefix, len(f.ports)),
+		names:  make([]string, len(f.ports)),
+		byName: make(map[string]int, len(f.byName)),
+	}
+	for name, i := range f.byName {
+		ps.byName[name] = i
 	}
 	for i := range f.ports {
 		p := &f.ports[i]
@@ -320,7 +333,9 @@ func (f *FIB) publishPortsLocked() {
 			p.onlink = &Nexthop{Port: i, Weight: 1, Cache: cache.NewNhCache(f.cores), UpperBound: -1}
 		}
 		ps.onlink[i] = p.onlink
+		ps.names[i] = f.portNameLocked(i)
 		for _, a := range p.addrs {
+			ps.all[i] = append(ps.all[i], Prefix{a.addr, a.plen})
 			if !a.secondary {
 				ps.addrs[i] = append(ps.addrs[i], a)
 			}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"ferry/cache"
 )
@@ -423,5 +424,41 @@ func TestZeroAlloc(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("bulk lookups allocate %v times", allocs)
+	}
+}
+
+// What the neighbour owner and the control API read of the ports does not
+// wait for a route batch, which holds the writers' lock for as long as a
+// full table takes: a solicitation sent meanwhile would otherwise stall
+// the neighbour subsystem and packets queued for it.
+func TestPortReadersDoNotWaitForBatches(t *testing.T) {
+	f := New(nil, 1)
+	if err := f.SetPort(0, "port0", 1500, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.AddAddress(0, 0xc0000201, 24); err != nil {
+		t.Fatal(err)
+	}
+	inBatch, release := make(chan struct{}), make(chan struct{})
+	go f.Batch(func(b *Batch) error {
+		close(inBatch)
+		<-release
+		return nil
+	})
+	defer close(release)
+	<-inBatch
+	done := make(chan bool, 1)
+	go func() {
+		a := f.Addresses(0)
+		i, ok := f.PortIndex("port0")
+		done <- len(a) == 1 && a[0].Addr == 0xc0000201 && ok && i == 0 && f.PortName(0) == "port0"
+	}()
+	select {
+	case ok := <-done:
+		if !ok {
+			t.Fatal("port readers answered wrong during a batch")
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("port readers waited for a route batch")
 	}
 }
