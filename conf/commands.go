@@ -4,7 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -161,6 +165,14 @@ func (r *Router) Exec(args []string, asJSON bool) (string, any, error) {
 		return r.knob(args[1:])
 	case "cp", "control-plane":
 		return r.controlPlane(args[1:])
+	case "debug":
+		switch {
+		case len(args) == 2 && args[1] == "gc":
+			return r.debugGC()
+		case len(args) == 3 && args[1] == "heap":
+			return r.debugHeap(args[2])
+		}
+		return "", nil, fmt.Errorf("debug: try 'ferryctl debug gc' or 'ferryctl debug heap FILE'")
 	case "cache":
 		if len(args) < 2 || args[1] != "stats" {
 			return "", nil, fmt.Errorf("cache: try 'ferryctl cache stats'")
@@ -744,7 +756,7 @@ func (r *Router) stats() (string, any, error) {
 	fmt.Fprintf(&b, "neighbours:\n  entries %d allocs %d destroys %d res_failed %d table_fulls %d forced_gc_runs %d\n",
 		ns.Entries, ns.Allocs, ns.Destroys, ns.ResFailed, ns.TableFulls, ns.ForcedGCRuns)
 	rt := readRuntime()
-	fmt.Fprintf(&b, "runtime:\n  gc_cycles %d heap_bytes %d\n", rt.GCCycles, rt.HeapBytes)
+	fmt.Fprintf(&b, "runtime:\n  gc_cycles %d heap_bytes %d heap_live_bytes %d\n", rt.GCCycles, rt.HeapBytes, rt.HeapLive)
 	sort.Strings(names)
 	out := map[string]any{"counters": data, "neigh": ns, "runtime": rt}
 	if kp != nil {
@@ -797,16 +809,42 @@ func (r *Router) coreStats() (string, any, error) {
 	return b.String(), data, nil
 }
 
+// debugGC collects garbage now and returns memory to the system, so that
+// the live heap can be read (as after the runtime's forced collection,
+// without the two minutes' wait).
+func (r *Router) debugGC() (string, any, error) {
+	before := readRuntime()
+	debug.FreeOSMemory() // a full collection first
+	after := readRuntime()
+	return fmt.Sprintf("heap_bytes %d -> %d (live %d)\n", before.HeapBytes, after.HeapBytes, after.HeapLive), after, nil
+}
+
+// debugHeap writes a heap profile (go tool pprof) to path on ferryd's
+// machine, after a full collection.
+func (r *Router) debugHeap(path string) (string, any, error) {
+	runtime.GC()
+	fh, err := os.Create(path)
+	if err != nil {
+		return "", nil, err
+	}
+	defer fh.Close()
+	if err := pprof.WriteHeapProfile(fh); err != nil {
+		return "", nil, err
+	}
+	return "heap profile written to " + path + "\n", nil, nil
+}
+
 // RuntimeStats is what the Go runtime tells of the daemon's memory: the
 // forwarding path allocates nothing, so garbage collection cycles that
 // grow while only packets flow point at a regression.
 type RuntimeStats struct {
-	GCCycles  uint64 `json:"gc_cycles"`  // completed since start
-	HeapBytes uint64 `json:"heap_bytes"` // live objects and unswept garbage
+	GCCycles  uint64 `json:"gc_cycles"`       // completed since start
+	HeapBytes uint64 `json:"heap_bytes"`      // live objects and unswept garbage
+	HeapLive  uint64 `json:"heap_live_bytes"` // live objects as the last collection found them
 }
 
 func readRuntime() RuntimeStats {
-	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/memory/classes/heap/objects:bytes"}}
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/live:bytes"}}
 	metrics.Read(s)
 	var rt RuntimeStats
 	if s[0].Value.Kind() == metrics.KindUint64 {
@@ -814,6 +852,9 @@ func readRuntime() RuntimeStats {
 	}
 	if s[1].Value.Kind() == metrics.KindUint64 {
 		rt.HeapBytes = s[1].Value.Uint64()
+	}
+	if s[2].Value.Kind() == metrics.KindUint64 {
+		rt.HeapLive = s[2].Value.Uint64()
 	}
 	return rt
 }

@@ -34,6 +34,8 @@ Commands:
   link show [-s]                      ports, MAC, state, counters (-s: each queue's)
   stats [-per-core]                   packet counters and drops by reason (-per-core: each pipeline's)
   cache stats                         routing decision cache counters
+  cp status | cp mirror on|off        the control plane's netlink mirror
+  debug gc | debug heap FILE          collect garbage now; write a heap profile
   knob show | knob set [dev P] NAME VALUE
                                       run-time settings with the kernel's names
 

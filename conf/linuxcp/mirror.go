@@ -37,14 +37,22 @@ type Mirror struct {
 	log   *zap.Logger
 
 	// Owned by the run loop.
-	routes map[routeKey]fib.Route // what the mirror put in the FIB
-	rules  map[string]bool        // their 'ip rule' arguments
-	warned map[string]time.Time   // last warning by reason
-	pend   []netlink.RouteUpdate  // updates of the batch being applied
-	delay  time.Duration
+	routes map[routeKey]mirrored // what the mirror put in the FIB
+	gen    uint32                // the current resync's mark
+	peak   int                   // the most routes since routes was made
+	rules  map[string]bool       // their 'ip rule' arguments
+	warned map[string]time.Time  // last warning by reason
+	pend   []netlink.RouteUpdate // updates of the batch being applied
 
 	mu sync.Mutex
 	st Status
+}
+
+// mirrored is a route the mirror put in the FIB: its fingerprint, and the
+// resync that last saw it in the kernel.
+type mirrored struct {
+	fp  uint64
+	gen uint32
 }
 
 // Status is what 'ferryctl cp status' shows.
@@ -68,14 +76,20 @@ type Status struct {
 const rcvBuf = 64 << 20
 
 // batchMax route updates go into one FIB batch (one publish, one genid
-// bump); the loop takes what has arrived, up to that.
-const batchMax = 8192
+// bump); the loop takes what has arrived, up to that, waiting up to
+// batchWait for more while they come in bulk. routeQueue updates wait
+// decoded between the netlink socket and the loop.
+const (
+	batchMax   = 65536
+	batchWait  = 20 * time.Millisecond
+	routeQueue = 8192
+)
 
 // NewMirror mirrors ns's kernel into f; path maps the kernel interfaces
 // to ports.
 func NewMirror(ns *Namespace, f *fib.FIB, path *Path, addrs AddrSink, log *zap.Logger) *Mirror {
 	return &Mirror{ns: ns, f: f, path: path, addrs: addrs, log: log,
-		routes: map[routeKey]fib.Route{}, rules: map[string]bool{}, warned: map[string]time.Time{},
+		routes: map[routeKey]mirrored{}, rules: map[string]bool{}, warned: map[string]time.Time{},
 		st: Status{Netns: ns.Name, Skipped: map[string]uint64{}}}
 }
 
@@ -161,7 +175,7 @@ func (m *Mirror) session(ctx context.Context) error {
 		default:
 		}
 	}
-	rch := make(chan netlink.RouteUpdate, 4*batchMax)
+	rch := make(chan netlink.RouteUpdate, routeQueue)
 	if err := netlink.RouteSubscribeWithOptions(rch, done, netlink.RouteSubscribeOptions{
 		Namespace: nsh, ErrorCallback: onErr, ReceiveBufferSize: rcvBuf, ReceiveBufferForceSize: true}); err != nil {
 		return fmt.Errorf("subscribe to routes: %w", err)
@@ -189,18 +203,9 @@ func (m *Mirror) session(ctx context.Context) error {
 				return errOverrun
 			}
 			m.pend = append(m.pend[:0], u)
-		more:
-			for len(m.pend) < batchMax {
-				select {
-				case u, ok := <-rch:
-					if !ok {
-						m.applyRoutes()
-						return errOverrun
-					}
-					m.pend = append(m.pend, u)
-				default:
-					break more
-				}
+			if !m.collect(rch) {
+				m.applyRoutes()
+				return errOverrun
 			}
 			m.applyRoutes()
 		case u, ok := <-ach:
@@ -215,6 +220,42 @@ func (m *Mirror) session(ctx context.Context) error {
 			m.syncRules()
 		}
 	}
+}
+
+// collect adds what has arrived to the pending batch. Under load (a full
+// table arriving) it waits a little for more, up to batchMax: the FIB
+// rebuilds each changed /16 block once a batch, so large batches cost
+// far less a route. A single change goes at once. False: the
+// subscription ended.
+func (m *Mirror) collect(rch <-chan netlink.RouteUpdate) bool {
+	var wait <-chan time.Time
+	for len(m.pend) < batchMax {
+		select {
+		case u, ok := <-rch:
+			if !ok {
+				return false
+			}
+			m.pend = append(m.pend, u)
+			continue
+		default:
+		}
+		if len(m.pend) < routeQueue/2 {
+			return true
+		}
+		if wait == nil {
+			wait = time.After(batchWait)
+		}
+		select {
+		case u, ok := <-rch:
+			if !ok {
+				return false
+			}
+			m.pend = append(m.pend, u)
+		case <-wait:
+			return true
+		}
+	}
+	return true
 }
 
 // subscribeRules signals on every rule change in the namespace: rules
@@ -248,14 +289,7 @@ func (m *Mirror) subscribeRules(done <-chan struct{}, nsh *netns.NsHandle) (<-ch
 	return sig, nil
 }
 
-func (m *Mirror) portOfIndex(ifindex int) (int, bool) {
-	for port, st := range m.path.States() {
-		if st.Index == ifindex && st.Index != 0 {
-			return port, true
-		}
-	}
-	return 0, false
-}
+func (m *Mirror) portOfIndex(ifindex int) (int, bool) { return m.path.PortOf(ifindex) }
 
 func (m *Mirror) portOfIface(name string) (string, bool) {
 	for port, st := range m.path.States() {
@@ -267,42 +301,59 @@ func (m *Mirror) portOfIface(name string) (string, bool) {
 }
 
 // resync makes the FIB's mirrored routes, rules and the ports' addresses
-// what the kernel has now, in one batch.
+// what the kernel has now. The dump is read as it comes and applied in
+// batches; routes the mirror had that the dump lacks go last.
 func (m *Mirror) resync() error {
 	t0 := time.Now()
 	m.syncAddrs()
-	krs, err := m.ns.nl.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	m.gen++
+	var chunk []fib.Route
+	flush := func() {
+		m.f.Batch(func(b *fib.Batch) error {
+			for _, r := range chunk {
+				k := keyOf(&r)
+				fp := fingerprint(&r)
+				if old, ok := m.routes[k]; ok && old.fp == fp {
+					m.routes[k] = mirrored{fp, m.gen}
+					continue
+				}
+				if m.apply(b, fib.OpReplace, r) {
+					m.routes[k] = mirrored{fp, m.gen}
+				} else {
+					delete(m.routes, k)
+				}
+			}
+			return nil
+		})
+		chunk = chunk[:0]
+	}
+	err := m.ns.nl.RouteListFilteredIter(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE,
+		func(kr netlink.Route) bool {
+			r, why := translate(&kr, m.portOfIndex)
+			if why != "" {
+				m.skip(why, &kr)
+				return true
+			}
+			if chunk = append(chunk, r); len(chunk) == batchMax {
+				flush()
+			}
+			return true
+		})
+	flush()
 	if err != nil {
+		// What was read is applied; nothing is swept on a partial dump.
 		return fmt.Errorf("list routes: %w", err)
 	}
-	want := make(map[routeKey]fib.Route, len(krs))
-	for i := range krs {
-		r, why := translate(&krs[i], m.portOfIndex)
-		if why != "" {
-			m.skip(why, &krs[i])
-			continue
-		}
-		want[keyOf(&r)] = r
-	}
 	m.f.Batch(func(b *fib.Batch) error {
-		for k, old := range m.routes {
-			if _, ok := want[k]; !ok {
-				m.apply(b, fib.OpDel, old)
-				delete(m.routes, k)
-			}
-		}
-		for k, r := range want {
-			if old, ok := m.routes[k]; ok && sameRoute(&old, &r) {
-				continue
-			}
-			if m.apply(b, fib.OpReplace, r) {
-				m.routes[k] = r
-			} else {
+		for k, v := range m.routes {
+			if v.gen != m.gen {
+				m.apply(b, fib.OpDel, keyRoute(k))
 				delete(m.routes, k)
 			}
 		}
 		return nil
 	})
+	m.shrink()
 	m.syncRules()
 	took := time.Since(t0)
 	m.update(func(st *Status) {
@@ -312,6 +363,27 @@ func (m *Mirror) resync() error {
 	})
 	m.log.Info("kernel tables mirrored", zap.String("netns", m.ns.Name), zap.Int("routes", len(m.routes)), zap.Duration("took", took))
 	return nil
+}
+
+// shrink remakes the route map once a withdrawn table left it mostly
+// empty: a Go map keeps its buckets, 900k routes' worth, forever.
+func (m *Mirror) shrink() {
+	m.peak = max(m.peak, len(m.routes))
+	if m.peak < 4096 || len(m.routes) > m.peak/8 {
+		return
+	}
+	fresh := make(map[routeKey]mirrored, len(m.routes))
+	for k, v := range m.routes {
+		fresh[k] = v
+	}
+	m.routes, m.peak = fresh, len(fresh)
+}
+
+// keyRoute is the route the FIB deletes for key k: the first of its key,
+// whatever its type and nexthops, which for a key the mirror owns is the
+// one it put there.
+func keyRoute(k routeKey) fib.Route {
+	return fib.Route{Table: k.table, Dst: k.dst, Len: k.plen, Tos: k.tos, Priority: k.priority}
 }
 
 // apply makes one change in a batch; a failure is recorded, never fatal.
@@ -337,10 +409,14 @@ func (m *Mirror) applyRoutes() {
 			r, why := translate(&u.Route, m.portOfIndex)
 			k := keyOf(&r)
 			old, had := m.routes[k]
+			fp := fingerprint(&r)
 			switch {
 			case u.Type == unix.RTM_DELROUTE:
-				if had && (why != "" || sameRoute(&old, &r)) {
-					m.apply(b, fib.OpDel, old)
+				if had && why == "" && old.fp == fp {
+					m.apply(b, fib.OpDel, r)
+					delete(m.routes, k)
+				} else if had && why != "" {
+					m.apply(b, fib.OpDel, keyRoute(k))
 					delete(m.routes, k)
 				}
 			case why != "":
@@ -348,20 +424,27 @@ func (m *Mirror) applyRoutes() {
 				if had {
 					// Moved to something ferry cannot take: the old
 					// version must not stay.
-					m.apply(b, fib.OpDel, old)
+					m.apply(b, fib.OpDel, keyRoute(k))
 					delete(m.routes, k)
 				}
-			case had && sameRoute(&old, &r):
+			case had && old.fp == fp:
 			default:
 				if m.apply(b, fib.OpReplace, r) {
-					m.routes[k] = r
+					m.routes[k] = mirrored{fp, m.gen}
 				}
 			}
 		}
 		return nil
 	})
 	n := len(m.pend)
+	// The updates hold the kernel's routes: let them go, and a bulk
+	// batch's room with them.
+	clear(m.pend)
 	m.pend = m.pend[:0]
+	if cap(m.pend) > routeQueue {
+		m.pend = nil
+	}
+	m.shrink()
 	m.update(func(st *Status) {
 		st.Events += uint64(n)
 		st.Routes = len(m.routes)

@@ -35,6 +35,10 @@ type Path struct {
 	log   *zap.Logger
 	ports []*portPath
 	wg    sync.WaitGroup
+	// byIndex maps kernel interface indexes to ports, replaced whole
+	// when an interface is made (again).
+	byIndex atomic.Pointer[map[int]int]
+	mu      sync.Mutex // serialises byIndex's writers
 }
 
 type portPath struct {
@@ -80,7 +84,29 @@ func (p *Path) open(pp *portPath) error {
 	}
 	pp.file.Store(f)
 	pp.index.Store(int32(p.ns.Index(s.Iface)))
+	p.mu.Lock()
+	m := map[int]int{}
+	if old := p.byIndex.Load(); old != nil {
+		for i, port := range *old {
+			if port != s.Port {
+				m[i] = port
+			}
+		}
+	}
+	m[int(pp.index.Load())] = s.Port
+	p.byIndex.Store(&m)
+	p.mu.Unlock()
 	return nil
+}
+
+// PortOf is the port whose kernel interface has index ifindex.
+func (p *Path) PortOf(ifindex int) (int, bool) {
+	m := p.byIndex.Load()
+	if m == nil || ifindex == 0 {
+		return 0, false
+	}
+	port, ok := (*m)[ifindex]
+	return port, ok
 }
 
 // Close waits for the ports' goroutines (their context must have ended)

@@ -130,19 +130,34 @@ func translate(kr *netlink.Route, port func(ifindex int) (int, bool)) (r fib.Rou
 	return r, ""
 }
 
-// sameRoute reports whether two routes of one key are the same.
-func sameRoute(a, b *fib.Route) bool {
-	if a.Type != b.Type || a.Proto != b.Proto || a.Scope != b.Scope || a.Prefsrc != b.Prefsrc ||
-		a.MTU != b.MTU || a.MTULock != b.MTULock || len(a.Nexthops) != len(b.Nexthops) {
-		return false
-	}
-	for i := range a.Nexthops {
-		x, y := a.Nexthops[i], b.Nexthops[i]
-		if x.Gateway != y.Gateway || x.Port != y.Port || x.Weight != y.Weight || x.Onlink != y.Onlink {
-			return false
+// fingerprint sums up what a route of a key holds, so that the mirror
+// remembers 8 bytes a route, not the route: a change of any attribute
+// changes it (collisions aside, which a resync would not see).
+func fingerprint(r *fib.Route) uint64 {
+	const prime = 1099511628211
+	h := uint64(14695981039346656037)
+	mix := func(v uint64) {
+		for i := 0; i < 8; i++ {
+			h ^= v & 0xff
+			h *= prime
+			v >>= 8
 		}
 	}
-	return true
+	mix(uint64(r.Type) | uint64(r.Proto)<<8 | uint64(r.Scope)<<16 | uint64(r.Prefsrc)<<32)
+	mtu := uint64(r.MTU)
+	if r.MTULock {
+		mtu |= 1 << 40
+	}
+	mix(mtu)
+	for _, nh := range r.Nexthops {
+		on := uint64(0)
+		if nh.Onlink {
+			on = 1
+		}
+		mix(uint64(nh.Gateway) | uint64(uint16(nh.Port))<<32 | on<<48)
+		mix(uint64(nh.Weight))
+	}
+	return h | 1 // never 0
 }
 
 // ruleArgs writes kernel rule kr as 'ip rule' arguments ferry parses; ok
