@@ -3,6 +3,7 @@ package conf
 import (
 	"fmt"
 
+	"ferry/cache/neigh"
 	"ferry/pipeline"
 )
 
@@ -33,4 +34,14 @@ func (r *Router) SetAddress(port int, addr uint32, plen uint8, add bool) error {
 	}
 	r.Shared.SetPorts(ports)
 	return r.Neigh.SetAddrs(port, own)
+}
+
+// SetNeighbor adds a permanent neighbour to a port (as 'ip neigh replace
+// ... nud permanent') or deletes one.
+func (r *Router) SetNeighbor(port int, ip uint32, mac [6]byte, add bool) error {
+	req := neigh.Request{Cmd: neigh.CmdDel, Port: port, IP: ip}
+	if add {
+		req = neigh.Request{Cmd: neigh.CmdReplace, Port: port, IP: ip, MAC: neigh.MAC(mac), HasMAC: true, State: neigh.Permanent}
+	}
+	return r.Neigh.Apply(req)
 }

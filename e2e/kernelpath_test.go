@@ -317,6 +317,20 @@ func TestMirrorEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("PermanentNeighbours", func(t *testing.T) {
+		c.must(t, "ip", "neigh", "add", "198.51.100.9", "lladdr", "02:00:00:00:00:09", "dev", "port1", "nud", "permanent")
+		if !waitUntil(5*time.Second, func() bool {
+			n, ok := r.neighState("198.51.100.9")
+			return ok && n.State == "PERMANENT" && n.LLAddr == "02:00:00:00:00:09" && n.Dev == "port1"
+		}) {
+			t.Fatalf("permanent neighbour not mirrored:\n%s", r.mustCtl("neigh", "show"))
+		}
+		c.must(t, "ip", "neigh", "del", "198.51.100.9", "dev", "port1")
+		if !waitUntil(5*time.Second, func() bool { _, ok := r.neighState("198.51.100.9"); return !ok }) {
+			t.Fatalf("deleted neighbour still there:\n%s", r.mustCtl("neigh", "show"))
+		}
+	})
+
 	t.Run("MirrorOffAndOnResyncs", func(t *testing.T) {
 		st0 := r.cpStatus()
 		r.mustCtl("cp", "mirror", "off")

@@ -19,9 +19,13 @@ import (
 )
 
 // AddrSink takes the addresses the kernel interfaces gain and lose: they
-// become the ports' (the FIB's local and connected routes follow).
+// become the ports' (the FIB's local and connected routes follow); and
+// the permanent neighbours made on them ('ip neigh add ... nud
+// permanent'), which become the ports' too. The kernel resolves its
+// other neighbours for itself, as the data plane does.
 type AddrSink interface {
 	SetAddress(port int, addr uint32, plen uint8, add bool) error
+	SetNeighbor(port int, ip uint32, mac [6]byte, add bool) error
 }
 
 // Mirror keeps the FIB in step with the control namespace's kernel:
@@ -41,6 +45,7 @@ type Mirror struct {
 	gen    uint32                // the current resync's mark
 	peak   int                   // the most routes since routes was made
 	rules  map[string]bool       // their 'ip rule' arguments
+	neighs map[neighKey][6]byte  // permanent neighbours mirrored
 	warned map[string]time.Time  // last warning by reason
 	pend   []netlink.RouteUpdate // updates of the batch being applied
 
@@ -89,7 +94,7 @@ const (
 // to ports.
 func NewMirror(ns *Namespace, f *fib.FIB, path *Path, addrs AddrSink, log *zap.Logger) *Mirror {
 	return &Mirror{ns: ns, f: f, path: path, addrs: addrs, log: log,
-		routes: map[routeKey]mirrored{}, rules: map[string]bool{}, warned: map[string]time.Time{},
+		routes: map[routeKey]mirrored{}, rules: map[string]bool{}, neighs: map[neighKey][6]byte{}, warned: map[string]time.Time{},
 		st: Status{Netns: ns.Name, Skipped: map[string]uint64{}}}
 }
 
@@ -189,6 +194,11 @@ func (m *Mirror) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	nch := make(chan netlink.NeighUpdate, 256)
+	if err := netlink.NeighSubscribeWithOptions(nch, done, netlink.NeighSubscribeOptions{
+		Namespace: nsh, ErrorCallback: onErr}); err != nil {
+		return fmt.Errorf("subscribe to neighbours: %w", err)
+	}
 	if err := m.resync(); err != nil {
 		return err
 	}
@@ -218,6 +228,11 @@ func (m *Mirror) session(ctx context.Context) error {
 				return errOverrun
 			}
 			m.syncRules()
+		case u, ok := <-nch:
+			if !ok {
+				return errOverrun
+			}
+			m.applyNeigh(u.Type == unix.RTM_NEWNEIGH, &u.Neigh)
 		}
 	}
 }
@@ -355,6 +370,7 @@ func (m *Mirror) resync() error {
 	})
 	m.shrink()
 	m.syncRules()
+	m.syncNeighs()
 	took := time.Since(t0)
 	m.update(func(st *Status) {
 		st.Resyncs++
@@ -574,4 +590,68 @@ func (m *Mirror) setAddr(port int, a uint32, plen uint8, add bool) {
 		verb = "address removed as in the kernel"
 	}
 	m.log.Info(verb, zap.String("port", m.f.PortName(port)), zap.String("address", fmt.Sprintf("%s/%d", ipString(a), plen)))
+}
+
+// neighKey is a mirrored neighbour.
+type neighKey struct {
+	port int
+	ip   uint32
+}
+
+// permanent is a kernel neighbour entry the mirror takes: IPv4, on a
+// port's interface, NUD_PERMANENT, with a link-layer address.
+func (m *Mirror) permanent(n *netlink.Neigh) (neighKey, [6]byte, bool) {
+	var mac [6]byte
+	port, ok := m.portOfIndex(n.LinkIndex)
+	if !ok {
+		return neighKey{}, mac, false
+	}
+	ip, ok := ipv4(n.IP)
+	if !ok || n.State&netlink.NUD_PERMANENT == 0 || len(n.HardwareAddr) != 6 {
+		return neighKey{port, ip}, mac, false
+	}
+	copy(mac[:], n.HardwareAddr)
+	return neighKey{port, ip}, mac, true
+}
+
+func (m *Mirror) applyNeigh(add bool, n *netlink.Neigh) {
+	k, mac, ok := m.permanent(n)
+	old, had := m.neighs[k]
+	switch {
+	case add && ok && (!had || old != mac):
+		if err := m.addrs.SetNeighbor(k.port, k.ip, mac, true); err != nil {
+			m.fail("neighbours", fmt.Errorf("neighbour %s: %w", ipString(k.ip), err))
+			return
+		}
+		m.neighs[k] = mac
+	case had && (!add || !ok):
+		if err := m.addrs.SetNeighbor(k.port, k.ip, mac, false); err != nil {
+			m.fail("neighbours", fmt.Errorf("neighbour %s: %w", ipString(k.ip), err))
+		}
+		delete(m.neighs, k)
+	}
+}
+
+// syncNeighs makes the mirrored permanent neighbours the kernel's.
+func (m *Mirror) syncNeighs() {
+	kns, err := m.ns.nl.NeighList(0, netlink.FAMILY_V4)
+	if err != nil {
+		m.fail("neighbours", fmt.Errorf("list neighbours: %w", err))
+		return
+	}
+	seen := map[neighKey]bool{}
+	for i := range kns {
+		if k, _, ok := m.permanent(&kns[i]); ok {
+			seen[k] = true
+			m.applyNeigh(true, &kns[i])
+		}
+	}
+	for k, mac := range m.neighs {
+		if !seen[k] {
+			if err := m.addrs.SetNeighbor(k.port, k.ip, mac, false); err != nil {
+				m.fail("neighbours", err)
+			}
+			delete(m.neighs, k)
+		}
+	}
 }
