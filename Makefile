@@ -5,6 +5,12 @@ SHELL   := /bin/bash
 GO      ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 BIN     := bin
 CONFIG  ?=
+# make install: DESTDIR for a staging root, PREFIX for the binaries.
+DESTDIR ?=
+PREFIX  ?= /usr/local
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT  := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X ferry/cmd/internal/cli.Version=$(VERSION) -X ferry/cmd/internal/cli.Commit=$(COMMIT)
 PKGS_PURE := ./cache/... ./fib/... ./pipeline/... ./conf/...
 
 # Go code for the x86-64 level of this CPU, as -march=native is for C: at
@@ -20,7 +26,7 @@ export GOAMD64
 DEB_PKGS := dpdk dpdk-dev libdpdk-dev dpdk-doc pkg-config gcc make iproute2 \
             iputils-ping traceroute netcat-openbsd ethtool python3 gnuplot-nox bird2
 
-.PHONY: all deps build run test test-unit test-e2e bench bench-micro fmt lint clean print-goamd64
+.PHONY: all deps build run test test-unit test-e2e bench bench-micro fmt lint clean print-goamd64 install tidy-check
 
 all: build
 
@@ -38,15 +44,32 @@ deps:
 
 build: deps
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ferryd ./cmd/ferryd
-	$(GO) build -o $(BIN)/ferryctl ./cmd/ferryctl
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ferryd ./cmd/ferryd
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ferryctl ./cmd/ferryctl
 	$(GO) build -o $(BIN)/ferry-pktgen ./cmd/ferry-pktgen
 	$(GO) build -o $(BIN)/ferry-bench ./cmd/ferry-bench
 
 run: build
-	$(BIN)/ferryd $(if $(CONFIG),--config $(CONFIG))
+	$(BIN)/ferryd $(if $(CONFIG),--config $(CONFIG),--demo)
 
-test: build
+# Binaries, the systemd unit, the hugepage helper and an example
+# /etc/ferry/ferry.yaml (an existing one is kept). DESTDIR stages it.
+install: build
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/libexec/ferry \
+		$(DESTDIR)/etc/systemd/system $(DESTDIR)/etc/ferry $(DESTDIR)$(PREFIX)/share/doc/ferry
+	install -m 0755 $(BIN)/ferryd $(DESTDIR)$(PREFIX)/sbin/ferryd
+	install -m 0755 $(BIN)/ferryctl $(DESTDIR)$(PREFIX)/bin/ferryctl
+	install -m 0755 deploy/reserve-hugepages $(DESTDIR)$(PREFIX)/libexec/ferry/reserve-hugepages
+	sed 's#/usr/local/#$(PREFIX)/#g' deploy/ferryd.service > $(DESTDIR)/etc/systemd/system/ferryd.service
+	chmod 0644 $(DESTDIR)/etc/systemd/system/ferryd.service
+	test -e $(DESTDIR)/etc/ferry/ferry.yaml || install -m 0640 deploy/ferry.yaml $(DESTDIR)/etc/ferry/ferry.yaml
+	install -m 0644 docs/deploy.md README.md $(DESTDIR)$(PREFIX)/share/doc/ferry/
+
+# go.mod and go.sum say exactly what the code imports.
+tidy-check:
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run 'go mod tidy'"; $(GO) mod tidy -diff; exit 1; }
+
+test: build tidy-check
 	$(GO) vet ./...
 	CGO_ENABLED=0 $(GO) test -count=1 $(PKGS_PURE)
 	$(GO) test -count=1 -race $(PKGS_PURE)

@@ -76,12 +76,21 @@ type Router struct {
 	Log    *zap.Logger
 	// CP is the control plane's mirror; nil without control_plane.
 	CP Mirror
+	// ReloadConfig re-reads the configuration file and applies it
+	// ('ferryctl reload', SIGHUP); nil when there is no file.
+	ReloadConfig func() (string, error)
+	// SaveConfig renders the running state as a configuration file.
+	SaveConfig func() ([]byte, error)
 }
 
 // Mirror is the control plane's netlink mirror as the control API sees it.
 type Mirror interface {
 	Status() linuxcp.Status
 	SetMirror(on bool)
+	// OwnsRoute and OwnsRule tell what the mirror put in the FIB (a rule
+	// as FormatRule prints it).
+	OwnsRoute(r *fib.Route) bool
+	OwnsRule(text string) bool
 }
 
 // controlPlane runs 'cp status' and 'cp mirror on|off'.
@@ -165,6 +174,24 @@ func (r *Router) Exec(args []string, asJSON bool) (string, any, error) {
 		return r.knob(args[1:])
 	case "cp", "control-plane":
 		return r.controlPlane(args[1:])
+	case "reload":
+		if r.ReloadConfig == nil {
+			return "", nil, fmt.Errorf("reload: ferryd runs no configuration file")
+		}
+		out, err := r.ReloadConfig()
+		if err != nil {
+			return "", nil, err
+		}
+		return "reloaded: " + out + "\n", map[string]string{"applied": out}, nil
+	case "save":
+		if r.SaveConfig == nil {
+			return "", nil, fmt.Errorf("save: not available")
+		}
+		b, err := r.SaveConfig()
+		if err != nil {
+			return "", nil, err
+		}
+		return string(b), map[string]string{"config": string(b)}, nil
 	case "debug":
 		switch {
 		case len(args) == 2 && args[1] == "gc":

@@ -29,8 +29,14 @@ type Config struct {
 	// Cores are the EAL lcores that run pipelines, one each. Without -l,
 	// -c or --lcores in eal, lcore N runs on CPU N; with them, the EAL's
 	// mapping holds (several lcores may share a CPU).
-	Cores     []int  `yaml:"cores"`
-	API       string `yaml:"api"`
+	Cores []int  `yaml:"cores"`
+	API   string `yaml:"api"`
+	// APIGroup may use the control socket as root does; APIReadonlyGroup
+	// may only show, get and read stats. Empty: root only.
+	APIGroup         string `yaml:"api_group"`
+	APIReadonlyGroup string `yaml:"api_readonly_group"`
+	// Metrics is the address of the Prometheus endpoint; empty: none.
+	Metrics   string `yaml:"metrics"`
 	Hugepages string `yaml:"hugepages"` // auto, on or off
 	Mbufs     int    `yaml:"mbufs"`     // 0: enough for every queue (MbufsNeeded)
 	// RSSKey is the Toeplitz key ports hash flows with, in hex; empty for
@@ -136,8 +142,10 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Defaults for keys the file leaves out.
 const (
-	DefaultAPI   = "/run/ferry/ferry.sock"
-	DefaultMbufs = 8191
+	DefaultAPI = "/run/ferry/ferry.sock"
+	// DefaultConfigPath is what ferryd reads without --config.
+	DefaultConfigPath = "/etc/ferry/ferry.yaml"
+	DefaultMbufs      = 8191
 	// DefaultRxBurst and MaxRxBurst: a pass holds up to 512 packets over
 	// all ports (pipeline.RxMax); with many ports each gets a fair share.
 	DefaultRxBurst = 256

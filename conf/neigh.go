@@ -88,3 +88,23 @@ func (p *Port) NeighParams() (neigh.Params, error) {
 	}
 	return np, nil
 }
+
+// NeighKnobs writes a port's neighbour parameters as its neigh: section:
+// the knobs that differ from the kernel's defaults (base_reachable_time
+// in milliseconds).
+func NeighKnobs(np neigh.Params, _ map[string]int) map[string]int {
+	def := neigh.DefaultParams()
+	out := map[string]int{}
+	for name, k := range neighKnobs {
+		if name == "base_reachable_time" {
+			continue
+		}
+		if v := k.get(&np); v != k.get(&def) {
+			out[name] = v
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}

@@ -69,9 +69,22 @@ cores: [1000]
 			}
 		}
 	})
-	out, err := exec.Command(ferryd, "--check").CombinedOutput()
+	out, err := exec.Command(ferryd, "--check", "--demo").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "valid") {
-		t.Fatalf("--check on the embedded default: %v\n%s", err, out)
+		t.Fatalf("--check on the embedded demo: %v\n%s", err, out)
+	}
+	if _, err := os.Stat("/etc/ferry/ferry.yaml"); err != nil {
+		out, err := exec.Command(ferryd).CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "--demo") {
+			t.Fatalf("ferryd without a configuration: %v\n%s", err, out)
+		}
+	}
+	for _, bin := range []string{"ferryd", "ferryctl"} {
+		out, err := exec.Command(filepath.Join(binDir(t), bin), "--version").CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), bin+" ") || !strings.Contains(string(out), "commit ") {
+			t.Fatalf("%s --version: %v\n%s", bin, err, out)
+		}
 	}
 	if out, err := exec.Command(ferryd, "--help").CombinedOutput(); err != nil || !strings.Contains(string(out), "Usage: ferryd") {
 		t.Fatalf("--help: %v\n%s", err, out)

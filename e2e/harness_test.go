@@ -92,6 +92,7 @@ type router struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	socket string
+	cfg    string // the configuration file it runs
 	logf   string // ferryd's log file
 	done   chan error
 }
@@ -120,7 +121,7 @@ func startRouter(t *testing.T, config string) *router {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	r := &router{t: t, cmd: cmd, socket: socket, logf: logf.Name(), done: make(chan error, 1)}
+	r := &router{t: t, cmd: cmd, socket: socket, cfg: cfgPath, logf: logf.Name(), done: make(chan error, 1)}
 	go func() { r.done <- cmd.Wait() }()
 	t.Cleanup(func() {
 		r.stop()

@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 
+	"ferry/cmd/internal/cli"
 	"ferry/conf"
 )
 
@@ -36,6 +37,8 @@ Commands:
   cache stats                         routing decision cache counters
   cp status | cp mirror on|off        the control plane's netlink mirror
   debug gc | debug heap FILE          collect garbage now; write a heap profile
+  reload                              re-read the configuration file and apply it (as SIGHUP)
+  save [FILE]                         the running routes, rules, neighbours and knobs as a config
   knob show | knob set [dev P] NAME VALUE
                                       run-time settings with the kernel's names
 
@@ -81,6 +84,8 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	socket := fs.String("socket", conf.DefaultAPI, "control socket of ferryd")
 	asJSON := fs.Bool("json", false, "machine-readable output")
 	batch := fs.String("batch", "", "read commands from FILE, one a line ('-' for stdin)")
+	version := fs.Bool("version", false, "print the version and exit")
+	oneline := fs.Bool("o", false, "one line a record: a multipath route's nexthops on its line (valid -batch input)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -90,6 +95,10 @@ func run(argv []string, stdout, stderr io.Writer) int {
 			return 0
 		}
 		return 2
+	}
+	if *version {
+		fmt.Fprintln(stdout, cli.VersionLine("ferryctl"))
+		return 0
 	}
 	args := fs.Args()
 	if *batch == "" && len(args) == 0 {
@@ -111,9 +120,30 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	if *batch != "" {
 		return runBatch(cl, *batch, stdout, stderr)
 	}
-	if err := do(cl, args, *asJSON, stdout); err != nil {
+	if args[0] == "save" && len(args) == 2 {
+		// The daemon renders; the file is written here, by the caller.
+		var buf bytes.Buffer
+		if err := do(cl, args[:1], false, &buf); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		if err := os.WriteFile(args[1], buf.Bytes(), 0o640); err != nil {
+			fmt.Fprintln(stderr, "ferryctl: save:", err)
+			return 1
+		}
+		return 0
+	}
+	out := stdout
+	var buf bytes.Buffer
+	if *oneline && !*asJSON {
+		out = &buf
+	}
+	if err := do(cl, args, *asJSON, out); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
+	}
+	if out == &buf {
+		io.WriteString(stdout, strings.ReplaceAll(buf.String(), "\n\t", " "))
 	}
 	return 0
 }

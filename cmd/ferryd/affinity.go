@@ -135,3 +135,11 @@ func checkCores(cores []int) error {
 	}
 	return nil
 }
+
+func clockMonotonic(ts *[2]int64) error {
+	_, _, e := syscall.RawSyscall(syscall.SYS_CLOCK_GETTIME, 1, uintptr(unsafe.Pointer(ts)), 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}

@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -32,11 +34,12 @@ import (
 	"ferry/pipeline"
 )
 
-const usage = `Usage: ferryd [--config FILE] [--check] [--log-format console|json]
+const usage = `Usage: ferryd [--config FILE | --demo] [--check] [--log-format console|json]
 
-ferryd forwards IPv4 between DPDK ports. Without --config it runs its
-embedded default: two net_tap ports, ftap0 (192.0.2.1/24) and ftap1
-(198.51.100.1/24). Exit status 2 means the configuration was refused.
+ferryd forwards IPv4 between DPDK ports. Without --config it reads
+/etc/ferry/ferry.yaml; --demo runs the embedded demo instead: two net_tap
+ports, ftap0 (192.0.2.1/24) and ftap1 (198.51.100.1/24). Exit status 2
+means the configuration was refused. SIGHUP reloads the configuration.
 
 Options:
 `
@@ -47,12 +50,18 @@ func main() {
 
 func run() int {
 	fs := flag.NewFlagSet("ferryd", flag.ContinueOnError)
-	cfgPath := fs.String("config", "", "configuration file (YAML); the embedded default when empty")
+	cfgPath := fs.String("config", "", "configuration file (YAML); default "+conf.DefaultConfigPath)
+	demo := fs.Bool("demo", false, "run the embedded demo configuration (two net_tap ports)")
+	version := fs.Bool("version", false, "print the version and exit")
 	check := fs.Bool("check", false, "check the configuration and exit")
 	logFormat := fs.String("log-format", "console", "log format: console or json")
 	printDefault := fs.Bool("print-default-config", false, "print the embedded default configuration and exit")
 	if ok, status := cli.Parse(fs, usage, os.Args[1:]); !ok {
 		return status
+	}
+	if *version {
+		fmt.Println(cli.VersionLine("ferryd"))
+		return 0
 	}
 	if *printDefault {
 		os.Stdout.Write(conf.DefaultYAML)
@@ -61,10 +70,21 @@ func run() int {
 	var cfg *conf.Config
 	var err error
 	file := *cfgPath
-	if file == "" {
-		file = "<embedded default>"
+	switch {
+	case *demo && file != "":
+		fmt.Fprintln(os.Stderr, "ferryd: --demo and --config exclude each other")
+		return 2
+	case *demo:
+		file = "<embedded demo>"
 		cfg, err = conf.Parse(file, conf.DefaultYAML)
-	} else {
+	case file == "":
+		if _, serr := os.Stat(conf.DefaultConfigPath); serr != nil {
+			fmt.Fprintf(os.Stderr, "ferryd: no configuration: %s does not exist; give --config FILE, or --demo for the two-tap demo\n", conf.DefaultConfigPath)
+			return 2
+		}
+		file = conf.DefaultConfigPath
+		fallthrough
+	default:
 		cfg, err = conf.Load(file)
 	}
 	if err != nil {
@@ -95,9 +115,22 @@ func run() int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP reloads (systemctl reload, log rotation hooks): it must not
+	// take the router down, as Go's default would.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		// Until serve takes over: a SIGHUP during start is ignored.
+		for range hup {
+			if reloadHook.Load() != nil {
+				(*reloadHook.Load())()
+			}
+		}
+	}()
 	if err := serve(ctx, cfg, file, f, gen, log); err != nil {
 		log.Error("ferryd stopped", zap.Error(err))
-		var ce *coresError
+		var ce *refusedError
 		if errors.As(err, &ce) {
 			fmt.Fprintln(os.Stderr, "ferryd: bad configuration:", err)
 			return 2
@@ -130,7 +163,7 @@ func newLogger(level, format string) (*zap.Logger, error) {
 
 // ealArgs completes the configured EAL arguments: one --vdev or -a per
 // port, a main lcore outside the pipeline cores, and the hugepage fallback.
-func ealArgs(cfg *conf.Config, log *zap.Logger) ([]string, string) {
+func ealArgs(cfg *conf.Config, log *zap.Logger) ([]string, string, error) {
 	args := slices.Clone(cfg.EAL)
 	has := func(names ...string) bool { return hasArg(args, names...) }
 	prefix := "rte"
@@ -165,7 +198,10 @@ func ealArgs(cfg *conf.Config, log *zap.Logger) ([]string, string) {
 			}
 			if err := dpdk.EnsureHugepages(mb); err != nil {
 				if cfg.Hugepages == "on" {
-					log.Error("hugepages required (hugepages: on) but unavailable", zap.Error(err))
+					return nil, prefix, &refusedError{fmt.Errorf("hugepages: on, but %d MB of hugepages cannot be had: %w; reserve them at boot "+
+						"(kernel command line: default_hugepagesz=1G hugepagesz=1G hugepages=N, or hugepages=N for 2 MiB pages), or now with "+
+						"'echo %d > /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages' and hugetlbfs mounted on /dev/hugepages; "+
+						"or set hugepages: auto to fall back to --no-huge", mb, err, (mb+1)/2)}
 				}
 				log.Warn("hugepages unavailable, falling back to --no-huge", zap.Error(err))
 			} else {
@@ -189,14 +225,51 @@ func ealArgs(cfg *conf.Config, log *zap.Logger) ([]string, string) {
 			args = append(args, "-a", p.Dev)
 		}
 	}
-	return args, prefix
+	return args, prefix, nil
 }
 
-// coresError is a cores list the EAL's lcores refuse: a configuration
-// error found only once the EAL runs.
-type coresError struct{ error }
+// refusedError is a configuration refused once ferryd looked at the
+// machine (cores the EAL has no lcore for, hugepages required but
+// missing): exit status 2, as for a bad file.
+type refusedError struct{ error }
 
-func (e *coresError) Unwrap() error { return e.error }
+func (e *refusedError) Unwrap() error { return e.error }
+
+// reloadHook is what SIGHUP runs once serve is ready for it.
+var reloadHook atomic.Pointer[func()]
+
+// reloader re-reads the configuration file and applies it in place.
+type reloader struct {
+	mu     sync.Mutex
+	file   string
+	cur    *conf.Config
+	router *conf.Router
+	log    *zap.Logger
+}
+
+func (rl *reloader) reload() (string, error) {
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	sdNotify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
+	defer sdNotify("READY=1")
+	next, err := conf.Load(rl.file)
+	if err != nil {
+		return "", err
+	}
+	out, err := rl.router.Reload(rl.cur, next, rl.file)
+	if err != nil {
+		return out, err
+	}
+	rl.cur = next
+	return out, nil
+}
+
+// save renders the running state as a configuration file.
+func (rl *reloader) save() ([]byte, error) {
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	return rl.router.Save(rl.cur)
+}
 
 // hasArg reports whether args hold one of the options names.
 func hasArg(args []string, names ...string) bool {
@@ -259,10 +332,13 @@ func (realClock) Now() time.Time { return time.Now() }
 func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *cache.GenID, log *zap.Logger) error {
 	if !hasArg(cfg.EAL, "-l", "-c", "--lcores") {
 		if err := checkCores(cfg.Cores); err != nil {
-			return &coresError{fmt.Errorf("%s: %w", file, err)}
+			return &refusedError{fmt.Errorf("%s: %w", file, err)}
 		}
 	}
-	args, prefix := ealArgs(cfg, log)
+	args, prefix, err := ealArgs(cfg, log)
+	if err != nil {
+		return err
+	}
 	log.Info("starting EAL", zap.Strings("args", args))
 	if err := dpdk.Init(args); err != nil {
 		return err
@@ -275,7 +351,7 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 	}()
 	pipeCPUs, err := pipelineCPUs(cfg.Cores, log)
 	if err != nil {
-		return &coresError{fmt.Errorf("%s: %w", file, err)}
+		return &refusedError{fmt.Errorf("%s: %w", file, err)}
 	}
 
 	pool, err := dpdk.NewPool("ferry_mbufs", cfg.Mbufs, conf.MbufCache, cfg.FrameRoom()+dpdk.Headroom)
@@ -405,6 +481,24 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 	}
 
 	router := &conf.Router{FIB: f, Gen: gen, Neigh: nm, Shared: sh, Links: dp, MTU: dp, Log: log}
+	rl := &reloader{file: file, cur: cfg, router: router, log: log}
+	if !strings.HasPrefix(file, "<") {
+		router.ReloadConfig = rl.reload
+	}
+	router.SaveConfig = rl.save
+	onHUP := func() {
+		if router.ReloadConfig == nil {
+			log.Warn("SIGHUP: nothing to reload (ferryd runs the embedded demo)")
+			return
+		}
+		if out, err := router.ReloadConfig(); err != nil {
+			log.Error("reload failed, the running configuration is kept", zap.Error(err))
+		} else {
+			log.Info("configuration reloaded", zap.String("file", file), zap.String("applied", out))
+		}
+	}
+	reloadHook.Store(&onHUP)
+	defer reloadHook.Store(nil)
 	if cfg.ControlPlane != nil {
 		kp, ns, err := startKernelPath(runCtx, cfg, f, sh, log)
 		if err != nil {
@@ -443,7 +537,11 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 	}
 	go announce(runCtx, cfg, f, sh, garps, log)
 	logSummary(log, cfg, f, infos)
+	if err := sdNotify("READY=1\nSTATUS=forwarding"); err != nil {
+		log.Warn("could not tell systemd ferryd is ready", zap.Error(err))
+	}
 	<-ctx.Done()
+	sdNotify("STOPPING=1")
 	log.Info("shutting down", zap.String("reason", "signal"))
 	return nil
 }

@@ -3,6 +3,8 @@ package linuxcp
 import (
 	"context"
 	"sync"
+
+	"ferry/fib"
 )
 
 // Controller runs the mirror, which can be turned off and on while ferryd
@@ -53,3 +55,10 @@ func (c *Controller) Stop() { c.SetMirror(false) }
 
 // Status is the mirror's.
 func (c *Controller) Status() Status { return c.Mirror.Status() }
+
+// OwnsRoute reports whether the mirror put r in the FIB.
+func (c *Controller) OwnsRoute(r *fib.Route) bool { return c.Mirror.ownsRoute(r) }
+
+// OwnsRule reports whether the mirror put the rule FormatRule printed as
+// text in the FIB.
+func (c *Controller) OwnsRule(text string) bool { return c.Mirror.ownsRule(text) }

@@ -51,6 +51,24 @@ type Mirror struct {
 
 	mu sync.Mutex
 	st Status
+
+	// own guards routes and ruleText for the control API's readers; the
+	// run loop writes them under it.
+	own      sync.RWMutex
+	ruleText map[string]bool // mirrored rules as FormatRule prints them
+}
+
+func (m *Mirror) ownsRoute(r *fib.Route) bool {
+	m.own.RLock()
+	defer m.own.RUnlock()
+	_, ok := m.routes[keyOf(r)]
+	return ok
+}
+
+func (m *Mirror) ownsRule(text string) bool {
+	m.own.RLock()
+	defer m.own.RUnlock()
+	return m.ruleText[text]
 }
 
 // mirrored is a route the mirror put in the FIB: its fingerprint, and the
@@ -94,7 +112,7 @@ const (
 // to ports.
 func NewMirror(ns *Namespace, f *fib.FIB, path *Path, addrs AddrSink, log *zap.Logger) *Mirror {
 	return &Mirror{ns: ns, f: f, path: path, addrs: addrs, log: log,
-		routes: map[routeKey]mirrored{}, rules: map[string]bool{}, neighs: map[neighKey][6]byte{}, warned: map[string]time.Time{},
+		routes: map[routeKey]mirrored{}, rules: map[string]bool{}, ruleText: map[string]bool{}, neighs: map[neighKey][6]byte{}, warned: map[string]time.Time{},
 		st: Status{Netns: ns.Name, Skipped: map[string]uint64{}}}
 }
 
@@ -325,6 +343,8 @@ func (m *Mirror) resync() error {
 	var chunk []fib.Route
 	flush := func() {
 		m.f.Batch(func(b *fib.Batch) error {
+			m.own.Lock()
+			defer m.own.Unlock()
 			for _, r := range chunk {
 				k := keyOf(&r)
 				fp := fingerprint(&r)
@@ -360,6 +380,8 @@ func (m *Mirror) resync() error {
 		return fmt.Errorf("list routes: %w", err)
 	}
 	m.f.Batch(func(b *fib.Batch) error {
+		m.own.Lock()
+		defer m.own.Unlock()
 		for k, v := range m.routes {
 			if v.gen != m.gen {
 				m.apply(b, fib.OpDel, keyRoute(k))
@@ -389,6 +411,8 @@ func (m *Mirror) shrink() {
 		return
 	}
 	fresh := make(map[routeKey]mirrored, len(m.routes))
+	m.own.Lock()
+	defer m.own.Unlock()
 	for k, v := range m.routes {
 		fresh[k] = v
 	}
@@ -417,6 +441,8 @@ func (m *Mirror) apply(b *fib.Batch, op fib.Op, r fib.Route) bool {
 // applyRoutes applies the pending notifications in one batch.
 func (m *Mirror) applyRoutes() {
 	m.f.Batch(func(b *fib.Batch) error {
+		m.own.Lock()
+		defer m.own.Unlock()
 		for i := range m.pend {
 			u := &m.pend[i]
 			if u.Family != netlink.FAMILY_V4 {
@@ -493,6 +519,9 @@ func (m *Mirror) syncRules() {
 				if err := m.f.DelRule(ru); err != nil {
 					m.fail("rules", fmt.Errorf("mirror rule del %s: %w", key, err))
 				}
+				m.own.Lock()
+				delete(m.ruleText, fib.FormatRule(&ru, m.f))
+				m.own.Unlock()
 			}
 			delete(m.rules, key)
 		}
@@ -515,6 +544,9 @@ func (m *Mirror) syncRules() {
 			continue
 		}
 		m.rules[key] = true
+		m.own.Lock()
+		m.ruleText[fib.FormatRule(&ru, m.f)] = true
+		m.own.Unlock()
 	}
 	m.update(func(st *Status) { st.Rules = len(m.rules) })
 }

@@ -1,0 +1,130 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const opsTail = `routes:
+  - "203.0.113.0/24 via 198.51.100.2 dev port1"
+rules:
+  - "from 10.1.0.0/16 lookup 100 priority 100"
+neighbors:
+  - "198.51.100.9 lladdr 02:00:00:00:00:09 dev port1"
+redirect_number: 9
+`
+
+// SIGHUP and 'ferryctl reload' apply a changed file in place; a bad file
+// or a change that needs a restart is refused and changes nothing.
+func TestReload(t *testing.T) {
+	needRoot(t)
+	taps := [2]string{uniq("fra"), uniq("frb")}
+	cfg := tapConfig("fyreload", taps, "", "    neigh: {base_reachable_time_ms: 30000}\n", opsTail)
+	r := startRouter(t, cfg)
+	text, _ := os.ReadFile(r.cfg)
+	write := func(s string) {
+		if err := os.WriteFile(r.cfg, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	changed := strings.NewReplacer(
+		`"203.0.113.0/24 via 198.51.100.2 dev port1"`, `"203.0.113.0/24 via 198.51.100.3 dev port1"`+"\n  - \"10.20.0.0/16 via 198.51.100.2 dev port1\"",
+		`"from 10.1.0.0/16 lookup 100 priority 100"`, `"from 10.2.0.0/16 lookup 200 priority 200"`,
+		"redirect_number: 9", "redirect_number: 5",
+		"base_reachable_time_ms: 30000", "base_reachable_time_ms: 10000",
+	).Replace(string(text))
+	write(changed)
+	r.cmd.Process.Signal(syscall.SIGHUP)
+	if !waitUntil(5*time.Second, func() bool {
+		return strings.Contains(r.mustCtl("route", "show"), "203.0.113.0/24 via 198.51.100.3 dev port1")
+	}) {
+		t.Fatalf("SIGHUP did not reload:\n%s", r.mustCtl("route", "show"))
+	}
+	if err := r.cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatal("SIGHUP ended ferryd")
+	}
+	show, rules, knobs := r.mustCtl("route", "show"), r.mustCtl("rule", "show"), r.mustCtl("knob", "show")
+	for _, want := range []string{"10.20.0.0/16 via 198.51.100.2 dev port1"} {
+		if !strings.Contains(show, want) {
+			t.Errorf("after reload, route show lacks %q:\n%s", want, show)
+		}
+	}
+	if strings.Contains(rules, "10.1.0.0/16") || !strings.Contains(rules, "200:\tfrom 10.2.0.0/16 lookup 200") {
+		t.Errorf("rules after reload:\n%s", rules)
+	}
+	if !strings.Contains(knobs, "redirect_number = 5\n") || !strings.Contains(knobs, "port1.neigh.base_reachable_time_ms = 10000\n") {
+		t.Errorf("knobs after reload:\n%s", knobs)
+	}
+
+	write(strings.Replace(changed, "10.20.0.0/16 via", "10.20.0.0/16 vai", 1))
+	if out, err := r.ctl("reload"); err == nil || !strings.Contains(out, "routes[") {
+		t.Errorf("reload of a bad file: %v\n%s", err, out)
+	}
+	write(strings.Replace(changed, "cores: [", "cores: [0, ", 1))
+	if out, err := r.ctl("reload"); err == nil || !strings.Contains(out, "cores") || !strings.Contains(out, "restart") {
+		t.Errorf("reload of a cores change: %v\n%s", err, out)
+	}
+	if got := r.mustCtl("route", "show"); got != show {
+		t.Errorf("a refused reload changed the routes:\n%s", got)
+	}
+	write(changed)
+	if out, err := r.ctl("reload"); err != nil || !strings.Contains(out, "reloaded") {
+		t.Errorf("reload of an unchanged file: %v\n%s", err, out)
+	}
+}
+
+// 'ferryctl save' writes a configuration that ferryd starts from with the
+// same routes, rules and knobs; 'route show -o' is -batch input once
+// prefixed.
+func TestSaveRoundTrip(t *testing.T) {
+	needRoot(t)
+	taps := [2]string{uniq("fsa"), uniq("fsb")}
+	r := startRouter(t, tapConfig("fysave", taps, "", "", opsTail))
+	r.mustCtl("route", "add", "10.30.0.0/16", "via", "198.51.100.2", "metric", "20", "proto", "static")
+	r.mustCtl("route", "add", "10.31.0.0/16", "nexthop", "via", "198.51.100.2", "weight", "3", "nexthop", "via", "192.0.2.2", "weight", "1")
+	r.mustCtl("route", "add", "blackhole", "10.32.0.0/16", "table", "100")
+	r.mustCtl("rule", "add", "from", "10.5.0.0/16", "iif", "port0", "lookup", "100", "priority", "150")
+	r.mustCtl("neigh", "add", "198.51.100.8", "lladdr", "02:00:00:00:00:08", "dev", "port1")
+	r.mustCtl("knob", "set", "forward_use_pmtu", "1")
+	r.mustCtl("knob", "set", "dev", "port0", "accept_redirects", "1")
+	r.mustCtl("knob", "set", "dev", "port1", "neigh.gc_thresh3", "2048")
+	before := []string{r.mustCtl("route", "show", "table", "all"), r.mustCtl("rule", "show"), r.mustCtl("knob", "show"), r.mustCtl("neigh", "show", "nud", "permanent")}
+	saved := filepath.Join(t.TempDir(), "saved.yaml")
+	r.mustCtl("save", saved)
+	oneline := r.mustCtl("-o", "route", "show")
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile(saved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := regexp.MustCompile(`(?m)^api: .*$`).ReplaceAllString(string(text), `api: "@SOCKET@"`)
+	r2 := startRouter(t, again)
+	after := []string{r2.mustCtl("route", "show", "table", "all"), r2.mustCtl("rule", "show"), r2.mustCtl("knob", "show"), r2.mustCtl("neigh", "show", "nud", "permanent")}
+	for i, what := range []string{"route show table all", "rule show", "knob show", "neigh show nud permanent"} {
+		if before[i] != after[i] {
+			t.Errorf("%s differs after save and restart:\nbefore:\n%s\nafter:\n%s\nsaved:\n%s", what, before[i], after[i], text)
+		}
+	}
+	if strings.Contains(oneline, "\n\t") || !strings.Contains(oneline, "10.31.0.0/16 nexthop via 198.51.100.2 dev port1 weight 3 nexthop via 192.0.2.2 dev port0 weight 1") {
+		t.Fatalf("route show -o:\n%s", oneline)
+	}
+	var batch strings.Builder
+	for _, l := range strings.Split(strings.TrimSpace(oneline), "\n") {
+		batch.WriteString("route replace " + l + "\n")
+	}
+	bf := filepath.Join(t.TempDir(), "routes.batch")
+	os.WriteFile(bf, []byte(batch.String()), 0o644)
+	if out, err := r2.ctl("-batch", bf); err != nil {
+		t.Fatalf("route show -o output as -batch input: %v\n%s\n%s", err, out, batch.String())
+	}
+	if got := r2.mustCtl("route", "show", "table", "all"); got != before[0] {
+		t.Fatalf("the batch changed the routes:\n%s", got)
+	}
+}
