@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -355,6 +356,11 @@ func (c *Config) check(file string) error {
 	}
 	if err := c.checkControlPlane(file); err != nil {
 		return err
+	}
+	if c.Metrics != "" {
+		if _, port, err := net.SplitHostPort(c.Metrics); err != nil || port == "" {
+			return c.Errorf(file, "metrics", "%q is not HOST:PORT (e.g. 127.0.0.1:9469)", c.Metrics)
+		}
 	}
 	return c.checkMbufs(file)
 }

@@ -1,7 +1,12 @@
 package e2e
 
 import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
+	"strconv"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -126,5 +131,64 @@ func TestSaveRoundTrip(t *testing.T) {
 	}
 	if got := r2.mustCtl("route", "show", "table", "all"); got != before[0] {
 		t.Fatalf("the batch changed the routes:\n%s", got)
+	}
+}
+
+// scrape reads one sample of the metrics endpoint; -1 when absent.
+func scrape(t *testing.T, url, series string) float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(l, series+" ") {
+			v, err := strconv.ParseFloat(strings.Fields(l)[1], 64)
+			if err == nil {
+				return v
+			}
+		}
+	}
+	return -1
+}
+
+// The Prometheus endpoint serves every counter of ferryctl stats, and its
+// values move while traffic flows.
+func TestMetricsEndpoint(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, a, _, _ := twoHosts(t, fmt.Sprintf("metrics: %s\n", addr))
+	url := "http://" + addr + "/metrics"
+	fwd := `ferry_pipeline_packets_total{core="0",counter="forwarded"}`
+	before := scrape(t, url, fwd)
+	if before < 0 {
+		t.Fatalf("no %s in the endpoint", fwd)
+	}
+	if out, err := a.run(t, "ping", "-c", "20", "-i", "0.02", "-W", "2", "198.51.100.2"); err != nil {
+		t.Fatalf("ping: %v\n%s", err, out)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if after := scrape(t, url, fwd); after < before+40 {
+		t.Fatalf("%s went from %v to %v over 20 pings there and back", fwd, before, after)
+	}
+	for _, series := range []string{
+		`ferry_port_packets_total{direction="rx",port="port0"}`,
+		`ferry_queue_packets_total{direction="tx",port="port1",queue="0"}`,
+		`ferry_pipeline_drops_total{core="0",reason="drop_no_route"}`,
+		`ferry_neighbours{state="REACHABLE"}`,
+		`ferry_fib_routes{table="main"}`,
+		`ferry_fib_lookup_bytes`,
+		`ferry_genid_bumps_total`,
+		`go_gc_duration_seconds_count`,
+	} {
+		if v := scrape(t, url, series); v < 0 {
+			t.Errorf("no %s", series)
+		}
 	}
 }

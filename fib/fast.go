@@ -928,3 +928,6 @@ func (f *FIB) LookupBulkRefs(keys []Key, out []*Result, spill []Result) {
 		}
 	}
 }
+
+// LookupBytes is the memory of the data plane's lookup structure now.
+func (f *FIB) LookupBytes() int { return f.fast.Load().bytes() }

@@ -516,6 +516,12 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 		}()
 	}
 
+	if cfg.Metrics != "" {
+		if err := conf.ServeMetrics(runCtx, cfg.Metrics, router, log); err != nil {
+			return fmt.Errorf("%s: metrics: %w", file, err)
+		}
+	}
+
 	go expireExceptions(runCtx)
 	srv := &conf.Server{Path: cfg.API, Log: log, Handler: router}
 	if err := srv.Listen(); err != nil {
