@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,11 +47,14 @@ type Server struct {
 	Path    string
 	Handler Handler
 	Log     *zap.Logger
-	ln      net.Listener
-	wg      sync.WaitGroup
-	connMu  sync.Mutex
-	conns   map[net.Conn]struct{}
-	mu      sync.Mutex // one command at a time: the FIB has a single writer
+	// Access decides what each peer may do; nil: root alone, as the
+	// socket's mode says.
+	Access *AccessPolicy
+	ln     net.Listener
+	wg     sync.WaitGroup
+	connMu sync.Mutex
+	conns  map[net.Conn]struct{}
+	mu     sync.Mutex // one command at a time: the FIB has a single writer
 }
 
 // Listen opens the socket, replacing a stale one left by a killed daemon.
@@ -67,7 +71,17 @@ func (s *Server) Listen() error {
 	if err != nil {
 		return fmt.Errorf("control socket %s: %w", s.Path, err)
 	}
-	_ = os.Chmod(s.Path, 0o660)
+	mode, gid := os.FileMode(0o660), -1
+	if s.Access != nil {
+		mode, gid = s.Access.SocketMode()
+	}
+	if gid >= 0 {
+		if err := os.Chown(s.Path, 0, gid); err != nil {
+			ln.Close()
+			return fmt.Errorf("control socket %s: %w", s.Path, err)
+		}
+	}
+	_ = os.Chmod(s.Path, mode)
 	s.ln = ln
 	return nil
 }
@@ -124,12 +138,42 @@ func (s *Server) track(c net.Conn, add bool) {
 	}
 }
 
+// MaxRequest is the longest request line: a client that sends more is
+// answered with an error and cut off.
+const MaxRequest = 1 << 20
+
+// Clients get this long to send a request or read a reply; a stalled one
+// holds only its own connection.
+const (
+	idleTimeout  = 10 * time.Minute
+	writeTimeout = 30 * time.Second
+)
+
 func (s *Server) serveConn(c net.Conn) {
 	defer c.Close()
-	r := bufio.NewReader(c)
+	access := AccessFull
+	who := ""
+	if s.Access != nil {
+		access, who = s.Access.Of(c)
+	}
 	enc := json.NewEncoder(c)
+	reply := func(resp *Response) bool {
+		c.SetWriteDeadline(time.Now().Add(writeTimeout))
+		return enc.Encode(resp) == nil
+	}
+	if access == AccessNone {
+		reply(&Response{Error: "permission denied: the control socket is root's" + s.groupsHint()})
+		s.Log.Warn("control socket peer refused", zap.String("peer", who))
+		return
+	}
+	r := bufio.NewReaderSize(c, 64<<10)
 	for {
-		line, err := r.ReadBytes('\n')
+		c.SetReadDeadline(time.Now().Add(idleTimeout))
+		line, err := readLine(r, MaxRequest)
+		if errors.Is(err, errTooLong) {
+			reply(&Response{Error: fmt.Sprintf("request longer than %d bytes", MaxRequest)})
+			return
+		}
 		if len(line) == 0 && err != nil {
 			return
 		}
@@ -137,11 +181,49 @@ func (s *Server) serveConn(c net.Conn) {
 		var resp Response
 		if jerr := json.Unmarshal(line, &req); jerr != nil {
 			resp.Error = "bad request: " + jerr.Error()
+		} else if access == AccessReadOnly && !readOnlyRequest(req) {
+			resp.Error = fmt.Sprintf("permission denied: read-only access (%s): %q changes the router", s.Access.ReadOnlyGroup, strings.Join(req.Args, " "))
 		} else {
 			resp = s.exec(req)
 		}
-		if enc.Encode(&resp) != nil {
+		if !reply(&resp) {
 			return
+		}
+	}
+}
+
+func (s *Server) groupsHint() string {
+	if s.Access != nil && (s.Access.Group != "" || s.Access.ReadOnlyGroup != "") {
+		return " and its groups' (api_group, api_readonly_group)"
+	}
+	return " (api_group in the configuration lets a group in)"
+}
+
+func readOnlyRequest(req Request) bool {
+	if len(req.Batch) > 0 {
+		for _, args := range req.Batch {
+			if !ReadOnly(args) {
+				return false
+			}
+		}
+		return true
+	}
+	return ReadOnly(req.Args)
+}
+
+var errTooLong = errors.New("line too long")
+
+// readLine reads up to a newline, refusing lines longer than max.
+func readLine(r *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		frag, err := r.ReadSlice('\n')
+		if len(line)+len(frag) > max {
+			return nil, errTooLong
+		}
+		line = append(line, frag...)
+		if err != bufio.ErrBufferFull {
+			return line, err
 		}
 	}
 }

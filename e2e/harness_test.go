@@ -100,9 +100,18 @@ type router struct {
 // startRouter runs ferryd on a config and waits for its control socket.
 func startRouter(t *testing.T, config string) *router {
 	t.Helper()
+	return startRouterAt(t, config, "")
+}
+
+// startRouterAt is startRouter with the control socket at socket (empty:
+// in the test's own directory, for "@SOCKET@" in config).
+func startRouterAt(t *testing.T, config, socket string) *router {
+	t.Helper()
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "ferry.yaml")
-	socket := filepath.Join(dir, "ferry.sock")
+	if socket == "" {
+		socket = filepath.Join(dir, "ferry.sock")
+	}
 	config = strings.ReplaceAll(config, "@SOCKET@", socket)
 	if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
 		t.Fatal(err)

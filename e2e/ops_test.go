@@ -1,14 +1,17 @@
 package e2e
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"strconv"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -190,5 +193,61 @@ func TestMetricsEndpoint(t *testing.T) {
 		if v := scrape(t, url, series); v < 0 {
 			t.Errorf("no %s", series)
 		}
+	}
+}
+
+// ctlAs runs ferryctl as an unprivileged user (nobody) in groups.
+func (r *router) ctlAs(groups []uint32, args ...string) (string, error) {
+	cmd := exec.Command(filepath.Join(binDir(r.t), "ferryctl"), append([]string{"--socket", r.socket}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: groups}}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// api_group and api_readonly_group let other users in, by their
+// credentials; a huge request is refused without harm.
+func TestControlSocketAccess(t *testing.T) {
+	needRoot(t)
+	dir, err := os.MkdirTemp("", "ferry-access")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755) // other users reach the socket through it
+	sock := filepath.Join(dir, "ferry.sock")
+	taps := [2]string{uniq("faa"), uniq("fab")}
+	cfg := strings.Replace(tapConfig("fyaccess", taps, "", "", "api_group: adm\napi_readonly_group: sys\n"), `api: "@SOCKET@"`, "api: "+sock, 1)
+	r := startRouterAt(t, cfg, sock)
+	const adm, sys = 4, 3
+	if out, err := r.ctlAs([]uint32{adm}, "route", "add", "10.40.0.0/16", "via", "198.51.100.2"); err != nil {
+		t.Fatalf("api_group member: route add: %v\n%s", err, out)
+	}
+	if out, err := r.ctlAs([]uint32{sys}, "route", "show"); err != nil || !strings.Contains(out, "10.40.0.0/16") {
+		t.Fatalf("read-only member: route show: %v\n%s", err, out)
+	}
+	out, err := r.ctlAs([]uint32{sys}, "route", "del", "10.40.0.0/16")
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(out, "read-only") {
+		t.Fatalf("read-only member: route del: %v\n%s", err, out)
+	}
+	if out, err := r.ctlAs(nil, "stats"); err == nil || !strings.Contains(out, "permission denied") {
+		t.Fatalf("a user in neither group: %v\n%s", err, out)
+	}
+	// A request line over 1 MiB is refused; others are served meanwhile.
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	go c.Write(append([]byte(`{"args":["`), bytes.Repeat([]byte("x"), 2<<20)...))
+	stalled, _ := net.Dial("unix", sock) // sends nothing
+	defer stalled.Close()
+	if out := r.mustCtl("route", "show"); !strings.Contains(out, "10.40.0.0/16") {
+		t.Fatalf("another client while one stalls:\n%s", out)
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	reply, _ := io.ReadAll(c)
+	if !strings.Contains(string(reply), "longer than") {
+		t.Fatalf("reply to a 2 MiB request: %.200s", reply)
 	}
 }

@@ -523,7 +523,11 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 	}
 
 	go expireExceptions(runCtx)
-	srv := &conf.Server{Path: cfg.API, Log: log, Handler: router}
+	policy, err := conf.NewAccessPolicy(cfg.APIGroup, cfg.APIReadonlyGroup)
+	if err != nil {
+		return &refusedError{fmt.Errorf("%s: api_group: %w", file, err)}
+	}
+	srv := &conf.Server{Path: cfg.API, Log: log, Handler: router, Access: policy}
 	if err := srv.Listen(); err != nil {
 		return err
 	}
