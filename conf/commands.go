@@ -25,21 +25,21 @@ import (
 
 // LinkStat is one port as 'link show' reports it.
 type LinkStat struct {
-	Name      string `json:"name"`
+	Name      string `json:"ifname"`
 	Dev       string `json:"dev"`
-	MAC       string `json:"mac"`
-	Up        bool   `json:"up"`
+	MAC       string `json:"address"`
+	Up        bool   `json:"-"`
 	Speed     uint32 `json:"speed_mbps"`
 	MTU       int    `json:"mtu"`
-	RxPackets uint64 `json:"rx_packets"`
-	TxPackets uint64 `json:"tx_packets"`
-	RxBytes   uint64 `json:"rx_bytes"`
-	TxBytes   uint64 `json:"tx_bytes"`
-	RxMissed  uint64 `json:"rx_missed"`
-	RxErrors  uint64 `json:"rx_errors"`
-	TxErrors  uint64 `json:"tx_errors"`
-	RxNoMbuf  uint64 `json:"rx_nombuf"`
-	TxDropped uint64 `json:"tx_dropped"`
+	RxPackets uint64 `json:"-"`
+	TxPackets uint64 `json:"-"`
+	RxBytes   uint64 `json:"-"`
+	TxBytes   uint64 `json:"-"`
+	RxMissed  uint64 `json:"-"`
+	RxErrors  uint64 `json:"-"`
+	TxErrors  uint64 `json:"-"`
+	RxNoMbuf  uint64 `json:"-"`
+	TxDropped uint64 `json:"-"`
 	// Queues are the port's queues, one a pipeline, as the pipelines
 	// counted them.
 	Queues []QueueStat `json:"queues"`
@@ -47,6 +47,39 @@ type LinkStat struct {
 	// control plane is on.
 	KernelIface string `json:"kernel_iface,omitempty"`
 	Netns       string `json:"netns,omitempty"`
+}
+
+// linkJSON is a port as `ip -j -s link show` gives an interface, with
+// ferry's own fields beside.
+type linkJSON struct {
+	LinkStat
+	Operstate string `json:"operstate"`
+	LinkType  string `json:"link_type"`
+	Stats64   struct {
+		RX struct {
+			Bytes   uint64 `json:"bytes"`
+			Packets uint64 `json:"packets"`
+			Errors  uint64 `json:"errors"`
+			Dropped uint64 `json:"dropped"`
+			NoMbuf  uint64 `json:"nombuf"`
+		} `json:"rx"`
+		TX struct {
+			Bytes   uint64 `json:"bytes"`
+			Packets uint64 `json:"packets"`
+			Errors  uint64 `json:"errors"`
+			Dropped uint64 `json:"dropped"`
+		} `json:"tx"`
+	} `json:"stats64"`
+}
+
+func toLinkJSON(l LinkStat) linkJSON {
+	j := linkJSON{LinkStat: l, Operstate: "DOWN", LinkType: "ether"}
+	if l.Up {
+		j.Operstate = "UP"
+	}
+	j.Stats64.RX.Bytes, j.Stats64.RX.Packets, j.Stats64.RX.Errors, j.Stats64.RX.Dropped, j.Stats64.RX.NoMbuf = l.RxBytes, l.RxPackets, l.RxErrors, l.RxMissed, l.RxNoMbuf
+	j.Stats64.TX.Bytes, j.Stats64.TX.Packets, j.Stats64.TX.Errors, j.Stats64.TX.Dropped = l.TxBytes, l.TxPackets, l.TxErrors, l.TxDropped
+	return j
 }
 
 // QueueStat is one rx/tx queue pair of a port: the pipeline that polls it
@@ -346,10 +379,6 @@ func errText(err error) string {
 }
 
 // RouteJSON is a route as -json shows it.
-type RouteJSON struct {
-	Table uint32 `json:"table"`
-	Route string `json:"route"`
-}
 
 func (r *Router) routeShow(args []string) (string, any, error) {
 	tables := []uint32{fib.TableMain}
@@ -387,7 +416,7 @@ func (r *Router) routeShow(args []string) (string, any, error) {
 		}
 	}
 	var b strings.Builder
-	var data []RouteJSON
+	var data []map[string]any
 	for _, t := range tables {
 		for _, rt := range r.FIB.Routes(t) {
 			if proto >= 0 && int(rt.Proto) != proto {
@@ -399,11 +428,11 @@ func (r *Router) routeShow(args []string) (string, any, error) {
 			}
 			b.WriteString(line)
 			b.WriteByte('\n')
-			data = append(data, RouteJSON{Table: t, Route: line})
+			data = append(data, fib.RouteJSON(rt, r.FIB, len(tables) > 1))
 		}
 	}
 	if data == nil {
-		data = []RouteJSON{}
+		data = []map[string]any{}
 	}
 	return b.String(), data, nil
 }
@@ -640,12 +669,12 @@ func (r *Router) rule(args []string) (string, any, error) {
 	switch verb {
 	case "show", "list", "lst", "sh":
 		var b strings.Builder
-		data := []string{}
+		data := []map[string]any{}
 		for _, ru := range r.FIB.Rules() {
 			line := fib.FormatRule(ru, r.FIB)
 			b.WriteString(line)
 			b.WriteByte('\n')
-			data = append(data, line)
+			data = append(data, fib.RuleJSON(ru, r.FIB))
 		}
 		return b.String(), data, nil
 	case "add", "a", "del", "delete", "d":
@@ -668,10 +697,10 @@ func (r *Router) rule(args []string) (string, any, error) {
 
 // NeighJSON is one neighbour as -json shows it.
 type NeighJSON struct {
-	Dst    string `json:"dst"`
-	Dev    string `json:"dev"`
-	LLAddr string `json:"lladdr,omitempty"`
-	State  string `json:"state"`
+	Dst    string   `json:"dst"`
+	Dev    string   `json:"dev"`
+	LLAddr string   `json:"lladdr,omitempty"`
+	State  []string `json:"state"`
 }
 
 func (r *Router) neigh(args []string) (string, any, error) {
@@ -699,7 +728,7 @@ func (r *Router) neigh(args []string) (string, any, error) {
 			name := r.FIB.PortName(e.Port)
 			b.WriteString(neigh.Format(e, name))
 			b.WriteByte('\n')
-			j := NeighJSON{Dst: pipeline.IPString(e.IP), Dev: name, State: e.State.String()}
+			j := NeighJSON{Dst: pipeline.IPString(e.IP), Dev: name, State: []string{e.State.String()}}
 			if e.HasMAC {
 				j.LLAddr = e.MAC.String()
 			}
@@ -744,7 +773,11 @@ func (r *Router) linkShow(perQueue bool) (string, any, error) {
 			}
 		}
 	}
-	return b.String(), links, nil
+	data := make([]linkJSON, len(links))
+	for i, l := range links {
+		data[i] = toLinkJSON(l)
+	}
+	return b.String(), data, nil
 }
 
 func (r *Router) stats() (string, any, error) {

@@ -70,6 +70,7 @@ func TestChurnDoesNotDisturbForwarding(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rc.Close()
+	forceRcvBuf(t, rc, 8<<20)
 	var got, outOfOrder atomic.Int64
 	go func() {
 		buf := make([]byte, 64)

@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand"
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 
@@ -90,6 +92,28 @@ func kernelTable(r *rand.Rand) (lines []string, multipath []string) {
 	return lines, multipath
 }
 
+// jsonSet is a JSON list as the set of its objects, each in canonical
+// form (keys sorted); the local table's are left out (the kernel's has
+// its own interfaces' entries).
+func jsonSet(t *testing.T, s string) map[string]bool {
+	t.Helper()
+	var list []map[string]any
+	if err := json.Unmarshal([]byte(s), &list); err != nil {
+		t.Fatalf("not a JSON list: %v\n%.300s", err, s)
+	}
+	out := map[string]bool{}
+	for _, o := range list {
+		if o["table"] == "local" {
+			continue
+		}
+		b, _ := json.Marshal(o)
+		out[string(b)] = true
+	}
+	return out
+}
+
+func first(s []string, n int) []string { return s[:min(n, len(s))] }
+
 var kernelNoise = regexp.MustCompile(` uid \d+|\s*\n\s*cache.*|\s+iif \S+|\s+$`)
 
 func normalizeGet(s string) string {
@@ -130,6 +154,42 @@ ports:
 	os.WriteFile(batch, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
 	k.must(t, "ip", "-batch", batch)
 	r.mustCtl("-batch", batch)
+
+	t.Run("JSONAsIproute2", func(t *testing.T) {
+		for _, nb := range [][]string{{"192.0.2.9", "02:00:00:00:00:09", "port0"}, {"198.51.100.9", "02:00:00:00:00:19", "port1"}} {
+			k.must(t, "ip", "neigh", "add", nb[0], "lladdr", nb[1], "dev", nb[2], "nud", "permanent")
+			r.mustCtl("neigh", "add", nb[0], "lladdr", nb[1], "dev", nb[2], "nud", "permanent")
+		}
+		for _, c := range []struct {
+			name          string
+			kernel, ferry []string
+		}{
+			{"route show table all", []string{"-4", "-j", "route", "show", "table", "all"}, []string{"-json", "route", "show", "table", "all"}},
+			{"route show", []string{"-4", "-j", "route", "show"}, []string{"-json", "route", "show"}},
+			{"route show table 100", []string{"-4", "-j", "route", "show", "table", "100"}, []string{"-json", "route", "show", "table", "100"}},
+			{"rule show", []string{"-4", "-j", "rule", "show"}, []string{"-json", "rule", "show"}},
+			{"neigh show nud permanent", []string{"-4", "-j", "neigh", "show", "nud", "permanent"}, []string{"-json", "neigh", "show", "nud", "permanent"}},
+		} {
+			kern, fer := jsonSet(t, k.must(t, append([]string{"ip"}, c.kernel...)...)), jsonSet(t, r.mustCtl(c.ferry...))
+			var missing, extra []string
+			for o := range kern {
+				if !fer[o] {
+					missing = append(missing, o)
+				}
+			}
+			for o := range fer {
+				if !kern[o] {
+					extra = append(extra, o)
+				}
+			}
+			sort.Strings(missing)
+			sort.Strings(extra)
+			if len(missing)+len(extra) > 0 {
+				t.Errorf("%s -j: %d objects only the kernel's, %d only ferry's; first of each:\n%v\n%v",
+					c.name, len(missing), len(extra), first(missing, 5), first(extra, 5))
+			}
+		}
+	})
 
 	// Queries: addresses inside the prefixes (and around them), with variants.
 	var queries [][]string

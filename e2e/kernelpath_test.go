@@ -105,7 +105,7 @@ func TestKernelPathEndToEnd(t *testing.T) {
 	var links []struct {
 		KernelIface string `json:"kernel_iface"`
 		Netns       string `json:"netns"`
-		MAC         string `json:"mac"`
+		MAC         string `json:"address"`
 	}
 	json.Unmarshal([]byte(r.mustCtl("-json", "link", "show")), &links)
 	if len(links) != 2 || links[0].KernelIface != "port0" || links[0].Netns != c.name {

@@ -223,6 +223,10 @@ routes:
 			}); err != nil {
 				t.Fatal(err)
 			}
+			// The reader shares a CPU with everything else here: a
+			// buffer that holds the whole stream keeps its stalls from
+			// counting as the router's losses.
+			forceRcvBuf(t, pc, 8<<20)
 			go func() {
 				buf := make([]byte, 2048)
 				for {
@@ -435,4 +439,21 @@ func udpPayload(flow, seq uint32) []byte {
 		b[i] = byte(x >> 16)
 	}
 	return b
+}
+
+// forceRcvBuf sets a socket's receive buffer past net.core.rmem_max
+// (SO_RCVBUFFORCE, as root).
+func forceRcvBuf(t *testing.T, pc net.PacketConn, n int) {
+	t.Helper()
+	raw, err := pc.(*net.UDPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serr error
+	raw.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, n)
+	})
+	if serr != nil {
+		t.Fatalf("SO_RCVBUFFORCE: %v", serr)
+	}
 }

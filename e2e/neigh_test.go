@@ -14,7 +14,7 @@ type neighJSON struct {
 	Dst    string `json:"dst"`
 	Dev    string `json:"dev"`
 	LLAddr string `json:"lladdr"`
-	State  string `json:"state"`
+	State  string `json:"-"`
 }
 
 func (r *router) neighState(dst string) (neighJSON, bool) {
@@ -22,11 +22,16 @@ func (r *router) neighState(dst string) (neighJSON, bool) {
 	if err != nil {
 		return neighJSON{}, false
 	}
-	var list []neighJSON
+	// As ip -j neigh: the state is a list of NUD flags.
+	var list []struct {
+		neighJSON
+		States []string `json:"state"`
+	}
 	json.Unmarshal([]byte(out), &list)
 	for _, n := range list {
 		if n.Dst == dst {
-			return n, true
+			n.neighJSON.State = strings.Join(n.States, ",")
+			return n.neighJSON, true
 		}
 	}
 	return neighJSON{}, false
@@ -49,7 +54,7 @@ func TestNeighbourEndToEnd(t *testing.T) {
 	t.Run("GratuitousARPAtStart", func(t *testing.T) {
 		var links []struct {
 			Name string `json:"name"`
-			MAC  string `json:"mac"`
+			MAC  string `json:"address"`
 		}
 		json.Unmarshal([]byte(r.mustCtl("-json", "link", "show")), &links)
 		var got string

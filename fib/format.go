@@ -250,3 +250,107 @@ func errText(err error) string {
 	}
 	return err.Error()
 }
+
+// RouteJSON is a route as `ip -j route show` gives it: iproute2's objects
+// and field names. withTable names a table other than main, as a listing
+// of several tables does.
+func RouteJSON(r *Route, f *FIB, withTable bool) map[string]any {
+	o := map[string]any{"dst": prefixStr(r.Dst, r.Len), "flags": []string{}}
+	if r.Type != Unicast {
+		o["type"] = r.Type.String()
+	}
+	if r.Tos != 0 {
+		o["tos"] = fmt.Sprintf("0x%02x", r.Tos)
+	}
+	hop := func(nh *Nexthop, into map[string]any) {
+		if nh.Gateway != 0 {
+			into["gateway"] = ipStr(nh.Gateway)
+		}
+		if nh.Port >= 0 {
+			into["dev"] = portStr(f, nh.Port)
+		}
+		flags := []string{}
+		if nh.Onlink {
+			flags = append(flags, "onlink")
+		}
+		if nh.Port >= 0 && portDown(f, nh.Port) {
+			flags = append(flags, "dead", "linkdown")
+		}
+		into["flags"] = flags
+	}
+	switch {
+	case len(r.Nexthops) == 1:
+		hop(r.Nexthops[0], o)
+	case len(r.Nexthops) > 1:
+		var hops []map[string]any
+		for _, nh := range r.Nexthops {
+			h := map[string]any{"weight": nh.Weight}
+			hop(nh, h)
+			hops = append(hops, h)
+		}
+		o["nexthops"] = hops
+	}
+	if withTable && r.Table != TableMain {
+		o["table"] = tableName(r.Table)
+	}
+	if r.Proto != ProtoBoot {
+		o["protocol"] = protoName(r.Proto)
+	}
+	if r.Scope != ScopeUniverse {
+		o["scope"] = r.Scope.String()
+	}
+	if r.Priority != 0 {
+		o["metric"] = r.Priority
+	}
+	if r.Prefsrc != 0 {
+		o["prefsrc"] = ipStr(r.Prefsrc)
+	}
+	if r.MTU != 0 {
+		m := map[string]any{"mtu": r.MTU}
+		if r.MTULock {
+			m["lock"] = []string{"mtu"}
+		}
+		o["metrics"] = []map[string]any{m}
+	}
+	return o
+}
+
+// RuleJSON is a rule as `ip -j rule show` gives it.
+func RuleJSON(r *Rule, f *FIB) map[string]any {
+	o := map[string]any{"priority": r.Priority, "src": "all"}
+	if r.Invert {
+		o["not"] = nil
+	}
+	if r.SrcLen != 0 {
+		o["src"], o["srclen"] = ipStr(r.Src), r.SrcLen
+	}
+	if r.DstLen != 0 {
+		o["dst"], o["dstlen"] = ipStr(r.Dst), r.DstLen
+	}
+	if r.Tos != 0 {
+		o["tos"] = fmt.Sprintf("0x%02x", r.Tos)
+	}
+	if r.Mark != 0 || r.MarkMask != 0 {
+		o["fwmark"] = fmt.Sprintf("0x%x", r.Mark)
+		if r.MarkMask != 0xffffffff {
+			o["fwmask"] = fmt.Sprintf("0x%x", r.MarkMask)
+		}
+	}
+	if r.IifName != "" {
+		o["iif"] = r.IifName
+	}
+	if r.OifName != "" {
+		o["oif"] = r.OifName
+	}
+	switch r.Action {
+	case ActionLookup, 0:
+		o["table"] = tableName(r.Table)
+	case ActionBlackhole:
+		o["action"] = "blackhole"
+	case ActionUnreachable:
+		o["action"] = "unreachable"
+	case ActionProhibit:
+		o["action"] = "prohibit"
+	}
+	return o
+}
