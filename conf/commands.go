@@ -816,6 +816,7 @@ func (r *Router) stats() (string, any, error) {
 	fmt.Fprintf(&b, "neighbours:\n  entries %d allocs %d destroys %d res_failed %d table_fulls %d forced_gc_runs %d\n",
 		ns.Entries, ns.Allocs, ns.Destroys, ns.ResFailed, ns.TableFulls, ns.ForcedGCRuns)
 	rt := readRuntime()
+	fmt.Fprintf(&b, "memory:\n  hugepage_bytes %d\n", rt.HugepageBytes)
 	fmt.Fprintf(&b, "runtime:\n  gc_cycles %d heap_bytes %d heap_live_bytes %d\n", rt.GCCycles, rt.HeapBytes, rt.HeapLive)
 	sort.Strings(names)
 	out := map[string]any{"counters": data, "neigh": ns, "runtime": rt}
@@ -869,6 +870,25 @@ func (r *Router) coreStats() (string, any, error) {
 	return b.String(), data, nil
 }
 
+// hugepageBytes is the hugepage memory the process maps, from
+// /proc/self/smaps_rollup (hugetlbfs files stay mapped after --huge-unlink).
+func hugepageBytes() uint64 {
+	b, err := os.ReadFile("/proc/self/smaps_rollup")
+	if err != nil {
+		return 0
+	}
+	var kb uint64
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "Shared_Hugetlb:") || strings.HasPrefix(l, "Private_Hugetlb:") {
+			if f := strings.Fields(l); len(f) >= 2 {
+				v, _ := strconv.ParseUint(f[1], 10, 64)
+				kb += v
+			}
+		}
+	}
+	return kb << 10
+}
+
 // debugGC collects garbage now and returns memory to the system, so that
 // the live heap can be read (as after the runtime's forced collection,
 // without the two minutes' wait).
@@ -898,9 +918,10 @@ func (r *Router) debugHeap(path string) (string, any, error) {
 // forwarding path allocates nothing, so garbage collection cycles that
 // grow while only packets flow point at a regression.
 type RuntimeStats struct {
-	GCCycles  uint64 `json:"gc_cycles"`       // completed since start
-	HeapBytes uint64 `json:"heap_bytes"`      // live objects and unswept garbage
-	HeapLive  uint64 `json:"heap_live_bytes"` // live objects as the last collection found them
+	HugepageBytes uint64 `json:"hugepage_bytes"`  // hugepage memory mapped (DPDK's)
+	GCCycles      uint64 `json:"gc_cycles"`       // completed since start
+	HeapBytes     uint64 `json:"heap_bytes"`      // live objects and unswept garbage
+	HeapLive      uint64 `json:"heap_live_bytes"` // live objects as the last collection found them
 }
 
 func readRuntime() RuntimeStats {
@@ -916,6 +937,7 @@ func readRuntime() RuntimeStats {
 	if s[2].Value.Kind() == metrics.KindUint64 {
 		rt.HeapLive = s[2].Value.Uint64()
 	}
+	rt.HugepageBytes = hugepageBytes()
 	return rt
 }
 

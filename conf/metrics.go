@@ -24,7 +24,7 @@ import (
 type metricsCollector struct {
 	r *Router
 
-	packets, drops, port, queue, kernel, neighs, routes, fibBytes, genid, cpRoutes *prometheus.Desc
+	packets, drops, port, queue, kernel, neighs, routes, fibBytes, genid, cpRoutes, huge *prometheus.Desc
 }
 
 func newMetricsCollector(r *Router) *metricsCollector {
@@ -42,11 +42,12 @@ func newMetricsCollector(r *Router) *metricsCollector {
 		fibBytes: d("fib_lookup_bytes", "Memory of the data plane's lookup structure."),
 		genid:    d("genid_bumps_total", "Generation id bumps: changes that expired cached routing decisions."),
 		cpRoutes: d("mirror_routes", "Routes the control plane's mirror put in the FIB."),
+		huge:     d("hugepage_bytes", "Hugepage memory the data plane maps."),
 	}
 }
 
 func (m *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.packets, m.drops, m.port, m.queue, m.kernel, m.neighs, m.routes, m.fibBytes, m.genid, m.cpRoutes} {
+	for _, d := range []*prometheus.Desc{m.packets, m.drops, m.port, m.queue, m.kernel, m.neighs, m.routes, m.fibBytes, m.genid, m.cpRoutes, m.huge} {
 		ch <- d
 	}
 }
@@ -100,6 +101,7 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(m.fibBytes, float64(r.FIB.LookupBytes()))
 	counter(m.genid, r.Gen.Bumps())
+	gauge(m.huge, float64(hugepageBytes()))
 	if r.CP != nil {
 		gauge(m.cpRoutes, float64(r.CP.Status().Routes))
 	}

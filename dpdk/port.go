@@ -92,6 +92,10 @@ func (p Port) Stop() error {
 	return nil
 }
 
+// Socket is the NUMA node the port's device is on; -1 when unknown (a
+// virtual device).
+func (p Port) Socket() int { return int(C.fy_port_socket(C.uint16_t(p.ID))) }
+
 // MAC returns the port's Ethernet address.
 func (p Port) MAC() ([6]byte, error) {
 	var m [6]byte

@@ -141,6 +141,8 @@ int fy_port_setup(uint16_t port, uint16_t nq, uint16_t nrxd, uint16_t ntxd,
 	return 0;
 }
 
+int fy_port_socket(uint16_t port) { return rte_eth_dev_socket_id(port); }
+
 int fy_port_stop(uint16_t port)
 {
 	int ret = rte_eth_dev_stop(port);

@@ -86,6 +86,7 @@ int fy_port_setup(uint16_t port, uint16_t nq, uint16_t nrxd, uint16_t ntxd,
 		  struct rte_mempool *mp, uint16_t mtu, const uint8_t *key, uint8_t key_len,
 		  struct fy_rss_info *rss);
 int fy_port_stop(uint16_t port);
+int fy_port_socket(uint16_t port);
 int fy_port_mac(uint16_t port, uint8_t mac[6]);
 int fy_port_link(uint16_t port, uint32_t *speed, int *up);
 int fy_port_set_mtu(uint16_t port, uint16_t mtu);

@@ -193,6 +193,9 @@ func (fs *fsnap) ansFor(i uint32, k *Key) *answer {
 
 // ansAt is ansFor as an index.
 func (fs *fsnap) ansAt(i uint32, k *Key) (uint32, bool) {
+	if int(i) >= len(fs.ans) {
+		return 0, false // newer than this snapshot (InputView.Shared)
+	}
 	a := &fs.ans[i]
 	if a.flags == 0 {
 		return i, k.Oif < 0 || a.nh == nil
@@ -203,7 +206,7 @@ func (fs *fsnap) ansAt(i uint32, k *Key) (uint32, bool) {
 	// fib_select_multipath: the first nexthop whose bound is at least the
 	// hash; the last one's bound is the largest hash.
 	h := int32(k.Hash >> 1)
-	j, end := i+1, i+a.n
+	j, end := i+1, min(i+a.n, uint32(len(fs.ans)))
 	for j < end && fs.ans[j].bound < h {
 		j++
 	}

@@ -610,7 +610,9 @@ func (f *FIB) publishFast() {
 // block's new node is appended past what readers index, then its top
 // entry is stored atomically, as fib_trie links a new tnode into its
 // parent. A reader still on an older snapshot may see that entry early:
-// the change is whole either way.
+// the change is whole either way, and where the new node names an answer
+// the older snapshot's table lacks, the reader looks the address up in
+// full (InputView.Shared).
 func (f *FIB) updateFast(d *dirtySet) {
 	pub := f.fast.Load()
 	w := &f.fw
@@ -881,8 +883,12 @@ func (v *InputView) Result(val uint16, dst, src uint32) *Result {
 
 // Shared is the Result that Result gives for val to every address that is
 // not Special, or nil: one Result for all of them.
+//
+// A value past the snapshot's answers comes from an entry a later single
+// change stored in place (updateFast) with an answer this snapshot
+// predates: it is left to the full lookup too.
 func (v *InputView) Shared(val uint16) *Result {
-	if v.custom || val == valSlow || v.fs.ans[val].flags != 0 {
+	if v.custom || int(val) >= len(v.fs.inRes) || v.fs.ans[val].flags != 0 {
 		return nil
 	}
 	return &v.fs.inRes[val]
@@ -899,8 +905,8 @@ func (v *InputView) Lookup(k *Key, val uint16, spill *Result) *Result {
 	if inputMaybeSpecial(k) && inputSpecial(k, f.portSnap.Load(), spill) {
 		return spill
 	}
-	if val != valSlow {
-		if j, ok := v.fs.ansAt(uint32(val), k); ok {
+	if int(val) < len(v.fs.inRes) {
+		if j, ok := v.fs.ansAt(uint32(val), k); ok && int(j) < len(v.fs.inRes) {
 			return &v.fs.inRes[j]
 		}
 	}

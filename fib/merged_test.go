@@ -281,3 +281,48 @@ func byAddr(f *FIB, dsts, srcs []uint32, refs []*Result) {
 		refs[i] = v.Result(vals[i], d, srcs[i])
 	}
 }
+
+// A view pinned before a new answer was made reads, through an entry a
+// later single change stored in place in a chunk it shares, a value past
+// its own answers: it must leave it to the full lookup, not index past
+// them.
+func TestOlderViewSeesNewerAnswerInPlace(t *testing.T) {
+	f := New(nil, 1)
+	if err := f.SetPort(0, "port0", 1500, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.AddAddress(0, ip("192.0.2.1"), 24); err != nil {
+		t.Fatal(err)
+	}
+	route := func(dst, gw string) Route {
+		return Route{Table: TableMain, Dst: ip(dst), Len: 24, Type: Unicast, Nexthops: []*Nexthop{{Gateway: ip(gw), Port: 0, Weight: 1}}}
+	}
+	for _, d := range []string{"10.1.1.0", "10.2.1.0", "11.3.1.0"} {
+		if err := f.Add(route(d, "192.0.2.2")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := f.InputView()
+	// Two blocks of chunk 10 in one batch (a new snapshot, which copies
+	// chunk 10) with a new gateway (a new answer); then one block of
+	// chunk 11, which the old view shares, alone (stored in place) with
+	// that gateway.
+	f.Batch(func(b *Batch) error {
+		b.Add(route("10.1.2.0", "192.0.2.7"))
+		b.Add(route("10.2.2.0", "192.0.2.7"))
+		return nil
+	})
+	if err := f.Add(route("11.3.2.0", "192.0.2.7")); err != nil {
+		t.Fatal(err)
+	}
+	val := old.Val(ip("11.3.2.9"))
+	if r := old.Shared(val); r != nil && (r.Nexthop == nil || r.Nexthop.Gateway != ip("192.0.2.7")) {
+		t.Fatalf("the older view answers %+v for 11.3.2.9", r)
+	}
+	var k Key
+	k.Dst, k.Oif = ip("11.3.2.9"), -1
+	var spill Result
+	if r := old.Lookup(&k, val, &spill); r.Nexthop != nil && r.Nexthop.Gateway != ip("192.0.2.7") {
+		t.Fatalf("the older view's lookup answers %+v", r)
+	}
+}

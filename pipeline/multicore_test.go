@@ -227,9 +227,17 @@ func TestPipelinesShareStateUnderChurn(t *testing.T) {
 	// The final route, on every core's next pass.
 	flow := [][]byte{ipPacket(macR0, macA, ipA, ip4(203, 0, 113, 9), 64, ProtoUDP, make([]byte, 32))}
 	for _, c := range rigs {
-		macs, err := c.pass(flow)
+		sent, err := c.pass(flow)
 		if err != nil {
 			t.Fatal(err)
+		}
+		// The owner's solicitations for the silent hosts (broadcasts)
+		// may leave in the same pass.
+		var macs []MAC
+		for _, m := range sent {
+			if m != Broadcast {
+				macs = append(macs, m)
+			}
 		}
 		if len(macs) != 1 || macs[0] != macC {
 			t.Fatalf("core %d sent %v after the route moved to C (%v)", c.p.core, macs, macC)

@@ -380,6 +380,7 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 		}
 		dp.ports = append(dp.ports, p)
 		logRSS(log, pc, rss, rssKey != nil)
+		warnNUMA(log, pc.Name, p.Socket(), cfg.Cores)
 		mac, err := p.MAC()
 		if err != nil {
 			return err
@@ -730,4 +731,19 @@ func startKernelPath(ctx context.Context, cfg *conf.Config, f *fib.FIB, sh *pipe
 			zap.String("netns", st.Netns), zap.Int("ifindex", st.Index))
 	}
 	return kp, ns, nil
+}
+
+// warnNUMA says when a port's device is on another NUMA node than a
+// pipeline that polls it: its descriptors and packets then cross the
+// interconnect on every packet.
+func warnNUMA(log *zap.Logger, port string, socket int, cores []int) {
+	if socket < 0 {
+		return
+	}
+	for _, c := range cores {
+		if l, err := dpdk.LcoreInfo(c); err == nil && l.Socket != socket {
+			log.Warn("port and pipeline on different NUMA nodes", zap.String("port", port), zap.Int("port_node", socket),
+				zap.Int("lcore", c), zap.Int("lcore_node", l.Socket))
+		}
+	}
 }
