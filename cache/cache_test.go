@@ -155,3 +155,28 @@ func TestExceptionFloodBounded(t *testing.T) {
 		t.Fatalf("Each saw %d, Len %d", n, tb.Len())
 	}
 }
+
+// Bumps during a hold become one at its release; without one pending,
+// the release bumps nothing.
+func TestGenIDHold(t *testing.T) {
+	var g GenID
+	release := g.Hold()
+	g.Bump()
+	g.Bump()
+	g.Bump()
+	if g.Bumps() != 0 {
+		t.Fatalf("%d bumps during the hold", g.Bumps())
+	}
+	release()
+	if g.Bumps() != 1 || g.Current() != 1 {
+		t.Fatalf("after the release: %d bumps, genid %d", g.Bumps(), g.Current())
+	}
+	g.Hold()()
+	if g.Bumps() != 1 {
+		t.Fatal("an empty hold bumped")
+	}
+	g.Bump()
+	if g.Bumps() != 2 {
+		t.Fatal("a bump outside a hold waited")
+	}
+}

@@ -82,6 +82,8 @@ func (r *Router) Reload(cur, next *Config, file string) (string, error) {
 		}
 		nreq = append(nreq, req)
 	}
+	// Everything below expires cached decisions once, at the end.
+	defer r.Gen.Hold()()
 	var report []string
 	goneRoutes, newRoutes := diffLines(cur.Routes, next.Routes)
 	err := r.FIB.Batch(func(b *fib.Batch) error {

@@ -114,6 +114,15 @@ func TestKernelPathEndToEnd(t *testing.T) {
 	if out := c.must(t, "ip", "link", "show", "port0"); !strings.Contains(out, links[0].MAC) {
 		t.Fatalf("kernel interface lacks the port's MAC %s:\n%s", links[0].MAC, out)
 	}
+	// The net_tap ports' kernel sides are in A and B now: the ports are
+	// up, and so is their kernel interfaces' carrier.
+	time.Sleep(1500 * time.Millisecond)
+	if out := r.mustCtl("link", "show"); strings.Contains(out, "state DOWN") {
+		t.Fatalf("a port whose tap moved to another namespace shows down:\n%s", out)
+	}
+	if out := c.must(t, "ip", "link", "show", "port0"); strings.Contains(out, "NO-CARRIER") {
+		t.Fatalf("kernel interface without carrier while its port is up:\n%s", out)
+	}
 
 	t.Run("TCPToTheRouter", func(t *testing.T) {
 		ln := echoServer(t, c, "192.0.2.1:179")

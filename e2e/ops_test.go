@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -47,6 +48,7 @@ func TestReload(t *testing.T) {
 		"base_reachable_time_ms: 30000", "base_reachable_time_ms: 10000",
 	).Replace(string(text))
 	write(changed)
+	bumps0 := r.genidBumps()
 	r.cmd.Process.Signal(syscall.SIGHUP)
 	if !waitUntil(5*time.Second, func() bool {
 		return strings.Contains(r.mustCtl("route", "show"), "203.0.113.0/24 via 198.51.100.3 dev port1")
@@ -55,6 +57,9 @@ func TestReload(t *testing.T) {
 	}
 	if err := r.cmd.Process.Signal(syscall.Signal(0)); err != nil {
 		t.Fatal("SIGHUP ended ferryd")
+	}
+	if n := r.genidBumps() - bumps0; n != 1 {
+		t.Errorf("the reload bumped the genid %d times, want once", n)
 	}
 	show, rules, knobs := r.mustCtl("route", "show"), r.mustCtl("rule", "show"), r.mustCtl("knob", "show")
 	for _, want := range []string{"10.20.0.0/16 via 198.51.100.2 dev port1"} {
@@ -135,6 +140,14 @@ func TestSaveRoundTrip(t *testing.T) {
 	if got := r2.mustCtl("route", "show", "table", "all"); got != before[0] {
 		t.Fatalf("the batch changed the routes:\n%s", got)
 	}
+}
+
+func (r *router) genidBumps() uint64 {
+	var st struct {
+		Bumps uint64 `json:"genid_bumps"`
+	}
+	json.Unmarshal([]byte(r.mustCtl("-json", "cache", "stats")), &st)
+	return st.Bumps
 }
 
 // scrape reads one sample of the metrics endpoint; -1 when absent.

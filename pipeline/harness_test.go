@@ -75,32 +75,37 @@ func newHarness(t testing.TB, setup ...func(*Shared)) *harness {
 		{Name: "port1", MAC: neigh.MAC(macR1), Addrs: []uint32{ip4(198, 51, 100, 1)}, Params: neigh.DefaultParams()},
 	}, 1, h.clk, h.sh, nil)
 	h.sh.Neigh = h.nm
-	io := &h.io
-	io.RxN = &h.rxN
+	goIO(&h.io, &h.rxN, &h.freeN, &h.alloN, h.newBuf)
+	for _, f := range setup {
+		f(h.sh)
+	}
+	h.p = h.sh.NewPipeline(0, &h.io)
+	return h
+}
+
+// goIO wires io over Go memory for two ports, as the data plane's shim
+// does over C memory; spare buffers come from newBuf.
+func goIO(io *IO, rxN, freeN, alloN *uint32, newBuf func() *testBuf) {
+	io.RxN = rxN
 	io.Rx = make([]RxPkt, RxMax)
 	io.TxN = make([]uint16, 2)
 	io.TxRef = [][]uintptr{make([]uintptr, TxMax), make([]uintptr, TxMax)}
 	io.TxLen = [][]uint16{make([]uint16, TxMax), make([]uint16, TxMax)}
-	io.FreeN = &h.freeN
+	io.FreeN = freeN
 	io.FreeRef = make([]unsafe.Pointer, FreeMax)
-	io.AllocN = &h.alloN
+	io.AllocN = alloN
 	io.AllocRef = make([]unsafe.Pointer, BurstSize)
 	io.AllocData = make([]unsafe.Pointer, BurstSize)
 	io.AllocCap = make([]uint16, BurstSize)
 	io.Refill = func(n int) {
-		for int(h.alloN) < n {
-			b := h.newBuf()
-			io.AllocRef[h.alloN] = unsafe.Pointer(b)
-			io.AllocData[h.alloN] = unsafe.Pointer(&b.data[0])
-			io.AllocCap[h.alloN] = uint16(len(b.data))
-			h.alloN++
+		for int(*alloN) < n {
+			b := newBuf()
+			io.AllocRef[*alloN] = unsafe.Pointer(b)
+			io.AllocData[*alloN] = unsafe.Pointer(&b.data[0])
+			io.AllocCap[*alloN] = uint16(len(b.data))
+			*alloN++
 		}
 	}
-	for _, f := range setup {
-		f(h.sh)
-	}
-	h.p = h.sh.NewPipeline(0, io)
-	return h
 }
 
 func (h *harness) newBuf() *testBuf {

@@ -26,28 +26,8 @@ type coreRig struct {
 
 func newCoreRig(sh *Shared, core int) *coreRig {
 	c := &coreRig{bufs: map[uintptr]*testBuf{}}
-	io := &c.io
-	io.RxN = &c.rxN
-	io.Rx = make([]RxPkt, RxMax)
-	io.TxN = make([]uint16, 2)
-	io.TxRef = [][]uintptr{make([]uintptr, TxMax), make([]uintptr, TxMax)}
-	io.TxLen = [][]uint16{make([]uint16, TxMax), make([]uint16, TxMax)}
-	io.FreeN = &c.freeN
-	io.FreeRef = make([]unsafe.Pointer, FreeMax)
-	io.AllocN = &c.alloN
-	io.AllocRef = make([]unsafe.Pointer, BurstSize)
-	io.AllocData = make([]unsafe.Pointer, BurstSize)
-	io.AllocCap = make([]uint16, BurstSize)
-	io.Refill = func(n int) {
-		for int(c.alloN) < n {
-			b := c.buf()
-			io.AllocRef[c.alloN] = unsafe.Pointer(b)
-			io.AllocData[c.alloN] = unsafe.Pointer(&b.data[0])
-			io.AllocCap[c.alloN] = uint16(len(b.data))
-			c.alloN++
-		}
-	}
-	c.p = sh.NewPipeline(core, io)
+	goIO(&c.io, &c.rxN, &c.freeN, &c.alloN, c.buf)
+	c.p = sh.NewPipeline(core, &c.io)
 	return c
 }
 

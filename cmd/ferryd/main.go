@@ -303,7 +303,7 @@ func (d *dataplane) Links() []conf.LinkStat {
 			ls.MTU = infos[i].MTU
 		}
 		if speed, up, err := p.Link(); err == nil {
-			ls.Speed, ls.Up = speed, up
+			ls.Speed, ls.Up = speed, up || d.tapElsewhere(i)
 		}
 		if st, err := p.Stats(); err == nil {
 			ls.RxPackets, ls.TxPackets, ls.RxBytes, ls.TxBytes = st.RxPackets, st.TxPackets, st.RxBytes, st.TxBytes
@@ -501,7 +501,7 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 	reloadHook.Store(&onHUP)
 	defer reloadHook.Store(nil)
 	if cfg.ControlPlane != nil {
-		kp, ns, err := startKernelPath(runCtx, cfg, f, sh, log)
+		kp, ns, err := startKernelPath(runCtx, cfg, f, sh, dp, log)
 		if err != nil {
 			return fmt.Errorf("%s: control_plane: %w", file, err)
 		}
@@ -595,6 +595,23 @@ func expireExceptions(ctx context.Context) {
 			cache.ExpireExceptions(cache.Now())
 		}
 	}
+}
+
+// tapElsewhere reports whether port i is a net_tap whose kernel side is
+// not in ferryd's namespace: net_tap reads its link from that interface,
+// by name, here, and so reports a tap moved into another namespace (where
+// the hosts behind it are) down while it carries traffic. Such a port's
+// link is taken as up.
+func (d *dataplane) tapElsewhere(i int) bool {
+	if i >= len(d.cfg.Ports) {
+		return false
+	}
+	ifname := dpdk.TapIface(d.cfg.Ports[i].Dev)
+	if ifname == "" {
+		return false
+	}
+	_, err := net.InterfaceByName(ifname)
+	return err != nil
 }
 
 // SetMTU changes a port's MTU in the PMD. Frames stay in one buffer
@@ -706,7 +723,7 @@ func rssHashNames(hf uint64) string {
 
 // startKernelPath gives every port its kernel interface in the control
 // plane's namespace, with the port's MAC, MTU and addresses.
-func startKernelPath(ctx context.Context, cfg *conf.Config, f *fib.FIB, sh *pipeline.Shared, log *zap.Logger) (*linuxcp.Path, *linuxcp.Namespace, error) {
+func startKernelPath(ctx context.Context, cfg *conf.Config, f *fib.FIB, sh *pipeline.Shared, dp *dataplane, log *zap.Logger) (*linuxcp.Path, *linuxcp.Namespace, error) {
 	ns, err := linuxcp.OpenNamespace(cfg.ControlPlane.Netns)
 	if err != nil {
 		return nil, nil, err
@@ -716,6 +733,13 @@ func startKernelPath(ctx context.Context, cfg *conf.Config, f *fib.FIB, sh *pipe
 	for i, pc := range cfg.Ports {
 		s := linuxcp.PortSpec{Port: i, Name: pc.Name, Iface: pc.KernelIface, MAC: infos[i].MAC[:], MTU: infos[i].MTU,
 			Punt: sh.PuntRings(i), Wake: sh.PuntWake(i), Inject: sh.InjectRing(i)}
+		if i < len(dp.ports) {
+			port := dp.ports[i]
+			s.LinkUp = func() bool {
+				_, up, err := port.Link()
+				return err != nil || up || dp.tapElsewhere(i)
+			}
+		}
 		for _, a := range f.Addresses(i) {
 			s.Addrs = append(s.Addrs, linuxcp.Addr{IP: net.IPv4(byte(a.Addr>>24), byte(a.Addr>>16), byte(a.Addr>>8), byte(a.Addr)), Len: int(a.Len)})
 		}

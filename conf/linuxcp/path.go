@@ -8,6 +8,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"go.uber.org/zap"
 
@@ -26,6 +29,9 @@ type PortSpec struct {
 	Punt   []*pipeline.FrameRing // a core each: frames for the kernel
 	Wake   <-chan struct{}       // signalled when Punt has frames
 	Inject *pipeline.FrameRing   // frames the kernel sends out
+	// LinkUp reports the port's link (carrier); nil: always up. The
+	// kernel interface's carrier follows it.
+	LinkUp func() bool
 }
 
 // Path runs every port's kernel interface: a writer of punted frames and
@@ -69,7 +75,64 @@ func Start(ctx context.Context, ns *Namespace, specs []PortSpec, log *zap.Logger
 		go p.writer(ctx, pp)
 		go p.reader(ctx, pp)
 	}
+	p.wg.Add(1)
+	go p.carrier(ctx)
 	return p, nil
+}
+
+// carrierEvery is how often the ports' links are read for their kernel
+// interfaces' carrier.
+const carrierEvery = time.Second
+
+// tunSetCarrier is TUNSETCARRIER, _IOW('T', 226, int).
+const tunSetCarrier = 0x400454e2
+
+// carrier keeps each kernel interface's carrier as its port's link: up
+// while the port is up, so that the routing daemon sees the link go down
+// (and its routes through it) when the port's does.
+func (p *Path) carrier(ctx context.Context) {
+	defer p.wg.Done()
+	last := make(map[*portPath]int)
+	tick := time.NewTicker(carrierEvery)
+	defer tick.Stop()
+	for {
+		for _, pp := range p.ports {
+			up := 1
+			if pp.spec.LinkUp != nil && !pp.spec.LinkUp() {
+				up = 0
+			}
+			f := pp.file.Load()
+			if f == nil {
+				delete(last, pp)
+				continue
+			}
+			if v, ok := last[pp]; ok && v == up {
+				continue
+			}
+			raw, err := f.SyscallConn()
+			if err != nil {
+				continue
+			}
+			var serr error
+			raw.Control(func(fd uintptr) {
+				v := int32(up)
+				if _, _, e := unix.Syscall(unix.SYS_IOCTL, fd, tunSetCarrier, uintptr(unsafe.Pointer(&v))); e != 0 {
+					serr = e
+				}
+			})
+			if serr != nil {
+				p.log.Warn("kernel interface carrier not set", zap.String("iface", pp.spec.Iface), zap.Error(serr))
+			} else if _, ok := last[pp]; ok || up == 0 {
+				p.log.Info("kernel interface carrier follows its port", zap.String("iface", pp.spec.Iface), zap.Bool("up", up == 1))
+			}
+			last[pp] = up
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 func (p *Path) open(pp *portPath) error {
