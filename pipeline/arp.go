@@ -34,9 +34,14 @@ func (p *Pipeline) arpInput(ref unsafe.Pointer, fr []byte, port int) {
 		p.drop(ref, DropNotForUs)
 		return
 	}
-	// A duplicate-address probe (sender 0.0.0.0) is answered but teaches nothing.
+	// A duplicate-address probe (sender 0.0.0.0) is answered but teaches
+	// nothing. The owner is told what the frame was: a reply broadcast,
+	// not sent to the router, only makes an entry STALE (arp_process).
 	if sip != 0 && p.sh.Neigh != nil {
-		p.sh.Neigh.ARPReceived(p.core, port, op, sip, neigh.MAC(sha), tip)
+		var tha neigh.MAC
+		copy(tha[:], a[ArpThaOff:ArpThaOff+6])
+		p.sh.Neigh.ARPInput(p.core, port, neigh.ARPPacket{Op: op, SenderIP: sip, SenderMAC: neigh.MAC(sha), TargetIP: tip,
+			TargetMAC: tha, HasTarget: true, Unicast: fr[0]&1 == 0})
 	}
 	if op != 1 || !(p.sh.FIB.IsLocal(tip) || pi.ProxyARP && p.proxies(tip, sip, port)) {
 		if op == 2 && p.punts(port) {

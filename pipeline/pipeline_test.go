@@ -518,3 +518,24 @@ func TestSharedResultCounters(t *testing.T) {
 		})
 	}
 }
+
+// A reply that resolves an INCOMPLETE entry but was broadcast, not sent
+// to the router, makes it STALE, as the kernel's arp_process; a unicast
+// one makes it REACHABLE.
+func TestBroadcastARPReplyMakesStale(t *testing.T) {
+	for _, tc := range []struct {
+		dst  MAC
+		want neigh.State
+	}{{Broadcast, neigh.Stale}, {macR1, neigh.Reachable}} {
+		h := newHarness(t)
+		h.burst(sent{0, echoRequest(macR0, macA, ipA, ipB, 64, 1)})
+		h.step(time.Millisecond) // INCOMPLETE, solicited
+		h.burst()
+		h.burst(sent{1, arpFrame(2, tc.dst, macB, ipB, ipR1, macR1)})
+		h.step(time.Millisecond)
+		e := h.nm.Table(1).Lookup(ipB)
+		if e == nil || e.State() != tc.want {
+			t.Fatalf("reply to %v: entry %v, want %v", tc.dst, e, tc.want)
+		}
+	}
+}
