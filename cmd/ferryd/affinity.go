@@ -3,9 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
-	"slices"
 	"strconv"
-	"strings"
 	"syscall"
 	"unsafe"
 )
@@ -91,55 +89,4 @@ func keepOffCores(cores []int) ([]int, error) {
 		}
 	}
 	return rest.cpus(), nil
-}
-
-// lcoreArgs maps each pipeline lcore N onto CPU N, as -l would, and adds a
-// main lcore (the control plane's, which mostly sleeps) on a CPU outside
-// them where there is one.
-func lcoreArgs(cores []int) []string {
-	allowed, err := getAffinity(0)
-	free := -1
-	if err == nil {
-		for _, c := range allowed.cpus() {
-			if !slices.Contains(cores, c) {
-				free = c
-				break
-			}
-		}
-	}
-	if free < 0 {
-		free = cores[0]
-	}
-	main := 0
-	for slices.Contains(cores, main) {
-		main++
-	}
-	m := []string{fmt.Sprintf("%d@%d", main, free)}
-	for _, c := range cores {
-		m = append(m, fmt.Sprintf("%d@%d", c, c))
-	}
-	return []string{"--lcores", strings.Join(m, ","), "--main-lcore", strconv.Itoa(main)}
-}
-
-// checkCores tells, before the EAL starts, which pipeline lcore would land
-// on a CPU this process may not use when ferryd maps lcores itself.
-func checkCores(cores []int) error {
-	allowed, err := getAffinity(0)
-	if err != nil {
-		return nil // the EAL will say
-	}
-	for i, c := range cores {
-		if !allowed.has(c) {
-			return fmt.Errorf("cores[%d]: lcore %d runs on CPU %d without -l or --lcores in eal, and this process may use CPUs %v only; map lcores onto CPUs with --lcores (e.g. \"--lcores\", \"0@0,1@1,2@1\")", i, c, c, allowed.cpus())
-		}
-	}
-	return nil
-}
-
-func clockMonotonic(ts *[2]int64) error {
-	_, _, e := syscall.RawSyscall(syscall.SYS_CLOCK_GETTIME, 1, uintptr(unsafe.Pointer(ts)), 0)
-	if e != 0 {
-		return e
-	}
-	return nil
 }

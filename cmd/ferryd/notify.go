@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"syscall"
 	"time"
+	"unsafe"
 )
 
 // sdNotify tells systemd (Type=notify) the daemon's state: READY=1 once
@@ -38,4 +40,12 @@ func monotonicUsec() int64 {
 		return 0
 	}
 	return ts[0]*1e6 + ts[1]/1e3
+}
+
+func clockMonotonic(ts *[2]int64) error {
+	_, _, e := syscall.RawSyscall(syscall.SYS_CLOCK_GETTIME, 1, uintptr(unsafe.Pointer(ts)), 0)
+	if e != 0 {
+		return e
+	}
+	return nil
 }

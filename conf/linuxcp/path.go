@@ -10,9 +10,8 @@ import (
 	"time"
 	"unsafe"
 
-	"golang.org/x/sys/unix"
-
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"ferry/pipeline"
 )

@@ -1,0 +1,87 @@
+package conf
+
+import (
+	"fmt"
+	"strings"
+
+	"ferry/cache"
+	"ferry/pipeline"
+)
+
+// exceptionText is the "cache" line ip route get prints for an exception.
+func exceptionText(e *cache.Exception) string {
+	var b strings.Builder
+	b.WriteString("cache")
+	if e.Gateway != 0 {
+		b.WriteString(" <redirected>")
+	}
+	if e.Expires != 0 {
+		left := (e.Expires - cache.Now()) / 1e9
+		if left < 0 {
+			left = 0
+		}
+		fmt.Fprintf(&b, " expires %dsec", left)
+	}
+	if e.PMTU != 0 {
+		if e.Locked {
+			fmt.Fprintf(&b, " mtu lock %d", e.PMTU)
+		} else {
+			fmt.Fprintf(&b, " mtu %d", e.PMTU)
+		}
+	}
+	return b.String()
+}
+
+// ExceptionJSON is one live exception as -json shows it.
+type ExceptionJSON struct {
+	Dst        string `json:"dst"`
+	Gateway    string `json:"gateway,omitempty"`
+	Dev        string `json:"dev"`
+	Redirected bool   `json:"redirected"`
+	MTU        uint32 `json:"mtu,omitempty"`
+	Expires    int64  `json:"expires_sec"`
+}
+
+// routeShowCache lists live nexthop exceptions as ip route show cache does.
+func (r *Router) routeShowCache() (string, any, error) {
+	now := cache.Now()
+	var b strings.Builder
+	data := []ExceptionJSON{}
+	for _, o := range cache.ExceptionOwners() {
+		t := o.Cache.Exceptions()
+		if t == nil {
+			continue
+		}
+		t.Each(now, func(e *cache.Exception) {
+			gw := o.Gateway
+			if e.Gateway != 0 {
+				gw = e.Gateway
+			}
+			dev := r.FIB.PortName(o.Port)
+			b.WriteString(pipeline.IPString(e.Daddr))
+			if gw != 0 {
+				b.WriteString(" via " + pipeline.IPString(gw))
+			}
+			fmt.Fprintf(&b, " dev %s \n    %s\n", dev, exceptionText(e))
+			j := ExceptionJSON{Dst: pipeline.IPString(e.Daddr), Dev: dev, Redirected: e.Gateway != 0, MTU: e.PMTU}
+			if gw != 0 {
+				j.Gateway = pipeline.IPString(gw)
+			}
+			if e.Expires != 0 {
+				j.Expires = max(0, (e.Expires-now)/1e9)
+			}
+			data = append(data, j)
+		})
+	}
+	return b.String(), data, nil
+}
+
+func countExceptions() int {
+	n := 0
+	for _, o := range cache.ExceptionOwners() {
+		if t := o.Cache.Exceptions(); t != nil {
+			n += t.Len()
+		}
+	}
+	return n
+}
