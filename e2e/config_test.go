@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // A bad configuration is refused with one clear error and exit status 2,
@@ -96,5 +100,60 @@ cores: [1000]
 	out, err = exec.Command(ferryctl, "--socket", filepath.Join(dir, "none.sock"), "route", "show").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "cannot reach ferryd") {
 		t.Fatalf("ferryctl without a daemon: %v\n%s", err, out)
+	}
+}
+
+// A net_tap's kernel side moved into a namespace as soon as it appears,
+// before ferryd set the port up, is refused with the reason; moved later,
+// it works. Never does ferryd run with hosts behind a dead tap.
+func TestTapMovedEarly(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	tap := uniq("fmv")
+	cfg := filepath.Join(dir, "ferry.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`eal: ["--no-huge", "-m", "256", "--no-pci", "--file-prefix", "%s"]
+cores: [%d]
+api: %s
+ports:
+  - {name: port0, dev: "net_tap0,iface=%s", addresses: ["192.0.2.1/24"]}
+`, uniq("fymv"), pipelineCore(), filepath.Join(dir, "s"), tap)), 0o644)
+	a := newNetns(t, uniq("fmvA"))
+	cmd := exec.Command(filepath.Join(binDir(t), "ferryd"), "--config", cfg)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		<-done
+	}()
+	moved := false
+	for i := 0; i < 2000 && !moved; i++ {
+		moved = exec.Command("ip", "link", "set", tap, "netns", a.name).Run() == nil
+		if !moved {
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	if !moved {
+		t.Fatal("the tap never appeared")
+	}
+	a.must(t, "ip", "addr", "add", "192.0.2.2/24", "dev", tap)
+	a.must(t, "ip", "link", "set", tap, "up")
+	select {
+	case err := <-done:
+		done <- err
+		if err == nil || !strings.Contains(out.String(), "left ferryd's network namespace before the port was set up") {
+			t.Fatalf("ferryd exit %v without the reason:\n%s", err, out.String())
+		}
+		t.Log("moved before the port was set up: refused with the reason")
+	case <-time.After(5 * time.Second):
+		if o, err := a.run(t, "ping", "-c", "2", "-W", "2", "192.0.2.1"); err != nil {
+			t.Fatalf("ferryd runs but the moved tap is dead: %v\n%s\n%s", err, o, out.String())
+		}
+		t.Log("moved after the port was set up: it works")
 	}
 }

@@ -133,9 +133,16 @@ func (d *dataplane) openPorts(file string, f *fib.FIB, pool *dpdk.Pool, log *zap
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: ports[%d] (%s): %w", file, i, pc.Name, err)
 		}
+		tapIndex, err := tapHere(pc.Dev)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: ports[%d] (%s): %w", file, i, pc.Name, err)
+		}
 		rss, err := p.Setup(dpdk.PortConfig{Queues: len(cfg.Cores), RxDesc: pc.RxDesc, TxDesc: pc.TxDesc, MTU: pc.MTU, Pool: pool, RSSKey: rssKey})
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: ports[%d] (%s): %w", file, i, pc.Name, err)
+		}
+		if after, err := tapHere(pc.Dev); err != nil || after != tapIndex {
+			return nil, nil, fmt.Errorf("%s: ports[%d] (%s): %w", file, i, pc.Name, errTapMoved(pc.Dev))
 		}
 		d.ports = append(d.ports, p)
 		logRSS(log, pc, rss, rssKey != nil)
@@ -205,4 +212,28 @@ func (d *dataplane) stopPipelines(log *zap.Logger) {
 		w.Free()
 	}
 	log.Info("pipelines stopped", zap.Int("pipelines", len(d.workers)))
+}
+
+// tapHere returns the index of a net_tap port's kernel interface in
+// ferryd's namespace (0 for other devices). Setting up a net_tap port's
+// queues opens its interface by name: one moved to another namespace
+// before then is replaced by a new one of that name here, and the moved
+// one, where the hosts are, carries nothing from then on. That is refused
+// rather than left to look like a dead link.
+func tapHere(dev string) (int, error) {
+	ifname := dpdk.TapIface(dev)
+	if ifname == "" {
+		return 0, nil
+	}
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return 0, errTapMoved(dev)
+	}
+	return ifi.Index, nil
+}
+
+func errTapMoved(dev string) error {
+	return fmt.Errorf("net_tap kernel interface %s left ferryd's network namespace before the port was set up, "+
+		"so net_tap would use a new one of that name here and the moved one would carry nothing; move it only once "+
+		"ferryd answers on its control socket (ferryctl link show) or has logged \"ferryd running\"", dpdk.TapIface(dev))
 }
