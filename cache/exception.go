@@ -218,43 +218,54 @@ type ExcOwner struct {
 	Gateway uint32
 }
 
-// excIndex lists every nexthop that ever had an exception table, so the
-// control plane can show and flush them. Appends are lock-free (rare).
-var excIndex atomic.Pointer[[]ExcOwner]
+// ExcRegistry lists the nexthops of one FIB that have exceptions, so the
+// control plane can show, expire and flush them. The FIB owns it and
+// releases a nexthop's entry with the nexthop. Notes come from pipeline
+// cores learning a redirect or a PMTU: rare, and never on the forwarding
+// path.
+type ExcRegistry struct {
+	mu     sync.Mutex
+	owners map[*NhCache]ExcOwner
+}
 
-// NoteExceptions records c's owner once; callers pass the nexthop they
-// created exceptions on.
-func NoteExceptions(c *NhCache, port int, gw uint32) {
-	for {
-		old := excIndex.Load()
-		var list []ExcOwner
-		if old != nil {
-			for _, o := range *old {
-				if o.Cache == c {
-					return
-				}
-			}
-			list = append(list, *old...)
-		}
-		list = append(list, ExcOwner{Cache: c, Port: port, Gateway: gw})
-		if excIndex.CompareAndSwap(old, &list) {
-			return
-		}
+// Note records c's owner once; callers pass the nexthop they created
+// exceptions on.
+func (r *ExcRegistry) Note(c *NhCache, port int, gw uint32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.owners == nil {
+		r.owners = map[*NhCache]ExcOwner{}
+	}
+	if _, ok := r.owners[c]; !ok {
+		r.owners[c] = ExcOwner{Cache: c, Port: port, Gateway: gw}
 	}
 }
 
-// ExceptionOwners returns the nexthops known to hold exceptions.
-func ExceptionOwners() []ExcOwner {
-	if l := excIndex.Load(); l != nil {
-		return *l
+// Release forgets c, whose nexthop is gone: its exceptions go with it.
+func (r *ExcRegistry) Release(c *NhCache) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.owners, c)
+	if len(r.owners) == 0 {
+		r.owners = nil // a map keeps its buckets: let a big one go
 	}
-	return nil
 }
 
-// FlushExceptions drops every exception of every nexthop.
-func FlushExceptions() int {
+// Owners returns the nexthops that hold exceptions.
+func (r *ExcRegistry) Owners() []ExcOwner {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]ExcOwner, 0, len(r.owners))
+	for _, o := range r.owners {
+		out = append(out, o)
+	}
+	return out
+}
+
+// Flush drops every exception of every nexthop.
+func (r *ExcRegistry) Flush() int {
 	n := 0
-	for _, o := range ExceptionOwners() {
+	for _, o := range r.Owners() {
 		if t := o.Cache.Exceptions(); t != nil {
 			n += t.Flush()
 		}
@@ -262,10 +273,10 @@ func FlushExceptions() int {
 	return n
 }
 
-// ExpireExceptions reclaims expired exceptions everywhere.
-func ExpireExceptions(now int64) int {
+// Expire reclaims expired exceptions everywhere.
+func (r *ExcRegistry) Expire(now int64) int {
 	n := 0
-	for _, o := range ExceptionOwners() {
+	for _, o := range r.Owners() {
 		if t := o.Cache.Exceptions(); t != nil {
 			n += t.Expire(now)
 		}

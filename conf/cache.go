@@ -47,7 +47,7 @@ func (r *Router) routeShowCache() (string, any, error) {
 	now := cache.Now()
 	var b strings.Builder
 	data := []ExceptionJSON{}
-	for _, o := range cache.ExceptionOwners() {
+	for _, o := range r.FIB.Exceptions().Owners() {
 		t := o.Cache.Exceptions()
 		if t == nil {
 			continue
@@ -76,9 +76,9 @@ func (r *Router) routeShowCache() (string, any, error) {
 	return b.String(), data, nil
 }
 
-func countExceptions() int {
+func (r *Router) countExceptions() int {
 	n := 0
-	for _, o := range cache.ExceptionOwners() {
+	for _, o := range r.FIB.Exceptions().Owners() {
 		if t := o.Cache.Exceptions(); t != nil {
 			n += t.Len()
 		}

@@ -480,7 +480,7 @@ func (r *Router) routeGet(args []string) (string, any, error) {
 
 func (r *Router) routeFlush(args []string) (string, any, error) {
 	if len(args) == 1 && args[0] == "cache" {
-		n := cache.FlushExceptions()
+		n := r.FIB.Exceptions().Flush()
 		r.Gen.Bump()
 		return "", map[string]int{"flushed": n}, nil
 	}

@@ -184,7 +184,7 @@ func (r *Router) cacheStats() (string, any, error) {
 		"nh_cache_misses": c[pipeline.NhCacheMisses],
 		"decisions_made":  c[pipeline.DecisionsMade],
 		"exception_hits":  c[pipeline.ExceptionHits],
-		"exceptions":      uint64(countExceptions()),
+		"exceptions":      uint64(r.countExceptions()),
 		"genid_bumps":     r.Gen.Bumps(),
 		"genid":           uint64(r.Gen.Current()),
 	}

@@ -208,6 +208,10 @@ type FIB struct {
 	// resolve a gateway (link or host scope, local table) or to ports clears it.
 	gwCache map[gwKey]gwRes
 
+	// exc lists this FIB's nexthops that have exceptions; a nexthop's
+	// entry goes with it.
+	exc cache.ExcRegistry
+
 	portSnap atomic.Pointer[portSnap]
 	ruleSnap atomic.Pointer[ruleSnap]
 	custom   atomic.Bool
@@ -252,6 +256,9 @@ func New(gen *cache.GenID, cores int) *FIB {
 	f.rebuildFast()
 	return f
 }
+
+// Exceptions is the registry of the nexthops with exceptions.
+func (f *FIB) Exceptions() *cache.ExcRegistry { return &f.exc }
 
 // GenID returns the generation id the FIB bumps on every change.
 func (f *FIB) GenID() *cache.GenID { return f.gen }

@@ -2,6 +2,7 @@ package fib
 
 import (
 	"errors"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -460,5 +461,72 @@ func TestPortReadersDoNotWaitForBatches(t *testing.T) {
 		}
 	case <-time.After(2 * time.Second):
 		t.Fatal("port readers waited for a route batch")
+	}
+}
+
+// A million routes added and deleted, each nexthop with exceptions
+// learnt, leave the FIB's exception registry empty and its memory where
+// it was: entries go with their nexthops.
+func TestExceptionRegistryFollowsNexthops(t *testing.T) {
+	f := New(nil, 1)
+	if err := f.SetPort(0, "port0", 1500, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.AddAddress(0, 0x0a000001, 8); err != nil {
+		t.Fatal(err)
+	}
+	rounds, per := 1000, 1000
+	if raceEnabled {
+		rounds = 50 // the race detector makes the full churn take minutes
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	var before uint64
+	for round := 0; round < rounds; round++ {
+		routes := make([]Route, per)
+		f.Batch(func(b *Batch) error {
+			for i := range routes {
+				gw := 0x0a000000 | (uint32(round*per+i)+2)&0xffffff
+				routes[i] = Route{Table: TableMain, Dst: 0xc0000000 | uint32(i)<<8, Len: 24, Type: Unicast,
+					Nexthops: []*Nexthop{{Gateway: gw, Port: 0, Weight: 1}}}
+				if err := b.Add(routes[i]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return nil
+		})
+		for i := range routes {
+			var k Key
+			var res Result
+			k.Dst, k.Oif = routes[i].Dst|9, -1
+			f.Lookup(&k, &res)
+			nh := res.Nexthop
+			nh.Cache.ExceptionsForUpdate().Update(k.Dst, 0, 1400, false, 0, 1)
+			f.Exceptions().Note(nh.Cache, nh.Port, nh.Gateway)
+		}
+		if got := len(f.Exceptions().Owners()); got != per {
+			t.Fatalf("round %d: %d nexthops with exceptions, want %d", round, got, per)
+		}
+		f.Batch(func(b *Batch) error {
+			for _, r := range routes {
+				if err := b.Del(r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return nil
+		})
+		if got := len(f.Exceptions().Owners()); got != 0 {
+			t.Fatalf("round %d: %d nexthops left in the registry after their routes went", round, got)
+		}
+		if round == min(10, rounds/2) {
+			before = heap()
+		}
+	}
+	if after := heap(); after > before+4<<20 {
+		t.Fatalf("heap grew from %d to %d bytes over %d route adds and deletes", before, after, rounds*per)
 	}
 }

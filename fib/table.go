@@ -397,6 +397,9 @@ func (b *Batch) release(r *Route) {
 			if len(e.nhs) > 1 {
 				b.f.multipath.Add(-1)
 			}
+			for _, nh := range e.nhs {
+				b.f.exc.Release(nh.Cache)
+			}
 			delete(b.f.nhs, k)
 		}
 	}

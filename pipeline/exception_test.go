@@ -183,7 +183,7 @@ func TestAcceptRedirect(t *testing.T) {
 	if len(out) != 2 || MAC(out[0].frame[0:6]) != macG2 || MAC(out[1].frame[0:6]) != macB {
 		t.Fatalf("after redirect: %v", out)
 	}
-	if cache.FlushExceptions() == 0 {
+	if h.f.Exceptions().Flush() == 0 {
 		t.Fatal("no exception to flush")
 	}
 	h.gen.Bump()
@@ -277,7 +277,7 @@ func TestPMTUFloodBounded(t *testing.T) {
 		}
 	}
 	total := 0
-	for _, o := range cache.ExceptionOwners() {
+	for _, o := range h.f.Exceptions().Owners() {
 		if tb := o.Cache.Exceptions(); tb != nil {
 			total += tb.Len()
 		}

@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"ferry/cache"
 	"ferry/fib"
 )
 
@@ -65,7 +64,7 @@ func (p *Pipeline) pmtuUpdate(inner []byte, mtu uint32) {
 		p.ctr.local[DropExceptionBusy]++
 		return
 	}
-	cache.NoteExceptions(nh.Cache, nh.Port, nh.Gateway)
+	p.sh.FIB.Exceptions().Note(nh.Cache, nh.Port, nh.Gateway)
 	p.ctr.local[PMTUUpdates]++
 }
 
@@ -102,7 +101,7 @@ func (p *Pipeline) redirectInput(oldGW, newGW uint32, inner []byte, inPort int) 
 		p.ctr.local[DropExceptionBusy]++
 		return
 	}
-	cache.NoteExceptions(nh.Cache, nh.Port, nh.Gateway)
+	p.sh.FIB.Exceptions().Note(nh.Cache, nh.Port, nh.Gateway)
 	p.ctr.local[RedirectsAccepted]++
 }
 

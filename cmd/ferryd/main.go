@@ -266,7 +266,7 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 		}
 	}
 
-	go expireExceptions(runCtx)
+	go expireExceptions(runCtx, f.Exceptions())
 	policy, err := conf.NewAccessPolicy(cfg.APIGroup, cfg.APIReadonlyGroup)
 	if err != nil {
 		return &refusedError{fmt.Errorf("%s: api_group: %w", file, err)}
@@ -327,7 +327,7 @@ func announce(ctx context.Context, cfg *conf.Config, f *fib.FIB, sh *pipeline.Sh
 
 // expireExceptions reclaims expired nexthop exceptions, as the kernel's
 // fnhe expiry does lazily; lookups already ignore them.
-func expireExceptions(ctx context.Context) {
+func expireExceptions(ctx context.Context, reg *cache.ExcRegistry) {
 	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
 	for {
@@ -335,7 +335,7 @@ func expireExceptions(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			cache.ExpireExceptions(cache.Now())
+			reg.Expire(cache.Now())
 		}
 	}
 }
