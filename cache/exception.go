@@ -18,7 +18,7 @@ const (
 
 var epoch = time.Now()
 
-// Now is the clock exceptions expire on: monotonic nanoseconds.
+// Now is Nanos of the real clock: what the control plane reads.
 func Now() int64 { return int64(time.Since(epoch)) }
 
 // Exception is immutable once published; an update publishes a new one, so

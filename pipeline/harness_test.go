@@ -70,6 +70,7 @@ func newHarness(t testing.TB, setup ...func(*Shared)) *harness {
 	ports := []PortInfo{{Name: "port0", MAC: macR0, MTU: 1500, Up: true}, {Name: "port1", MAC: macR1, MTU: 1500, Up: true}}
 	h.sh = NewShared(h.f, h.gen, nil, ports, 1)
 	h.clk = &fakeClock{t: time.Unix(1000, 0)}
+	h.sh.UseClock(h.clk) // one clock: the owner's and the pipeline's
 	h.nm = neigh.NewManager([]neigh.PortConfig{
 		{Name: "port0", MAC: neigh.MAC(macR0), Addrs: []uint32{ip4(192, 0, 2, 1)}, Params: neigh.DefaultParams()},
 		{Name: "port1", MAC: neigh.MAC(macR1), Addrs: []uint32{ip4(198, 51, 100, 1)}, Params: neigh.DefaultParams()},

@@ -96,12 +96,13 @@ type Shared struct {
 	knobs atomic.Pointer[Knobs]
 	cores []*Pipeline
 	boxes []*Mailbox
-	punt  *puntState // nil: no kernel path
+	punt  *puntState  // nil: no kernel path
+	clock cache.Clock // read once a pass; the neighbour owner's too
 }
 
 // NewShared ties the FIB, genid and neighbour manager together for ncores cores.
 func NewShared(f *fib.FIB, gen *cache.GenID, nm *neigh.Manager, ports []PortInfo, ncores int) *Shared {
-	s := &Shared{FIB: f, Gen: gen, Neigh: nm}
+	s := &Shared{FIB: f, Gen: gen, Neigh: nm, clock: cache.SystemClock{}}
 	s.SetPorts(ports)
 	k := DefaultKnobs()
 	s.knobs.Store(&k)
@@ -111,6 +112,10 @@ func NewShared(f *fib.FIB, gen *cache.GenID, nm *neigh.Manager, ports []PortInfo
 	}
 	return s
 }
+
+// UseClock makes the pipelines read c, the neighbour owner's clock too,
+// instead of the real one (tests step a fake one); before NewPipeline.
+func (s *Shared) UseClock(c cache.Clock) { s.clock = c }
 
 // SetPorts publishes new port information and expires cached decisions.
 func (s *Shared) SetPorts(p []PortInfo) {
@@ -256,7 +261,7 @@ func (p *Pipeline) beginBurst() {
 	}
 	p.knobs = p.sh.knobs.Load()
 	p.gen = p.sh.Gen.Current()
-	p.now = cache.Now()
+	p.now = cache.Nanos(p.sh.clock)
 	p.icmpTok.refill(p.now, p.knobs)
 	p.nIP = 0
 	p.nk = 0

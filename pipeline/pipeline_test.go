@@ -539,3 +539,26 @@ func TestBroadcastARPReplyMakesStale(t *testing.T) {
 		}
 	}
 }
+
+// A packet waiting for a neighbour the owner never reports on is given up
+// after pendingTimeout, on the shared clock: stepped here, not waited for.
+func TestPendingTimeoutOnTheSharedClock(t *testing.T) {
+	h := newHarness(t)
+	h.permanent(0, ipA, macA)
+	h.burst(sent{0, echoRequest(macR0, macA, ipA, ipB, 64, 1)})
+	if h.counter(NeighQueued) != 1 {
+		t.Fatalf("queued %d packets", h.counter(NeighQueued))
+	}
+	h.clk.t = h.clk.t.Add(time.Duration(pendingTimeout) - time.Second) // the owner is not stepped
+	if out := h.burst(); len(out) != 0 || h.counter(DropNeighFailed) != 0 {
+		t.Fatalf("given up before the timeout: %d frames, %d dropped", len(out), h.counter(DropNeighFailed))
+	}
+	h.clk.t = h.clk.t.Add(2 * time.Second)
+	out := h.burst()
+	if h.counter(DropNeighFailed) != 1 || len(out) != 1 || ipOf(out[0].frame)[20] != ICMPDestUnreach {
+		t.Fatalf("after the timeout: %d dropped, %d frames sent", h.counter(DropNeighFailed), len(out))
+	}
+	if h.held() != 0 {
+		t.Fatalf("%d buffers leaked", h.held())
+	}
+}

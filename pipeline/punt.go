@@ -130,8 +130,9 @@ func (s *Shared) KernelPathStats() []KernelPathStats {
 
 // puntBucket limits what a core punts for one port.
 type puntBucket struct {
-	tokens float64
-	last   int64
+	tokens  float64
+	last    int64
+	started bool
 }
 
 // punts reports whether port's frames go to the kernel.
@@ -145,11 +146,11 @@ func (p *Pipeline) puntFrame(port int, fr []byte) {
 	ps := p.punt
 	r := ps.rings[p.core][port]
 	b := &p.puntTok[port]
-	if b.last == 0 {
-		b.tokens = ps.burst // a bucket starts full
+	if !b.started {
+		b.tokens, b.last, b.started = ps.burst, p.now, true // a bucket starts full
 	}
-	b.tokens = min(ps.burst, b.tokens+float64(p.now-b.last)*ps.rate)
-	b.last = max(p.now, 1)
+	b.tokens = min(ps.burst, b.tokens+float64(max(p.now-b.last, 0))*ps.rate)
+	b.last = p.now
 	if b.tokens < 1 {
 		r.limited.Add(1)
 		p.ctr.local[DropPuntLimit]++

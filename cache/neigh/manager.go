@@ -8,15 +8,15 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"ferry/cache"
 )
 
-// Clock supplies the owner's time; tests use a fake one.
-type Clock interface{ Now() time.Time }
+// Clock supplies the owner's time: the one the packet path reads too.
+type Clock = cache.Clock
 
 // SystemClock is the real clock.
-type SystemClock struct{}
-
-func (SystemClock) Now() time.Time { return time.Now() }
+type SystemClock = cache.SystemClock
 
 // Transmitter sends ARP requests for the owner.
 type Transmitter interface {

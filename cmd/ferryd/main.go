@@ -162,11 +162,6 @@ type refusedError struct{ error }
 
 func (e *refusedError) Unwrap() error { return e.error }
 
-// realClock is the neighbour subsystem's clock in production.
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-
 func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *cache.GenID, log *zap.Logger) error {
 	cleanup, pipeCPUs, err := startEAL(cfg, file, log)
 	if err != nil {
@@ -196,7 +191,7 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 			return err
 		}
 	}
-	nm := neigh.NewManager(nports, len(cfg.Cores), realClock{}, sh, func(msg string, kv ...any) {
+	nm := neigh.NewManager(nports, len(cfg.Cores), cache.SystemClock{}, sh, func(msg string, kv ...any) {
 		log.Sugar().Debugw(msg, kv...)
 	})
 	sh.Neigh = nm
