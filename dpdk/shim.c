@@ -199,7 +199,6 @@ void fy_ws_free(struct fy_ws *ws) { rte_free(ws); }
 uint32_t fy_rx(struct fy_ws *ws)
 {
 	uint32_t n = 0;
-	ws->polls++;
 	for (uint16_t p = 0; p < ws->nports; p++) {
 		struct rte_mbuf **pk = ws->rx_mbufs;
 		uint16_t got = rte_eth_rx_burst(ws->port_ids[p], ws->queue, pk, ws->rx_burst);
@@ -220,8 +219,6 @@ uint32_t fy_rx(struct fy_ws *ws)
 		}
 		ws->rx_pkts[p] += got;
 	}
-	if (n == 0)
-		ws->idle_polls++;
 	ws->nrx = n;
 	return n;
 }

@@ -52,7 +52,6 @@ struct fy_ws {
 	uint64_t tx_pkts[FY_MAX_PORTS];
 	uint64_t tx_full[FY_MAX_PORTS];
 	uint64_t rx_segs[FY_MAX_PORTS]; /* dropped: frames in chained buffers */
-	uint64_t polls, idle_polls;
 
 	/* Buffers handed to Go for packets it creates. */
 	uint32_t nalloc;

@@ -1,15 +1,7 @@
 package dpdk
 
 /*
-#include <stddef.h>
 #include "shim.h"
-
-enum {
-	offsetof_fy_rxpkt_dst = offsetof(struct fy_rxpkt, dst),
-	offsetof_fy_rxpkt_len = offsetof(struct fy_rxpkt, len),
-	offsetof_fy_rxpkt_port = offsetof(struct fy_rxpkt, port),
-	offsetof_fy_rxpkt_tos = offsetof(struct fy_rxpkt, tos),
-};
 */
 import "C"
 
@@ -37,12 +29,6 @@ type Worker struct {
 	running bool
 }
 
-// The shim's received packets are the pipeline's RxPkt.
-var _ = [1]struct{}{}[unsafe.Sizeof(pipeline.RxPkt{})-C.sizeof_struct_fy_rxpkt]
-var _ = [1]struct{}{}[unsafe.Offsetof(pipeline.RxPkt{}.Dst)-C.offsetof_fy_rxpkt_dst]
-var _ = [1]struct{}{}[unsafe.Offsetof(pipeline.RxPkt{}.Len)-C.offsetof_fy_rxpkt_len]
-var _ = [1]struct{}{}[unsafe.Offsetof(pipeline.RxPkt{}.Port)-C.offsetof_fy_rxpkt_port]
-var _ = [1]struct{}{}[unsafe.Offsetof(pipeline.RxPkt{}.TOS)-C.offsetof_fy_rxpkt_tos]
 
 // RxPassMax is how many packets one pass receives at most, over all ports.
 const RxPassMax = C.FY_RX_MAX

@@ -2,7 +2,8 @@ package pipeline
 
 import "unsafe"
 
-// MaxPorts and the list sizes match the data plane's shim.
+// MaxPorts and the list sizes are the data plane shim's (shim.h); dpdk/layout.go
+// fails to compile when they differ, and checks RxPkt field by field.
 const (
 	MaxPorts  = 16
 	BurstSize = 32  // spare buffers refilled at a time
