@@ -29,7 +29,6 @@ type Worker struct {
 	running bool
 }
 
-
 // RxPassMax is how many packets one pass receives at most, over all ports.
 const RxPassMax = C.FY_RX_MAX
 
