@@ -161,12 +161,16 @@ func (s *Server) serveConn(c net.Conn) {
 		c.SetWriteDeadline(time.Now().Add(writeTimeout))
 		return enc.Encode(resp) == nil
 	}
+	r := bufio.NewReaderSize(c, 64<<10)
 	if access == AccessNone {
+		// The answer to its first request: a client writing while the
+		// connection closed under it would see a broken pipe, not why.
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		readLine(r, MaxRequest)
 		reply(&Response{Error: "permission denied: the control socket is root's" + s.groupsHint()})
 		s.Log.Warn("control socket peer refused", zap.String("peer", who))
 		return
 	}
-	r := bufio.NewReaderSize(c, 64<<10)
 	for {
 		c.SetReadDeadline(time.Now().Add(idleTimeout))
 		line, err := readLine(r, MaxRequest)
