@@ -61,7 +61,7 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	for core, c := range r.Shared.CoreCounters() {
-		cs := itoa(core)
+		cs := strconv.Itoa(core)
 		for i := 0; i < pipeline.NumCounters; i++ {
 			ctr := pipeline.Counter(i)
 			if ctr.IsDrop() {
@@ -76,8 +76,8 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(m.port, l.RxPackets, l.Name, "rx")
 			counter(m.port, l.TxPackets, l.Name, "tx")
 			for _, q := range l.Queues {
-				counter(m.queue, q.RxPackets, l.Name, itoa(q.Queue), "rx")
-				counter(m.queue, q.TxPackets, l.Name, itoa(q.Queue), "tx")
+				counter(m.queue, q.RxPackets, l.Name, strconv.Itoa(q.Queue), "rx")
+				counter(m.queue, q.TxPackets, l.Name, strconv.Itoa(q.Queue), "tx")
 			}
 		}
 	}
@@ -106,8 +106,6 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(m.cpRoutes, float64(r.CP.Status().Routes))
 	}
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }
 
 // ServeMetrics serves the Prometheus endpoint at addr (/metrics) until ctx
 // ends: ferry's metrics, and the Go runtime's and the process's.

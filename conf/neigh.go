@@ -92,7 +92,7 @@ func (p *Port) NeighParams() (neigh.Params, error) {
 // NeighKnobs writes a port's neighbour parameters as its neigh: section:
 // the knobs that differ from the kernel's defaults (base_reachable_time
 // in milliseconds).
-func NeighKnobs(np neigh.Params, _ map[string]int) map[string]int {
+func NeighKnobs(np neigh.Params) map[string]int {
 	def := neigh.DefaultParams()
 	out := map[string]int{}
 	for name, k := range neighKnobs {

@@ -91,7 +91,7 @@ func (r *Router) saveKnobs(c *Config) {
 		a, s, d := pi.AcceptRedirects, pi.SecureRedirects, pi.SendRedirects
 		p.AcceptRedirects, p.SecureRedirects, p.SendRedirects = &a, &s, &d
 		if np, err := r.Neigh.Params(i); err == nil {
-			p.Neigh = NeighKnobs(np, p.Neigh)
+			p.Neigh = NeighKnobs(np)
 		}
 	}
 }

@@ -15,8 +15,7 @@ func (p *Pipeline) localDeliver(ref unsafe.Pointer, buf []byte, l int, d *cache.
 	ip := buf[EthHdrLen:l]
 	hlen := int(ip[ipVerIHL]&0xf) * 4
 	if be.Uint16(ip[ipFragOff:])&(ipFlagMF|ipOffsetMask) != 0 {
-		if p.puntLocal(buf, l, port) {
-			p.io.free(ref)
+		if p.puntLocal(ref, buf, l, port) {
 			return
 		}
 		// No reassembly for the router's own traffic.
@@ -26,8 +25,7 @@ func (p *Pipeline) localDeliver(ref unsafe.Pointer, buf []byte, l int, d *cache.
 	if d.Kind == cache.Broadcast {
 		// icmp_echo_ignore_broadcasts: the data plane answers none; the
 		// kernel's sockets may want them (DHCP, RIP, OSPF hellos).
-		if p.puntLocal(buf, l, port) {
-			p.io.free(ref)
+		if p.puntLocal(ref, buf, l, port) {
 			return
 		}
 		p.drop(ref, DropNoLocalHandler)
@@ -44,8 +42,7 @@ func (p *Pipeline) localDeliver(ref unsafe.Pointer, buf []byte, l int, d *cache.
 		p.io.free(ref)
 		return
 	}
-	if p.puntLocal(buf, l, port) {
-		p.io.free(ref)
+	if p.puntLocal(ref, buf, l, port) {
 		return
 	}
 	switch proto {

@@ -142,29 +142,23 @@ func (p *Pipeline) pendingFor(port int, nh uint32) *pendingQueue {
 }
 
 func (p *Pipeline) enqueuePending(port int, nh uint32, ref unsafe.Pointer, buf []byte, l int) {
+	if q := p.pendingFor(port, nh); q != nil {
+		p.pushPending(q, ref, buf, l)
+		return
+	}
 	ps := &p.pending
-	free := -1
 	for i := range ps.q {
-		q := &ps.q[i]
-		if q.used && q.port == port && q.ip == nh {
+		if q := &ps.q[i]; !q.used {
+			*q = pendingQueue{used: true, port: port, ip: nh, since: p.now}
+			if e := p.sh.Neigh.Table(port).Lookup(nh); e != nil {
+				q.fails = e.Failures()
+			}
+			ps.active++
 			p.pushPending(q, ref, buf, l)
 			return
 		}
-		if !q.used && free < 0 {
-			free = i
-		}
 	}
-	if free < 0 {
-		p.unresolvedDrop(ref, DropNeighQueueFull)
-		return
-	}
-	q := &ps.q[free]
-	*q = pendingQueue{used: true, port: port, ip: nh, since: p.now}
-	if e := p.sh.Neigh.Table(port).Lookup(nh); e != nil {
-		q.fails = e.Failures()
-	}
-	ps.active++
-	p.pushPending(q, ref, buf, l)
+	p.unresolvedDrop(ref, DropNeighQueueFull)
 }
 
 // unresolvedDrop drops a packet that waited for a neighbour, counting it

@@ -3,6 +3,8 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"math/bits"
+	"unsafe"
 
 	"ferry/cache"
 )
@@ -165,23 +167,22 @@ func (p *Pipeline) puntFrame(port int, fr []byte) {
 	p.puntWake |= 1 << port
 }
 
-// puntLocal punts a packet for the router when its port has a kernel
-// path; false leaves it to the data plane's own handling.
-func (p *Pipeline) puntLocal(buf []byte, l, port int) bool {
+// puntLocal punts a packet for the router, and frees its buffer, when its
+// port has a kernel path; false leaves it to the data plane's own
+// handling.
+func (p *Pipeline) puntLocal(ref unsafe.Pointer, buf []byte, l, port int) bool {
 	if !p.punts(port) {
 		return false
 	}
 	p.puntFrame(port, buf[:l])
+	p.io.free(ref)
 	return true
 }
 
 // puntSignal wakes the writers of the ports punted to in this pass.
 func (p *Pipeline) puntSignal() {
 	for w := p.puntWake; w != 0; w &= w - 1 {
-		port := 0
-		for w>>port&1 == 0 {
-			port++
-		}
+		port := bits.TrailingZeros32(w)
 		select {
 		case p.punt.wake[port] <- struct{}{}:
 		default:

@@ -256,16 +256,6 @@ func (m *Manager) push(core int, ev *event) bool {
 	return false
 }
 
-// ARPReceived hands the owner a received ARP request (op 1) or reply (op 2).
-// Replies are taken as unicast to us, so they confirm reachability; a reply
-// with sender == target is treated as gratuitous. Use ARPInput to say more.
-func (m *Manager) ARPReceived(core, port int, op uint16, senderIP uint32, senderMAC MAC, targetIP uint32) bool {
-	return m.ARPInput(core, port, ARPPacket{
-		Op: op, SenderIP: senderIP, SenderMAC: senderMAC, TargetIP: targetIP,
-		Unicast: op == 2,
-	})
-}
-
 // ARPPacket is a received ARP frame's fields, in host byte order.
 type ARPPacket struct {
 	Op        uint16
@@ -277,7 +267,8 @@ type ARPPacket struct {
 	Unicast   bool // Ethernet destination was our MAC; broadcast replies only make STALE
 }
 
-// ARPInput is ARPReceived with every field of the frame.
+// ARPInput hands the owner a received ARP request or reply, with what
+// the frame was (a broadcast reply only makes an entry STALE).
 func (m *Manager) ARPInput(core, port int, p ARPPacket) bool {
 	if uint(core) >= uint(len(m.cst)) || uint(port) >= uint(len(m.ports)) {
 		return false

@@ -5,6 +5,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"go.uber.org/zap"
+
+	"ferry/pipeline"
 )
 
 // syncAddrs gives each port the IPv4 addresses of its kernel interface.
@@ -70,14 +72,14 @@ func (m *Mirror) applyAddr(u netlink.AddrUpdate) {
 
 func (m *Mirror) setAddr(port int, a uint32, plen uint8, add bool) {
 	if err := m.addrs.SetAddress(port, a, plen, add); err != nil {
-		m.fail("addresses", fmt.Errorf("port %s address %s/%d: %w", m.f.PortName(port), ipString(a), plen, err))
+		m.fail("addresses", fmt.Errorf("port %s address %s/%d: %w", m.f.PortName(port), pipeline.IPString(a), plen, err))
 		return
 	}
 	verb := "address added from the kernel"
 	if !add {
 		verb = "address removed as in the kernel"
 	}
-	m.log.Info(verb, zap.String("port", m.f.PortName(port)), zap.String("address", fmt.Sprintf("%s/%d", ipString(a), plen)))
+	m.log.Info(verb, zap.String("port", m.f.PortName(port)), zap.String("address", fmt.Sprintf("%s/%d", pipeline.IPString(a), plen)))
 }
 
 // neighKey is a mirrored neighbour.
@@ -108,13 +110,13 @@ func (m *Mirror) applyNeigh(add bool, n *netlink.Neigh) {
 	switch {
 	case add && ok && (!had || old != mac):
 		if err := m.addrs.SetNeighbor(k.port, k.ip, mac, true); err != nil {
-			m.fail("neighbours", fmt.Errorf("neighbour %s: %w", ipString(k.ip), err))
+			m.fail("neighbours", fmt.Errorf("neighbour %s: %w", pipeline.IPString(k.ip), err))
 			return
 		}
 		m.neighs[k] = mac
 	case had && (!add || !ok):
 		if err := m.addrs.SetNeighbor(k.port, k.ip, mac, false); err != nil {
-			m.fail("neighbours", fmt.Errorf("neighbour %s: %w", ipString(k.ip), err))
+			m.fail("neighbours", fmt.Errorf("neighbour %s: %w", pipeline.IPString(k.ip), err))
 		}
 		delete(m.neighs, k)
 	}

@@ -239,7 +239,3 @@ func defaultRule(kr *netlink.Rule) bool {
 	}
 	return false
 }
-
-func ipString(a uint32) string {
-	return net.IPv4(byte(a>>24), byte(a>>16), byte(a>>8), byte(a)).String()
-}
