@@ -213,13 +213,14 @@ func cpuList(s string, def, n int) ([]int, error) {
 		}
 		return out, nil
 	}
-	var out []int
-	for _, f := range strings.Split(s, ",") {
-		c, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || c < 0 || c >= runtime.NumCPU() {
-			return nil, fmt.Errorf("%q: want %d CPU numbers below %d, comma separated", s, n, runtime.NumCPU())
+	out, err := cli.CPUList(s)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range out {
+		if c >= runtime.NumCPU() {
+			return nil, fmt.Errorf("%q: CPU %d, and this machine has CPUs 0-%d", s, c, runtime.NumCPU()-1)
 		}
-		out = append(out, c)
 	}
 	if len(out) != n {
 		return nil, fmt.Errorf("%q names %d CPUs for %d cores", s, len(out), n)

@@ -2,9 +2,9 @@ package main
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 
+	"ferry/cmd/internal/cli"
 	"ferry/dpdk"
 )
 
@@ -91,13 +91,9 @@ func parseCPUs(s string, cpu int) ([]int, error) {
 	if strings.TrimSpace(s) == "" {
 		return []int{cpu}, nil
 	}
-	var out []int
-	for _, f := range strings.Split(s, ",") {
-		c, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || c < 0 {
-			return nil, fmt.Errorf("--cpus %q: want CPU numbers separated by commas", s)
-		}
-		out = append(out, c)
+	out, err := cli.CPUList(s)
+	if err != nil {
+		return nil, fmt.Errorf("--cpus %w", err)
 	}
 	return out, nil
 }

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -45,4 +47,17 @@ func ToolLogger(debug bool) (*zap.Logger, error) {
 	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
 	zc.EncoderConfig.EncodeLevel = zapcore.CapitalLevelEncoder
 	return zc.Build()
+}
+
+// CPUList reads a comma-separated list of CPU numbers.
+func CPUList(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		c, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || c < 0 {
+			return nil, fmt.Errorf("%q: want CPU numbers separated by commas", s)
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
