@@ -79,6 +79,24 @@ func BenchmarkLookup900kRandom(b *testing.B) {
 	benchLookup(b, bench.rnd)
 }
 
+// BenchmarkLookupOutput900kRandom is the router's own output lookup
+// (ICMP errors, ARP, route get without iif).
+func BenchmarkLookupOutput900kRandom(b *testing.B) {
+	benchSetup(b)
+	f, addrs := bench.f, bench.rnd
+	k := Key{Iif: -1, Oif: -1}
+	var res Result
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		k.Dst = addrs[i&(len(addrs)-1)]
+		f.LookupOutput(&k, &res)
+		if res.Err != nil {
+			b.Fatalf("%s: %v", ipStr(k.Dst), res.Err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Mlookups/s")
+}
+
 func BenchmarkLookup900kSkewed(b *testing.B) {
 	benchSetup(b)
 	benchLookup(b, bench.skew)

@@ -1,12 +1,39 @@
 package fib
 
 // Lookup routes a received packet (ip_route_input_slow): the policy rules,
-// then the tables they name. Lock-free, no allocation.
+// then the tables they name. Most keys are answered by the merged
+// structure, and their Result names no Route; LookupExact always walks.
+// Lock-free, no allocation.
 func (f *FIB) Lookup(k *Key, res *Result) {
 	if inputMaybeSpecial(k) && inputSpecial(k, f.portSnap.Load(), res) {
 		return
 	}
+	if fs, j, ok := f.fastAnswer(k); ok && int(j) < len(fs.inRes) {
+		*res = fs.inRes[j]
+		return
+	}
 	f.lookupWalk(k, res)
+}
+
+// LookupExact is Lookup through the rule walk and the tries: its Result
+// names the Route that matched.
+func (f *FIB) LookupExact(k *Key, res *Result) {
+	if inputMaybeSpecial(k) && inputSpecial(k, f.portSnap.Load(), res) {
+		return
+	}
+	f.lookupWalk(k, res)
+}
+
+// fastAnswer finds k's answer in the merged structure: the snapshot and
+// the answer's index, or false where only the rule walk can tell (custom
+// rules, an output port, what answers leave to matchRoute).
+func (f *FIB) fastAnswer(k *Key) (*fsnap, uint32, bool) {
+	if f.custom.Load() {
+		return nil, 0, false
+	}
+	fs := f.fast.Load()
+	j, ok := fs.ansAt(uint32(fs.lpm(k.Dst)), k)
+	return fs, j, ok
 }
 
 // lookupWalk is an input lookup through the rule walk.
@@ -67,8 +94,19 @@ func isMartianSrc(src uint32) bool {
 // LookupOutput routes a packet the router itself sends
 // (ip_route_output_key): a given source must be one of ours, a given output
 // port constrains the nexthop, and with no route a given port is assumed to
-// be on-link.
+// be on-link. As with Lookup, a Result from the merged structure names no
+// Route; LookupOutputExact always walks.
 func (f *FIB) LookupOutput(k *Key, res *Result) {
+	f.lookupOutput(k, res, false)
+}
+
+// LookupOutputExact is LookupOutput through the rule walk: its Result names
+// the Route that matched.
+func (f *FIB) LookupOutputExact(k *Key, res *Result) {
+	f.lookupOutput(k, res, true)
+}
+
+func (f *FIB) lookupOutput(k *Key, res *Result, exact bool) {
 	*res = Result{}
 	ps := f.portSnap.Load()
 	if k.Src != 0 && (isMartianSrc(k.Src) || k.Src>>24 == 0 || !f.IsLocal(k.Src)) {
@@ -102,7 +140,9 @@ func (f *FIB) LookupOutput(k *Key, res *Result) {
 		res.Prefsrc = k.Src
 		return
 	}
-	f.walkRules(k, ps, res)
+	if exact || !f.outputFast(k, res) {
+		f.walkRules(k, ps, res)
+	}
 	if res.Err != nil {
 		if k.Oif >= 0 {
 			// Apparently the tables are wrong: assume the destination is on
@@ -123,6 +163,22 @@ func (f *FIB) LookupOutput(k *Key, res *Result) {
 	if k.Src != 0 {
 		res.Prefsrc = k.Src
 	}
+}
+
+// outputFast fills res from k's answer in the merged structure, as
+// walkRules would, when the answer alone tells: not for a local route,
+// whose source depends on whether the route names one.
+func (f *FIB) outputFast(k *Key, res *Result) bool {
+	fs, j, ok := f.fastAnswer(k)
+	if !ok || int(j) >= len(fs.ans) {
+		return false
+	}
+	a := &fs.ans[j]
+	if a.typ == Local {
+		return false
+	}
+	a.fill(nil, a.err, res)
+	return true
 }
 
 // IsLocal reports whether addr is one of the router's addresses (a local

@@ -330,7 +330,7 @@ func TestConcurrentReaders(t *testing.T) {
 		n := int64(0)
 		for !stop.Load() {
 			k := Key{Dst: ip("20.1.2.128") | uint32(rng.Intn(128)), Src: ip("192.0.2.1"), Iif: 0, Oif: -1}
-			f.Lookup(&k, &res)
+			f.LookupExact(&k, &res)
 			n++
 			if res.Err != nil || res.Route == nil {
 				fail("lookup %s: half-applied change seen: %+v", ipStr(k.Dst), res)

@@ -105,10 +105,11 @@ func (p *Pipeline) redirectInput(oldGW, newGW uint32, inner []byte, inPort int) 
 	p.ctr.local[RedirectsAccepted]++
 }
 
-// lookupNexthop routes dst as the router's own output would.
+// lookupNexthop routes dst as the router's own output would, through the
+// walk: the callers read the route (its MTU lock).
 func (p *Pipeline) lookupNexthop(dst, src uint32) (*fib.Nexthop, *fib.Result) {
 	p.key = fib.Key{Dst: dst, Src: src, Iif: -1, Oif: -1, Hash: fib.FlowHash(src, dst)}
-	p.sh.FIB.LookupOutput(&p.key, &p.res)
+	p.sh.FIB.LookupOutputExact(&p.key, &p.res)
 	p.ctr.local[FIBLookups]++
 	if p.res.Err != nil || p.res.Type != fib.Unicast || p.res.Nexthop == nil || p.res.Nexthop.Cache == nil || p.res.Route == nil {
 		return nil, &p.res
@@ -120,7 +121,7 @@ func (p *Pipeline) lookupNexthop(dst, src uint32) (*fib.Nexthop, *fib.Result) {
 // route through port.
 func (p *Pipeline) isDefaultGateway(gw uint32, port int) bool {
 	p.key = fib.Key{Iif: -1, Oif: -1}
-	p.sh.FIB.LookupOutput(&p.key, &p.res)
+	p.sh.FIB.LookupOutputExact(&p.key, &p.res)
 	if p.res.Err != nil || p.res.Route == nil || p.res.Route.Len != 0 {
 		return false
 	}
