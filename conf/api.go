@@ -34,12 +34,28 @@ type Response struct {
 	Error  string          `json:"error,omitempty"`
 	// Failed is the index of the batch command that failed.
 	Failed int `json:"failed,omitempty"`
+	// More says another part of the answer follows: a long answer (the
+	// routes of a full table) goes out in parts as it is made, each with
+	// its lines and, for JSON, an array of its records.
+	More bool `json:"more,omitempty"`
 }
 
 // Handler executes a command.
 type Handler interface {
 	Exec(args []string, asJSON bool) (text string, data any, err error)
 }
+
+// Streamer is a Handler whose long answers go out in parts.
+type Streamer interface {
+	// Stream returns the producer of the command's answer when the command
+	// streams, nil when it does not. It runs under the command lock; the
+	// producer runs after it, so it must read only published state, and
+	// hands each part to emit (records: JSON's, when asked for).
+	Stream(args []string, asJSON bool) (Producer, error)
+}
+
+// Producer makes a streamed answer, part by part.
+type Producer func(emit func(text string, records []any) error) error
 
 // Server serves the control API on a unix socket, one JSON request and one
 // JSON response per line.
@@ -187,6 +203,14 @@ func (s *Server) serveConn(c net.Conn) {
 			resp.Error = "bad request: " + jerr.Error()
 		} else if access == AccessReadOnly && !readOnlyRequest(req) {
 			resp.Error = fmt.Sprintf("permission denied: read-only access (%s): %q changes the router", s.Access.ReadOnlyGroup, strings.Join(req.Args, " "))
+		} else if prod, perr := s.stream(req); prod != nil || perr != nil {
+			if perr == nil && !s.runStream(prod, req.JSON, reply) {
+				return
+			}
+			resp = Response{OK: perr == nil}
+			if perr != nil {
+				resp.Error = perr.Error()
+			}
 		} else {
 			resp = s.exec(req)
 		}
@@ -195,6 +219,54 @@ func (s *Server) serveConn(c net.Conn) {
 		}
 	}
 }
+
+// stream returns req's producer when its command streams.
+func (s *Server) stream(req Request) (prod Producer, err error) {
+	st, ok := s.Handler.(Streamer)
+	if !ok || len(req.Batch) > 0 {
+		return nil, nil
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			s.Log.Error("control command panicked", zap.Strings("args", req.Args), zap.Any("panic", r))
+			prod, err = nil, fmt.Errorf("internal error running %q", req.Args)
+		}
+	}()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return st.Stream(req.Args, req.JSON)
+}
+
+// runStream sends the producer's parts as they come; false when the
+// client went away. A failure mid-way ends the answer with its error.
+func (s *Server) runStream(prod Producer, asJSON bool, reply func(*Response) bool) (alive bool) {
+	alive = true
+	err := prod(func(text string, records []any) error {
+		part := Response{OK: true, More: true, Output: text}
+		if asJSON {
+			if records == nil {
+				records = []any{}
+			}
+			b, err := json.Marshal(records)
+			if err != nil {
+				return fmt.Errorf("encode reply: %w", err)
+			}
+			part.Data = b
+		}
+		if !reply(&part) {
+			alive = false
+			return errClientGone
+		}
+		return nil
+	})
+	if err != nil && alive {
+		alive = reply(&Response{Error: err.Error()})
+		return false
+	}
+	return alive
+}
+
+var errClientGone = errors.New("client went away")
 
 func (s *Server) groupsHint() string {
 	if s.Access != nil && (s.Access.Group != "" || s.Access.ReadOnlyGroup != "") {
@@ -275,20 +347,65 @@ func Dial(path string) (*Client, error) {
 	return &Client{c: c, r: bufio.NewReaderSize(c, 1<<16), enc: json.NewEncoder(c)}, nil
 }
 
-// Do sends one request and waits for its response.
+// Do sends one request and waits for its whole response: a streamed one's
+// parts joined (their text, and their records in one JSON array).
 func (cl *Client) Do(req Request) (Response, error) {
-	var resp Response
+	var text strings.Builder
+	var records []json.RawMessage
+	streamed := false
+	last, err := cl.Stream(req, func(part *Response) error {
+		streamed = true
+		text.WriteString(part.Output)
+		if len(part.Data) > 0 {
+			var rs []json.RawMessage
+			if err := json.Unmarshal(part.Data, &rs); err != nil {
+				return fmt.Errorf("bad reply from ferryd: %w", err)
+			}
+			records = append(records, rs...)
+		}
+		return nil
+	})
+	if err != nil || !streamed {
+		return last, err
+	}
+	text.WriteString(last.Output)
+	last.Output = text.String()
+	if req.JSON {
+		if records == nil {
+			records = []json.RawMessage{}
+		}
+		b, err := json.Marshal(records)
+		if err != nil {
+			return last, err
+		}
+		last.Data = b
+	}
+	return last, nil
+}
+
+// Stream sends one request and hands each part of a streamed response to
+// part as it arrives; it returns the last part, which ends every answer
+// (the whole of one that does not stream).
+func (cl *Client) Stream(req Request, part func(*Response) error) (Response, error) {
 	if err := cl.enc.Encode(&req); err != nil {
-		return resp, fmt.Errorf("send to ferryd: %w", err)
+		return Response{}, fmt.Errorf("send to ferryd: %w", err)
 	}
-	line, err := cl.r.ReadBytes('\n')
-	if err != nil {
-		return resp, fmt.Errorf("read from ferryd: %w", err)
+	for {
+		var resp Response
+		line, err := cl.r.ReadBytes('\n')
+		if err != nil {
+			return resp, fmt.Errorf("read from ferryd: %w", err)
+		}
+		if err := json.Unmarshal(line, &resp); err != nil {
+			return resp, fmt.Errorf("bad reply from ferryd: %w", err)
+		}
+		if !resp.More {
+			return resp, nil
+		}
+		if err := part(&resp); err != nil {
+			return resp, err
+		}
 	}
-	if err := json.Unmarshal(line, &resp); err != nil {
-		return resp, fmt.Errorf("bad reply from ferryd: %w", err)
-	}
-	return resp, nil
 }
 
 // Close closes the connection.

@@ -251,13 +251,67 @@ func errText(err error) string {
 // RouteJSON is a route as -json shows it.
 
 func (r *Router) routeShow(args []string) (string, any, error) {
+	prod, err := r.routeShowStream(args, true, true)
+	if err != nil {
+		return "", nil, err
+	}
+	if prod == nil {
+		return r.routeShowCache()
+	}
+	var b strings.Builder
+	data := []any{}
+	err = prod(func(text string, records []any) error {
+		b.WriteString(text)
+		data = append(data, records...)
+		return nil
+	})
+	return b.String(), data, err
+}
+
+// Stream streams 'route show' (see Streamer): a full table's lines go out
+// as they are formatted, never all in memory at once.
+func (r *Router) Stream(args []string, asJSON bool) (Producer, error) {
+	if len(args) == 0 {
+		return nil, nil
+	}
+	switch args[0] {
+	case "route", "r", "ro":
+	default:
+		return nil, nil
+	}
+	args = args[1:]
+	if len(args) > 0 {
+		switch args[0] {
+		case "show", "list", "lst", "sh", "ls":
+			args = args[1:]
+		default:
+			return nil, nil
+		}
+	}
+	prod, err := r.routeShowStream(args, !asJSON, asJSON)
+	if err != nil {
+		return nil, err
+	}
+	if prod == nil { // route show cache: short, not streamed
+		return nil, nil
+	}
+	return prod, nil
+}
+
+// routeShowPart is how many routes go in one part of a streamed answer.
+const routeShowPart = 8192
+
+// routeShowStream parses 'route show' arguments and returns the producer
+// of its answer, its lines and or its JSON records: nil for 'route show
+// cache'. The producer reads only the tables' published state.
+func (r *Router) routeShowStream(args []string, lines, asJSON bool) (Producer, error) {
 	tables := []uint32{fib.TableMain}
 	proto := -1 // any
 	for i := 0; i < len(args); i++ {
 		switch args[i] {
 		case "table":
 			if i+1 >= len(args) {
-				return "", nil, fmt.Errorf("route show: table needs a value")
+				return nil, fmt.Errorf("route show: table needs a value")
 			}
 			i++
 			if args[i] == "all" {
@@ -266,45 +320,56 @@ func (r *Router) routeShow(args []string) (string, any, error) {
 			}
 			t, err := ParseTable(args[i])
 			if err != nil {
-				return "", nil, err
+				return nil, err
 			}
 			tables = []uint32{t}
 		case "cache":
-			return r.routeShowCache()
+			return nil, nil
 		case "proto", "protocol":
 			if i+1 >= len(args) {
-				return "", nil, fmt.Errorf("route show: proto needs a value")
+				return nil, fmt.Errorf("route show: proto needs a value")
 			}
 			i++
 			p, err := fib.ParseProto(args[i])
 			if err != nil {
-				return "", nil, err
+				return nil, err
 			}
 			proto = int(p)
 		default:
-			return "", nil, fmt.Errorf("route show: unknown argument %q", args[i])
+			return nil, fmt.Errorf("route show: unknown argument %q", args[i])
 		}
 	}
-	var b strings.Builder
-	var data []map[string]any
-	for _, t := range tables {
-		for _, rt := range r.FIB.Routes(t) {
-			if proto >= 0 && int(rt.Proto) != proto {
-				continue
+	f := r.FIB
+	return func(emit func(string, []any) error) error {
+		var b []byte
+		var records []any
+		n := 0
+		for _, t := range tables {
+			withTable := len(tables) > 1 && t != fib.TableMain
+			for _, rt := range f.Routes(t) {
+				if proto >= 0 && int(rt.Proto) != proto {
+					continue
+				}
+				if asJSON {
+					records = append(records, fib.RouteJSON(rt, f, len(tables) > 1))
+				}
+				if lines {
+					b = fib.AppendRoute(b, rt, f, withTable)
+					b = append(b, '\n')
+				}
+				if n++; n == routeShowPart {
+					if err := emit(string(b), records); err != nil {
+						return err
+					}
+					b, records, n = b[:0], records[:0], 0
+				}
 			}
-			line := fib.FormatRoute(rt, r.FIB)
-			if len(tables) > 1 && t != fib.TableMain && !strings.Contains(line, " table ") {
-				line += " table " + tableName(t)
-			}
-			b.WriteString(line)
-			b.WriteByte('\n')
-			data = append(data, fib.RouteJSON(rt, r.FIB, len(tables) > 1))
 		}
-	}
-	if data == nil {
-		data = []map[string]any{}
-	}
-	return b.String(), data, nil
+		if n == 0 {
+			return nil
+		}
+		return emit(string(b), records)
+	}, nil
 }
 
 func tableName(t uint32) string {

@@ -35,16 +35,19 @@ func (s Scope) String() string {
 }
 
 func protoName(p uint8) string {
-	for n, v := range protoNames {
-		if v == p && n != "unspec" {
-			return n
-		}
-	}
-	if p == 0 {
-		return "unspec"
+	if n := protoByNum[p]; n != "" {
+		return n
 	}
 	return strconv.Itoa(int(p))
 }
+
+// protoByNum is protoNames the other way round.
+var protoByNum = func() (names [256]string) {
+	for n, v := range protoNames {
+		names[v] = n
+	}
+	return names
+}()
 
 func prefixStr(a uint32, plen uint8) string {
 	switch {
@@ -72,74 +75,114 @@ func portDown(f *FIB, p int) bool {
 // FormatRoute prints a route as `ip route show table X` does (without the
 // trailing blank iproute2 leaves).
 func FormatRoute(r *Route, f *FIB) string {
-	var w []string
-	if r.Type != Unicast {
-		w = append(w, r.Type.String())
-	}
-	w = append(w, prefixStr(r.Dst, r.Len))
-	if r.Tos != 0 {
-		w = append(w, "tos", fmt.Sprintf("0x%02x", r.Tos))
-	}
-	if len(r.Nexthops) == 1 {
-		nh := r.Nexthops[0]
-		if nh.Gateway != 0 {
-			w = append(w, "via", ipStr(nh.Gateway))
-		}
-		if nh.Port >= 0 {
-			w = append(w, "dev", portStr(f, nh.Port))
-		}
-	}
-	if r.Proto != ProtoBoot {
-		w = append(w, "proto", protoName(r.Proto))
-	}
-	if r.Scope != ScopeUniverse {
-		w = append(w, "scope", r.Scope.String())
-	}
-	if r.Prefsrc != 0 {
-		w = append(w, "src", ipStr(r.Prefsrc))
-	}
-	if r.Priority != 0 {
-		w = append(w, "metric", strconv.FormatUint(uint64(r.Priority), 10))
-	}
-	if len(r.Nexthops) == 1 {
-		w = appendFlags(w, r.Nexthops[0], f)
-	}
-	if r.MTU != 0 {
-		w = append(w, "mtu")
-		if r.MTULock {
-			w = append(w, "lock")
-		}
-		w = append(w, strconv.FormatUint(uint64(r.MTU), 10))
-	}
-	s := strings.Join(w, " ")
-	if len(r.Nexthops) > 1 {
-		var sb strings.Builder
-		sb.WriteString(s)
-		for _, nh := range r.Nexthops {
-			nw := []string{"\n\tnexthop"}
-			if nh.Gateway != 0 {
-				nw = append(nw, "via", ipStr(nh.Gateway))
-			}
-			if nh.Port >= 0 {
-				nw = append(nw, "dev", portStr(f, nh.Port))
-			}
-			nw = append(nw, "weight", strconv.Itoa(nh.Weight))
-			nw = appendFlags(nw, nh, f)
-			sb.WriteString(strings.Join(nw, " "))
-		}
-		s = sb.String()
-	}
-	return s
+	return string(AppendRoute(nil, r, f, false))
 }
 
-func appendFlags(w []string, nh *Nexthop, f *FIB) []string {
+// AppendRoute appends FormatRoute's line to b, with the route's table
+// named (as `ip route show table all` does) when withTable is set. It
+// formats a full table's routes without garbage per route.
+func AppendRoute(b []byte, r *Route, f *FIB, withTable bool) []byte {
+	if r.Type != Unicast {
+		b = append(b, r.Type.String()...)
+		b = append(b, ' ')
+	}
+	b = appendPrefix(b, r.Dst, r.Len)
+	if r.Tos != 0 {
+		b = append(b, " tos 0x"...)
+		b = append(b, hexDigits[r.Tos>>4], hexDigits[r.Tos&15])
+	}
+	if len(r.Nexthops) == 1 {
+		b = appendVia(b, r.Nexthops[0], f)
+	}
+	if withTable {
+		b = append(b, " table "...)
+		b = append(b, tableName(r.Table)...)
+	}
+	if r.Proto != ProtoBoot {
+		b = append(b, " proto "...)
+		b = append(b, protoName(r.Proto)...)
+	}
+	if r.Scope != ScopeUniverse {
+		b = append(b, " scope "...)
+		b = append(b, r.Scope.String()...)
+	}
+	if r.Prefsrc != 0 {
+		b = append(b, " src "...)
+		b = appendIP(b, r.Prefsrc)
+	}
+	if r.Priority != 0 {
+		b = append(b, " metric "...)
+		b = strconv.AppendUint(b, uint64(r.Priority), 10)
+	}
+	if len(r.Nexthops) == 1 {
+		b = appendNhFlags(b, r.Nexthops[0], f)
+	}
+	if r.MTU != 0 {
+		b = append(b, " mtu "...)
+		if r.MTULock {
+			b = append(b, "lock "...)
+		}
+		b = strconv.AppendUint(b, uint64(r.MTU), 10)
+	}
+	if len(r.Nexthops) > 1 {
+		for _, nh := range r.Nexthops {
+			b = append(b, "\n\tnexthop"...)
+			b = appendVia(b, nh, f)
+			b = append(b, " weight "...)
+			b = strconv.AppendInt(b, int64(nh.Weight), 10)
+			b = appendNhFlags(b, nh, f)
+		}
+	}
+	return b
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendVia appends a nexthop's gateway and port.
+func appendVia(b []byte, nh *Nexthop, f *FIB) []byte {
+	if nh.Gateway != 0 {
+		b = append(b, " via "...)
+		b = appendIP(b, nh.Gateway)
+	}
+	if nh.Port >= 0 {
+		b = append(b, " dev "...)
+		b = append(b, portStr(f, nh.Port)...)
+	}
+	return b
+}
+
+func appendNhFlags(b []byte, nh *Nexthop, f *FIB) []byte {
 	if nh.Onlink {
-		w = append(w, "onlink")
+		b = append(b, " onlink"...)
 	}
 	if portDown(f, nh.Port) {
-		w = append(w, "linkdown")
+		b = append(b, " linkdown"...)
 	}
-	return w
+	return b
+}
+
+// appendPrefix appends prefixStr's text.
+func appendPrefix(b []byte, a uint32, plen uint8) []byte {
+	if plen == 0 && a == 0 {
+		return append(b, "default"...)
+	}
+	b = appendIP(b, a)
+	if plen != 32 {
+		b = append(b, '/')
+		b = strconv.AppendUint(b, uint64(plen), 10)
+	}
+	return b
+}
+
+// appendIP appends a in dotted quad.
+func appendIP(b []byte, a uint32) []byte {
+	for i := 24; i >= 0; i -= 8 {
+		b = strconv.AppendUint(b, uint64(a>>i&0xff), 10)
+		if i > 0 {
+			b = append(b, '.')
+		}
+	}
+	return b
 }
 
 // FormatRule prints a rule as `ip rule show` does.

@@ -621,7 +621,7 @@ func (f *FIB) Routes(id uint32) []*Route {
 	}
 	ls := collect(t.root.Load(), nil, false)
 	sortShow(ls)
-	var out []*Route
+	out := make([]*Route, 0, len(ls))
 	for _, l := range ls {
 		out = append(out, l.routes...)
 	}

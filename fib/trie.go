@@ -1,8 +1,9 @@
 package fib
 
 import (
+	"cmp"
 	"math/bits"
-	"sort"
+	"slices"
 	"sync/atomic"
 )
 
@@ -452,11 +453,11 @@ func collect(n *node, out []*leaf, writer bool) []*leaf {
 // sortShow orders prefixes as `ip route show` lists them: by address, and
 // for one address the longer prefix first (the kernel's leaf alias order).
 func sortShow(ls []*leaf) {
-	sort.Slice(ls, func(i, j int) bool {
-		if ls[i].key != ls[j].key {
-			return ls[i].key < ls[j].key
+	slices.SortFunc(ls, func(a, b *leaf) int {
+		if a.key != b.key {
+			return cmp.Compare(a.key, b.key)
 		}
-		return ls[i].plen > ls[j].plen
+		return cmp.Compare(b.plen, a.plen)
 	})
 }
 

@@ -162,7 +162,19 @@ func wantsHelp(args []string) (string, bool) {
 }
 
 func do(cl *conf.Client, args []string, asJSON bool, stdout io.Writer) error {
-	resp, err := cl.Do(conf.Request{Args: args, JSON: asJSON})
+	req := conf.Request{Args: args, JSON: asJSON}
+	var resp conf.Response
+	var err error
+	if asJSON {
+		resp, err = cl.Do(req)
+	} else {
+		// Text goes out as it comes: a full table's routes need not fit
+		// in memory here either.
+		resp, err = cl.Stream(req, func(part *conf.Response) error {
+			_, werr := io.WriteString(stdout, part.Output)
+			return werr
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("ferryctl: %w", err)
 	}
