@@ -32,6 +32,8 @@ type Router struct {
 	ReloadConfig func() (string, error)
 	// SaveConfig renders the running state as a configuration file.
 	SaveConfig func() ([]byte, error)
+
+	trim trimmer
 }
 
 // ErrUsage marks a command the router does not understand.
@@ -196,6 +198,7 @@ func (r *Router) ExecBatch(cmds [][]string) (string, int, error) {
 				}
 				return nil
 			})
+			r.noteChanges(len(routes))
 			if failed >= 0 {
 				return out.String(), failed, ferr
 			}

@@ -10,7 +10,6 @@ import (
 
 	"ferry/cache"
 	"ferry/cache/neigh"
-	"ferry/fib"
 	"ferry/pipeline"
 )
 
@@ -155,29 +154,6 @@ func TestBatchStopsAtFirstFailure(t *testing.T) {
 	if _, _, err := r.Exec(strings.Fields("route get 10.4.0.1"), false); err == nil {
 		t.Fatal("a command after the failure ran")
 	}
-}
-
-// BenchmarkBatchLoad900k loads a BGP-sized table the way ferryctl -batch
-// does (parsed commands, one FIB batch per chunk).
-func BenchmarkBatchLoad900k(b *testing.B) {
-	ps := fib.GenerateBGP(900000, 1)
-	cmds := make([][]string, len(ps))
-	for i, p := range ps {
-		cmds[i] = []string{"route", "add", p.String(), "via", "198.51.100.2"}
-	}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		r := testRouter(b)
-		start := time.Now()
-		for c := 0; c < len(cmds); c += 2048 {
-			if _, failed, err := r.ExecBatch(cmds[c:min(c+2048, len(cmds))]); err != nil {
-				b.Fatalf("command %d: %v", c+failed, err)
-			}
-		}
-		b.ReportMetric(time.Since(start).Seconds(), "s/load")
-		b.ReportMetric(float64(len(cmds))/time.Since(start).Seconds(), "routes/s")
-	}
-	_ = fmt.Sprint
 }
 
 // Route changes, multipath, throw and rules in one batch complete (the
