@@ -100,9 +100,14 @@ type Shared struct {
 	clock cache.Clock // read once a pass; the neighbour owner's too
 }
 
-// NewShared ties the FIB, genid and neighbour manager together for ncores cores.
-func NewShared(f *fib.FIB, gen *cache.GenID, nm *neigh.Manager, ports []PortInfo, ncores int) *Shared {
+// NewShared ties the FIB, genid and neighbour manager together for ncores
+// cores, and binds tx, the transmitter nm was made with (nil when nm was
+// given another), to the new Shared.
+func NewShared(f *fib.FIB, gen *cache.GenID, nm *neigh.Manager, tx *NeighTx, ports []PortInfo, ncores int) *Shared {
 	s := &Shared{FIB: f, Gen: gen, Neigh: nm, clock: cache.SystemClock{}}
+	if tx != nil {
+		tx.sh = s
+	}
 	s.SetPorts(ports)
 	k := DefaultKnobs()
 	s.knobs.Store(&k)
