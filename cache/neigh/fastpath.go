@@ -1,19 +1,5 @@
 package neigh
 
-// Lookup is Table(port).Lookup(ip) counted in core's lookups/hits.
-func (m *Manager) Lookup(core, port int, ip uint32) *Entry {
-	if uint(core) >= uint(len(m.cst)) || uint(port) >= uint(len(m.ports)) {
-		return nil
-	}
-	c := &m.cst[core]
-	inc(&c.lookups)
-	e := m.ports[port].t.Lookup(ip)
-	if e != nil {
-		inc(&c.hits)
-	}
-	return e
-}
-
 // Resolve says "core needs to send to ip on port" (the kernel's
 // neigh_event_send): the owner creates an INCOMPLETE entry, moves STALE to
 // DELAY, or restarts a FAILED one. Nothing is pushed when the entry needs no

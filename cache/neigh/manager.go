@@ -177,27 +177,6 @@ func (m *Manager) Table(port int) *Table {
 	return m.ports[port].t
 }
 
-// Ports returns the number of ports.
-func (m *Manager) Ports() int { return len(m.ports) }
-
-// PortName returns the configured name of port ("" if unknown).
-func (m *Manager) PortName(port int) string {
-	if uint(port) >= uint(len(m.ports)) {
-		return ""
-	}
-	return m.ports[port].cfg.Name
-}
-
-// PortIndex finds a port by name.
-func (m *Manager) PortIndex(name string) (int, bool) {
-	for i, p := range m.ports {
-		if p.cfg.Name == name {
-			return i, true
-		}
-	}
-	return -1, false
-}
-
 // Stats sums the owner's and every core's counters.
 func (m *Manager) Stats() Stats {
 	m.mu.Lock()
@@ -252,14 +231,4 @@ func (m *Manager) SetParams(port int, np Params) error {
 		p.t.rebuild(want, p.seed)
 	}
 	return nil
-}
-
-// ReachableTime returns port's current randomized reachable_time.
-func (m *Manager) ReachableTime(port int) time.Duration {
-	if uint(port) >= uint(len(m.ports)) {
-		return 0
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return time.Duration(m.ports[port].reachable)
 }
