@@ -31,10 +31,6 @@ type frameHdr = [EthHdrLen + IPv4MinHdr]byte
 
 var le = binary.LittleEndian
 
-// macMask keeps the destination MAC of a frame's first eight bytes loaded
-// little-endian.
-const macMask = 1<<48 - 1
-
 // ipv4Start is a frame's bytes 12-14 (EtherType IPv4, version 4 and a
 // 20-byte header), loaded little-endian: the usual packet's check.
 const ipv4Start = 0x45<<16 | EtherIPv4>>8 | EtherIPv4&0xff<<8

@@ -118,10 +118,6 @@ func NewShared(f *fib.FIB, gen *cache.GenID, nm *neigh.Manager, tx *NeighTx, por
 	return s
 }
 
-// UseClock makes the pipelines read c, the neighbour owner's clock too,
-// instead of the real one (tests step a fake one); before NewPipeline.
-func (s *Shared) UseClock(c cache.Clock) { s.clock = c }
-
 // SetPorts publishes new port information and expires cached decisions.
 func (s *Shared) SetPorts(p []PortInfo) {
 	cp := append([]PortInfo(nil), p...)
