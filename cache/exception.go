@@ -130,26 +130,6 @@ func (t *ExceptionTable) updateLocked(daddr, gw, pmtu uint32, locked bool, expir
 	return ne
 }
 
-// Remove drops daddr's exception; it reports whether there was one.
-func (t *ExceptionTable) Remove(daddr uint32) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	slot := &t.buckets[excHash(daddr)]
-	c := slot.Load()
-	if c == nil {
-		return false
-	}
-	for i, e := range *c {
-		if e.Daddr == daddr {
-			chain := append(append([]*Exception{}, (*c)[:i]...), (*c)[i+1:]...)
-			slot.Store(&chain)
-			t.count.Add(-1)
-			return true
-		}
-	}
-	return false
-}
-
 // Expire removes exceptions past their time and returns how many went.
 func (t *ExceptionTable) Expire(now int64) int {
 	t.mu.Lock()

@@ -41,9 +41,8 @@ func testRouter(t testing.TB) *Router {
 		infos = append(infos, pipeline.PortInfo{Name: p.Name, MTU: p.MTU})
 		nps = append(nps, neigh.PortConfig{Name: p.Name, Params: neigh.DefaultParams()})
 	}
-	sh := pipeline.NewShared(f, gen, nil, infos, 1)
 	nm := neigh.NewManager(nps, 1, sysClock{}, nullTx{}, nil)
-	sh.Neigh = nm
+	sh := pipeline.NewShared(f, gen, nm, nil, infos, 1)
 	return &Router{FIB: f, Gen: gen, Neigh: nm, Shared: sh, Links: noLinks{}}
 }
 

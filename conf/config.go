@@ -156,7 +156,9 @@ const (
 	DefaultTxDesc  = 1024
 	MaxPorts       = 16
 	MaxMTU         = 9000
-	// The kernel path's defaults (pipeline.DefaultPuntQueue, ...).
+	// The kernel path's defaults: a burst of a BGP full table (a TCP window
+	// of full-sized segments) waits whole, and a flood to the router's own
+	// addresses takes at most this much of a core.
 	DefaultPuntQueue = 4096
 	DefaultPuntRate  = 100000
 	EthHeaderLen     = 14

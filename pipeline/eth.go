@@ -31,19 +31,16 @@ type frameHdr = [EthHdrLen + IPv4MinHdr]byte
 
 var le = binary.LittleEndian
 
-// macMask keeps the destination MAC of a frame's first eight bytes loaded
-// little-endian.
-const macMask = 1<<48 - 1
-
 // ipv4Start is a frame's bytes 12-14 (EtherType IPv4, version 4 and a
 // 20-byte header), loaded little-endian: the usual packet's check.
 const ipv4Start = 0x45<<16 | EtherIPv4>>8 | EtherIPv4&0xff<<8
 
 // Addresses by first octet. Martians (ip_route_input_slow): as source
 // 0/8, 127/8 and multicast (and the limited broadcast, checked apart); as
-// destination 0/8 and 127/8. And what rxRun leaves to ethOne, as rare and
-// not the usual packet: those, and sources and destinations from 224/4
-// up, so that no packet it lists for lookup has fib.Special addresses.
+// destination 0/8 and 127/8. And what rxRun leaves to ethInputOne, as
+// rare and not the usual packet: those, and sources and destinations from
+// 224/4 up, so that no packet it lists for lookup has fib.Special
+// addresses.
 const (
 	martianSrc = 1 << iota
 	martianDst
@@ -76,8 +73,9 @@ var octetClass = func() (t [256]uint8) {
 // The usual frames go through rxRun, a loop that calls nothing: Go keeps
 // no register across a call, so a call even on a cold path in the loop
 // would have every value the loop carries stored and reloaded around it.
-// rxRun stops at a frame it cannot take and ethOne takes that one. Frames
-// that leave the list (handled or dropped) are closed up behind the pass.
+// rxRun stops at a frame it cannot take and ethInputOne takes that one.
+// Frames that leave the list (handled or dropped) are closed up behind the
+// pass by compactRx.
 func (p *Pipeline) ethInput(n int) {
 	rx := p.io.Rx[:n]
 	st := rxState{prev: noHint, hints: !p.sh.FIB.HasCustomRules()}
@@ -85,11 +83,11 @@ func (p *Pipeline) ethInput(n int) {
 		if i = p.rxRun(rx, i, &st); i >= len(rx) {
 			break
 		}
-		p.ethOne(rx, i, &st)
+		p.ethInputOne(rx, i, &st)
 	}
 	p.nIP, p.nk = n, st.nk
 	if st.gone > 0 {
-		p.closeUp(rx)
+		p.compactRx(rx)
 	}
 }
 
@@ -168,9 +166,10 @@ func (p *Pipeline) rxRun(rx []RxPkt, i int, st *rxState) int {
 	return i
 }
 
-// ethOne takes frame i, which rxRun could not: it handles or drops it, or
-// keeps it as rxRun would (an IPv4 header with options).
-func (p *Pipeline) ethOne(rx []RxPkt, i int, st *rxState) {
+// ethInputOne is ethInput for frame i, which rxRun could not take: it
+// handles or drops it, or keeps it as rxRun would (an IPv4 header with
+// options).
+func (p *Pipeline) ethInputOne(rx []RxPkt, i int, st *rxState) {
 	r := &rx[i]
 	if tot := p.ethCheck(r); tot > 0 {
 		h := (*frameHdr)(r.Data)
@@ -188,7 +187,7 @@ func (p *Pipeline) ethOne(rx []RxPkt, i int, st *rxState) {
 func (p *Pipeline) ethCheck(r *RxPkt) int {
 	l, port := int(r.Len), int(r.Port)
 	if l < EthHdrLen+IPv4MinHdr || port >= min(len(p.ports), MaxPorts) {
-		p.ethShort(r, l, port, min(len(p.ports), MaxPorts))
+		p.ethShortOrNoPort(r, l, port, min(len(p.ports), MaxPorts))
 		return 0
 	}
 	h := (*frameHdr)(r.Data)
@@ -203,7 +202,7 @@ func (p *Pipeline) ethCheck(r *RxPkt) int {
 			p.drop(r.Ref, DropIPTotalLen)
 			return 0
 		}
-	} else if tot = p.ethOther(r, l, port); tot == 0 {
+	} else if tot = p.ethNotPlainIPv4(r, l, port); tot == 0 {
 		return 0
 	}
 	src := be.Uint32(h[EthHdrLen+ipSrc:])
@@ -218,9 +217,9 @@ func (p *Pipeline) ethCheck(r *RxPkt) int {
 	return tot
 }
 
-// closeUp moves the packets that stay in the list up over the frames that
-// left it, with their routing classes.
-func (p *Pipeline) closeUp(rx []RxPkt) {
+// compactRx moves the packets that stay in the list up over the frames
+// that left it, with their routing classes.
+func (p *Pipeline) compactRx(rx []RxPkt) {
 	route := p.route[:len(rx)]
 	k := 0
 	for i := range rx {
@@ -262,11 +261,12 @@ func classify(route []int16, dsts []uint32, k, nk int, prev uint64, hints bool, 
 	return nk, prev
 }
 
-// ethOther handles a frame that is not the usual IPv4 packet: ARP is
-// handled, an IPv4 header with options (or a bad one) takes the full
-// checks. It returns the IPv4 packet's total length, 0 when the frame was
-// handled or dropped.
-func (p *Pipeline) ethOther(r *RxPkt, l, port int) int {
+// ethNotPlainIPv4 handles a frame that is not an option-less IPv4 packet
+// with a good header checksum: ARP is handled, another EtherType dropped,
+// and an IPv4 header with options (or a bad one) takes the full checks.
+// It returns the IPv4 packet's total length, 0 when the frame was handled
+// or dropped.
+func (p *Pipeline) ethNotPlainIPv4(r *RxPkt, l, port int) int {
 	h := (*frameHdr)(r.Data)
 	if et := be.Uint16(h[EthTypeOff:]); et != EtherIPv4 {
 		if et == EtherARP {
@@ -284,10 +284,10 @@ func (p *Pipeline) ethOther(r *RxPkt, l, port int) int {
 	return tot
 }
 
-// ethShort handles a frame too short to hold an IPv4 header (an ARP frame,
-// which arpInput judges, or a drop) or from a port the pipeline does not
-// know.
-func (p *Pipeline) ethShort(r *RxPkt, l, port, nports int) {
+// ethShortOrNoPort handles a frame too short to hold an IPv4 header (an
+// ARP frame, which arpInput judges, or a drop) or from a port the pipeline
+// does not know.
+func (p *Pipeline) ethShortOrNoPort(r *RxPkt, l, port, nports int) {
 	switch {
 	case l < EthHdrLen:
 		p.drop(r.Ref, DropShort)

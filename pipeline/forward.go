@@ -78,17 +78,17 @@ func (st *routeState) runVal() int32 {
 	return st.memoVal
 }
 
-// takes reports whether a run takes a packet of routing class r: a hint,
-// or a lookup that found the run's value (its addresses are not special:
-// see routeSpecial).
-func takes(r int, vals *[RxMax]uint16, runVal int32) bool {
+// inRun reports whether a packet of routing class r belongs to the run:
+// a hint, or a lookup that found the run's value (its addresses are not
+// special: see routeSpecial).
+func inRun(r int, vals *[RxMax]uint16, runVal int32) bool {
 	return r >= 0 && int32(vals[r&(RxMax-1)]) == runVal || r == int(routeHint)
 }
 
-// usual reports whether a packet whose frame is h, with the decision f
-// is for, is the usual forward: not to a link-layer broadcast, TTL left,
-// within the MTU, not back out of its input port.
-func usual(h *frameHdr, pk *RxPkt, f *fastFwd) bool {
+// fastForwardable reports whether a packet whose frame is h, with the
+// decision f is for, can be forwarded as the runs do: not to a link-layer
+// broadcast, TTL left, within the MTU, not back out of its input port.
+func fastForwardable(h *frameHdr, pk *RxPkt, f *fastFwd) bool {
 	return h[0]&1 == 0 && h[EthHdrLen+ipTTL] > 1 && int(pk.Len)-EthHdrLen <= f.mtu && pk.Port != f.in
 }
 
@@ -111,7 +111,7 @@ func (p *Pipeline) fwdTx(pks []RxPkt, route []int16, st *routeState) int {
 	for ; k < len(pks); k++ {
 		r, pk := int(route[k]), &pks[k]
 		h := (*frameHdr)(pk.Data)
-		if !takes(r, vals, runVal) || !usual(h, pk, f) {
+		if !inRun(r, vals, runVal) || !fastForwardable(h, pk, f) {
 			break
 		}
 		ctr[HintHits] += uint64(uint16(r) >> 15)
@@ -137,7 +137,7 @@ func (p *Pipeline) fwdOut(pks []RxPkt, route []int16, st *routeState) int {
 	for ; k < len(pks); k++ {
 		r, pk := int(route[k]), &pks[k]
 		h := (*frameHdr)(pk.Data)
-		if !takes(r, vals, runVal) || !usual(h, pk, f) || nOut >= len(out) {
+		if !inRun(r, vals, runVal) || !fastForwardable(h, pk, f) || nOut >= len(out) {
 			break
 		}
 		ctr[HintHits] += uint64(uint16(r) >> 15)
@@ -161,7 +161,7 @@ func (p *Pipeline) sendOne(pk *RxPkt, d *cache.Decision, st *routeState) {
 	if d != f.d {
 		p.setFast(f, d)
 	}
-	if f.mtu == 0 || !usual((*frameHdr)(pk.Data), pk, f) {
+	if f.mtu == 0 || !fastForwardable((*frameHdr)(pk.Data), pk, f) {
 		p.dispatchOne(pk, d)
 		return
 	}

@@ -68,9 +68,6 @@ func (r *FrameRing) Front() []byte {
 // Pop releases the frame Front returned (consumer).
 func (r *FrameRing) Pop() { r.head.Store(r.head.Load() + 1) }
 
-// Len is how many frames wait.
-func (r *FrameRing) Len() int { return int(r.tail.Load() - r.head.Load()) }
-
 // RingStats are a ring's producer-side totals.
 type RingStats struct {
 	Frames  uint64 `json:"frames"`

@@ -68,14 +68,14 @@ func newHarness(t testing.TB, setup ...func(*Shared)) *harness {
 	must(err)
 	must(h.f.Add(rt))
 	ports := []PortInfo{{Name: "port0", MAC: macR0, MTU: 1500, Up: true}, {Name: "port1", MAC: macR1, MTU: 1500, Up: true}}
-	h.sh = NewShared(h.f, h.gen, nil, ports, 1)
 	h.clk = &fakeClock{t: time.Unix(1000, 0)}
-	h.sh.UseClock(h.clk) // one clock: the owner's and the pipeline's
+	tx := &NeighTx{}
 	h.nm = neigh.NewManager([]neigh.PortConfig{
 		{Name: "port0", MAC: neigh.MAC(macR0), Addrs: []uint32{ip4(192, 0, 2, 1)}, Params: neigh.DefaultParams()},
 		{Name: "port1", MAC: neigh.MAC(macR1), Addrs: []uint32{ip4(198, 51, 100, 1)}, Params: neigh.DefaultParams()},
-	}, 1, h.clk, h.sh, nil)
-	h.sh.Neigh = h.nm
+	}, 1, h.clk, tx, nil)
+	h.sh = NewShared(h.f, h.gen, h.nm, tx, ports, 1)
+	h.sh.UseClock(h.clk) // one clock: the owner's and the pipeline's
 	goIO(&h.io, &h.rxN, &h.freeN, &h.alloN, h.newBuf)
 	for _, f := range setup {
 		f(h.sh)

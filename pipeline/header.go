@@ -10,7 +10,6 @@ const (
 	EthTypeOff = 12
 	EtherIPv4  = 0x0800
 	EtherARP   = 0x0806
-	EtherVLAN  = 0x8100
 
 	ArpLen    = 28 // Ethernet/IPv4 ARP body
 	ArpOpOff  = 6
@@ -49,7 +48,6 @@ const (
 	ICMPRedirect      = 5
 	ICMPEcho          = 8
 	ICMPTimeExceeded  = 11
-	ICMPParamProblem  = 12
 	CodeNetUnreach    = 0
 	CodeHostUnreach   = 1
 	CodeProtoUnreach  = 2
@@ -58,7 +56,6 @@ const (
 	CodePktFiltered   = 13
 	CodeTTLExceeded   = 0
 	CodeRedirectHost  = 1
-	CodeRedirectNet   = 0
 	icmpPrecInternet  = 0xc0
 	defaultTTL        = 64
 	icmpErrorMaxBytes = 576
@@ -105,9 +102,6 @@ func checksum(b []byte, initial uint32) uint16 {
 	}
 	return ^uint16(sum)
 }
-
-// Checksum is exported for tests and tools that build packets.
-func Checksum(b []byte) uint16 { return checksum(b, 0) }
 
 // ipv4HeaderOK checks the header checksum of a header of hlen bytes.
 func ipv4HeaderOK(ip []byte, hlen int) bool {

@@ -3,8 +3,8 @@ package pipeline
 // ipv4Check validates an IPv4 header as ip_rcv does (ip: the packet from
 // its header to the frame's end, at least IPv4MinHdr bytes) and returns
 // the packet's total length, or the counter of the reason to drop it.
-// ethInput checks the usual option-less header inline and calls this for
-// the rest.
+// ethInput checks the usual option-less header inline and, through
+// ethNotPlainIPv4, calls this for the rest.
 func ipv4Check(ip []byte) (tot int, why Counter) {
 	if ip[ipVerIHL]>>4 != 4 {
 		return 0, DropIPVersion

@@ -104,12 +104,12 @@ func TestPipelinesShareStateUnderChurn(t *testing.T) {
 		t.Fatal(err)
 	}
 	ports := []PortInfo{{Name: "port0", MAC: macR0, MTU: 1500, Up: true}, {Name: "port1", MAC: macR1, MTU: 1500, Up: true}}
-	sh := NewShared(f, gen, nil, ports, cores)
+	tx := &NeighTx{}
 	nm := neigh.NewManager([]neigh.PortConfig{
 		{Name: "port0", MAC: neigh.MAC(macR0), Addrs: []uint32{ipR0}, Params: neigh.DefaultParams()},
 		{Name: "port1", MAC: neigh.MAC(macR1), Addrs: []uint32{ipR1}, Params: neigh.DefaultParams()},
-	}, cores, neigh.SystemClock{}, sh, nil)
-	sh.Neigh = nm
+	}, cores, neigh.SystemClock{}, tx, nil)
+	sh := NewShared(f, gen, nm, tx, ports, cores)
 	for _, req := range []neigh.Request{neighPermanent(1, ipB, macB), neighPermanent(1, gwC, macC), neighPermanent(0, ipA, macA)} {
 		if err := nm.Apply(req); err != nil {
 			t.Fatal(err)

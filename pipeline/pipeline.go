@@ -100,9 +100,14 @@ type Shared struct {
 	clock cache.Clock // read once a pass; the neighbour owner's too
 }
 
-// NewShared ties the FIB, genid and neighbour manager together for ncores cores.
-func NewShared(f *fib.FIB, gen *cache.GenID, nm *neigh.Manager, ports []PortInfo, ncores int) *Shared {
+// NewShared ties the FIB, genid and neighbour manager together for ncores
+// cores, and binds tx, the transmitter nm was made with (nil when nm was
+// given another), to the new Shared.
+func NewShared(f *fib.FIB, gen *cache.GenID, nm *neigh.Manager, tx *NeighTx, ports []PortInfo, ncores int) *Shared {
 	s := &Shared{FIB: f, Gen: gen, Neigh: nm, clock: cache.SystemClock{}}
+	if tx != nil {
+		tx.sh = s
+	}
 	s.SetPorts(ports)
 	k := DefaultKnobs()
 	s.knobs.Store(&k)
@@ -112,10 +117,6 @@ func NewShared(f *fib.FIB, gen *cache.GenID, nm *neigh.Manager, ports []PortInfo
 	}
 	return s
 }
-
-// UseClock makes the pipelines read c, the neighbour owner's clock too,
-// instead of the real one (tests step a fake one); before NewPipeline.
-func (s *Shared) UseClock(c cache.Clock) { s.clock = c }
 
 // SetPorts publishes new port information and expires cached decisions.
 func (s *Shared) SetPorts(p []PortInfo) {

@@ -20,14 +20,9 @@ type PuntConfig struct {
 	FrameLen int    // the largest frame, Ethernet header included
 }
 
-// Defaults of the kernel path: a burst of a BGP full table (a TCP window
-// of full-sized segments) waits whole, and a flood to the router's own
-// addresses takes at most this much of a core.
 const (
-	DefaultPuntQueue = 4096
-	DefaultPuntRate  = 100000
-	injectSlots      = 1024
-	injectPerPass    = 64 // frames a core sends from the kernel per pass
+	injectSlots   = 1024 // frames from a port's kernel interface that may wait
+	injectPerPass = 64   // frames a core sends from the kernel per pass
 )
 
 // puntState is the kernel path's rings; fixed once the cores run.

@@ -1,10 +1,29 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
 
 	"ferry/cache/neigh"
 )
+
+// NeighTx is the neighbour manager's Transmitter. The manager is made
+// before Shared, which takes it, yet its solicitations leave through the
+// pipelines Shared feeds: NewShared binds NeighTx to itself, so both are
+// built in dependency order and nothing is assigned afterwards. The owner
+// solicits only from Step (never from NewManager or admin calls), so
+// nothing is sent unbound once Run starts after NewShared.
+type NeighTx struct{ sh *Shared }
+
+var errUnbound = errors.New("solicit: no pipelines to send on yet")
+
+// Solicit is Shared.Solicit on the Shared tx is bound to.
+func (tx *NeighTx) Solicit(port int, target uint32, dst *neigh.MAC) error {
+	if tx.sh == nil {
+		return errUnbound
+	}
+	return tx.sh.Solicit(port, target, dst)
+}
 
 // Solicit builds an ARP request for target on port and hands it to a core
 // (neigh.Transmitter). The sender address is the port's address on the

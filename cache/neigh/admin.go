@@ -337,50 +337,6 @@ func parsePrefix(s string) (uint32, int, error) {
 	return ip &^ (1<<(32-uint(n)) - 1), n, nil
 }
 
-// String renders r back in ip neigh syntax (portName names r.Port).
-func (r Request) String(portName func(int) string) string {
-	var b strings.Builder
-	b.WriteString(r.Cmd.String())
-	name := func() string {
-		if portName != nil {
-			return portName(r.Port)
-		}
-		return strconv.Itoa(r.Port)
-	}
-	switch r.Cmd {
-	case CmdAdd, CmdChange, CmdReplace, CmdDel:
-		b.WriteString(" " + IPString(r.IP))
-		if r.HasMAC {
-			b.WriteString(" lladdr " + r.MAC.String())
-		}
-		if r.Cmd != CmdDel {
-			s := strings.ToLower(r.State.String())
-			b.WriteString(" nud " + s)
-		}
-		b.WriteString(" dev " + name())
-	default:
-		if r.PrefixLen > 0 {
-			fmt.Fprintf(&b, " to %s/%d", IPString(r.Prefix), r.PrefixLen)
-		} else if r.Cmd == CmdFlush {
-			b.WriteString(" all") // flush needs an argument
-		}
-		if r.Port >= 0 {
-			b.WriteString(" dev " + name())
-		}
-		if r.StateMask != 0 {
-			for _, n := range stateNames {
-				if r.StateMask&uint32(n.s) != 0 {
-					b.WriteString(" nud " + strings.ToLower(n.name))
-				}
-			}
-			if r.StateMask&StateNoneBit != 0 {
-				b.WriteString(" nud none")
-			}
-		}
-	}
-	return b.String()
-}
-
 // Apply executes an admin request, serialized with the owner.
 func (m *Manager) Apply(req Request) error {
 	switch req.Cmd {
@@ -497,20 +453,6 @@ func (m *Manager) Show(req Request) []EntryInfo {
 	return m.collect(req.matches)
 }
 
-// Get returns one entry's snapshot.
-func (m *Manager) Get(port int, ip uint32) (EntryInfo, bool) {
-	if uint(port) >= uint(len(m.ports)) {
-		return EntryInfo{}, false
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e := m.ports[port].t.Lookup(ip)
-	if e == nil {
-		return EntryInfo{}, false
-	}
-	return m.info(e, m.last), true
-}
-
 func (m *Manager) collect(keep func(*Entry) bool) []EntryInfo {
 	m.mu.Lock()
 	var out []EntryInfo
@@ -554,12 +496,6 @@ func Format(e EntryInfo, portName string) string {
 	return format(e, portName, false)
 }
 
-// FormatStats prints e as ip -s neigh show does, adding
-// "used U/C/Up probes N" (seconds since use, confirmation and update).
-func FormatStats(e EntryInfo, portName string) string {
-	return format(e, portName, true)
-}
-
 func format(e EntryInfo, portName string, stats bool) string {
 	var b strings.Builder
 	b.WriteString(IPString(e.IP))
@@ -580,12 +516,6 @@ func format(e EntryInfo, portName string, stats bool) string {
 		b.WriteString(e.State.String())
 	}
 	return b.String()
-}
-
-// Info snapshots e from a core: only the atomically published fields.
-func (e *Entry) Info() EntryInfo {
-	s, mac, _ := e.Load()
-	return EntryInfo{Port: int(e.port), IP: e.ip, MAC: mac, HasMAC: e.word.Load()&wordHasMAC != 0, State: s, Seq: e.seq.Load()}
 }
 
 // SetAddrs replaces port's own addresses (the router's addresses on it,

@@ -38,12 +38,6 @@ type Entry struct {
 	hidx      int // index in the timer heap; -1 when no timer runs
 }
 
-// IP returns the neighbour's address (0 for a noarp/p2p port's entry).
-func (e *Entry) IP() uint32 { return e.ip }
-
-// Port returns the port index.
-func (e *Entry) Port() int { return int(e.port) }
-
 // State returns the current NUD state.
 func (e *Entry) State() State { return State(e.word.Load() >> wordStateSft) }
 
@@ -66,10 +60,6 @@ func (e *Entry) Load() (State, MAC, bool) {
 	}
 	return s, m, w&wordHasMAC != 0 && s.Valid()
 }
-
-// Seq changes every time the state or MAC changes. It is bumped after the
-// word is stored, so a reader that saw the old Seq will see it move.
-func (e *Entry) Seq() uint32 { return e.seq.Load() }
 
 // Failures counts transitions to FAILED. A core holding queued packets can
 // compare it with the value at enqueue time: FAILED may be left again (a new

@@ -68,9 +68,6 @@ func (s State) String() string {
 // Valid reports whether the entry's MAC may be used to send (NUD_VALID).
 func (s State) Valid() bool { return s&validMask != 0 }
 
-// Connected reports whether the entry needs no confirmation (NUD_CONNECTED).
-func (s State) Connected() bool { return s&connectedMask != 0 }
-
 // MAC is an Ethernet address.
 type MAC [6]byte
 

@@ -198,7 +198,3 @@ func parseMAC(s string) ([6]byte, error) {
 	}
 	return m, nil
 }
-
-func macString(m [6]byte) string {
-	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5])
-}

@@ -180,7 +180,13 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 		return err
 	}
 
-	sh := pipeline.NewShared(f, gen, nil, infos, len(cfg.Cores))
+	// The manager solicits through the pipelines, which reach it through
+	// sh: tx carries its solicitations once NewShared has bound it.
+	tx := &pipeline.NeighTx{}
+	nm := neigh.NewManager(nports, len(cfg.Cores), cache.SystemClock{}, tx, func(msg string, kv ...any) {
+		log.Sugar().Debugw(msg, kv...)
+	})
+	sh := pipeline.NewShared(f, gen, nm, tx, infos, len(cfg.Cores))
 	sh.SetKnobs(cfg.Knobs())
 	if cp := cfg.ControlPlane; cp != nil {
 		on := make([]bool, len(cfg.Ports))
@@ -191,10 +197,6 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 			return err
 		}
 	}
-	nm := neigh.NewManager(nports, len(cfg.Cores), cache.SystemClock{}, sh, func(msg string, kv ...any) {
-		log.Sugar().Debugw(msg, kv...)
-	})
-	sh.Neigh = nm
 	for i, n := range cfg.Neighbors {
 		// Entries are written as after 'ip neigh replace'.
 		req, err := neigh.ParseNeigh(append([]string{"replace"}, strings.Fields(n)...), f.PortIndex)

@@ -56,9 +56,6 @@ func (ns *Namespace) Close() {
 	}
 }
 
-// Netlink is a netlink handle in the namespace.
-func (ns *Namespace) Netlink() *netlink.Handle { return ns.nl }
-
 // in runs fn on a thread inside the namespace: what fn opens (a TAP's
 // queue, a /proc/sys file) belongs to it.
 func (ns *Namespace) in(fn func() error) error {
