@@ -2,6 +2,7 @@ package fib
 
 import (
 	"math/bits"
+	"slices"
 	"sync/atomic"
 	"unsafe"
 )
@@ -83,11 +84,16 @@ var (
 )
 
 type fsnap struct {
-	top    [256]uint32 // chunk index, in chunks
-	chunks []uint32    // top-level chunks, 256 entries each
-	nodes  []uint64    // node arena
-	kids   []uint16    // child blocks, 256 values each
-	ans    []answer    // see answer.go
+	top [256]uint32 // chunk index, in chunks: the merged structure's
+	// more are the top levels of the structures the policy rules need
+	// besides the merged one (rulefast.go), structure s at more[s-1]; the
+	// arenas and answers are shared. Each snapshot has its own copy.
+	more   [][256]uint32
+	prog   *ruleProg // the rules compiled over the structures; nil: default rules
+	chunks []uint32  // top-level chunks, 256 entries each
+	nodes  []uint64  // node arena
+	kids   []uint16  // child blocks, 256 values each
+	ans    []answer  // see answer.go
 	// inRes is each answer as an input lookup's Result (no Route), shared
 	// by the bulk lookups' keys.
 	inRes []Result
@@ -155,6 +161,14 @@ func (fs *fsnap) chunk(hi uint32) *[256]uint32 {
 	return (*[256]uint32)(fs.chunks[fs.top[hi]<<8:])
 }
 
+// topOf is structure s's top level.
+func (fs *fsnap) topOf(s int) *[256]uint32 {
+	if s == 0 {
+		return &fs.top
+	}
+	return &fs.more[s-1]
+}
+
 // nodeLen is the length in words of the node nd starts with, padded.
 func nodeLen(nd []uint64) int {
 	n := nodeVals + (ones((*[4]uint64)(nd[:4]))+3)/4
@@ -171,7 +185,7 @@ func (fs *fsnap) arenaBytes() int { return 8*len(fs.nodes) + 2*len(fs.kids) }
 // bytes is the size of the lookup structure (arenas by length, top level
 // and the answers).
 func (fs *fsnap) bytes() int {
-	return 4*len(fs.top) + 4*len(fs.chunks) + 8*len(fs.nodes) + 2*len(fs.kids) + 32*len(fs.ans) + int(unsafe.Sizeof(Result{}))*len(fs.inRes)
+	return 4*len(fs.top)*(1+len(fs.more)) + 4*len(fs.chunks) + 8*len(fs.nodes) + 2*len(fs.kids) + 32*len(fs.ans) + int(unsafe.Sizeof(Result{}))*len(fs.inRes)
 }
 
 // fastWriter is the writers' state of the merged structure.
@@ -190,6 +204,12 @@ type fastWriter struct {
 	// made remembers what each deep block's node was built from: when the
 	// tries below /16 are the same nodes, only the node's def changes.
 	made []blockSrc
+	// plan is which tables each structure merges; own and made above are
+	// structure 0's, and those of structure s are in others[s-1] but while
+	// selectStruct has swapped them in.
+	plan   fastPlan
+	others []structState
+	cursor int // the structure swapped in
 	// The answers of the snapshot being built: by key, and what to
 	// recompute them from when the ports change; ps is the ports they
 	// are computed against.
@@ -199,9 +219,16 @@ type fastWriter struct {
 	dirty  dirtySet // between batches: the empty set whose bitmap they reuse
 }
 
+// structState is a structure's writer state besides structure 0's.
+type structState struct {
+	top  [256]uint32 // swapped with fsnap.top (see selectStruct)
+	own  [256]bool
+	made []blockSrc
+}
+
 type blockSrc struct {
-	n2    [3]*node
-	stamp [3]uint64 // of each n2: no change published below it since
+	n2    [maxMerge]*node
+	stamp [maxMerge]uint64 // of each n2: no change published below it since
 	last  int8
 	epoch uint32
 }
@@ -325,16 +352,16 @@ func (w *fastWriter) makeNode(v *[256]uint16, def uint16, cbits *[4]uint64, cbas
 	return uint32(o)
 }
 
-// block computes the top entry of /16 block b from the three tables' roots
-// (local, main, default; nil for a missing or empty table), appending
-// nodes.
-func (w *fastWriter) block(roots *[3]*part, b, old uint32) uint32 {
-	var base [3]*leaf
-	var n2 [3]*node
-	var p2 [3]*part
+// block computes the top entry of /16 block b from the roots of the tables
+// the structure merges (in rule order; nil for a missing or empty table),
+// appending nodes.
+func (w *fastWriter) block(roots *mergeRoots, b, old uint32) uint32 {
+	var base [maxMerge]*leaf
+	var n2 [maxMerge]*node
+	var p2 [maxMerge]*part
 	deep := false
 	s0, s1 := uint(b>>8), uint(b&255)
-	last := 2
+	last := maxMerge - 1
 	for t, r := range roots {
 		if r == nil {
 			continue
@@ -388,7 +415,7 @@ func (w *fastWriter) block(roots *[3]*part, b, old uint32) uint32 {
 	}
 	w.made[b] = src
 	// Below, only prefixes longer than /16: base[last] is the node's def.
-	var e2 [3][256]uint16 // each table's /17../24 over the block
+	var e2 [maxMerge][256]uint16 // each table's /17../24 over the block
 	var v1 [256]uint16
 	fillNone(&v1)
 	for t := 0; t <= last; t++ {
@@ -458,10 +485,16 @@ func fillNone(v *[256]uint16) {
 	}
 }
 
-// fastRoots returns the root parts the merged structure is built from.
-func (f *FIB) fastRoots(roots *[3]*part) {
-	for i, id := range [3]uint32{TableLocal, TableMain, TableDefault} {
-		roots[i] = nil
+// maxMerge is the most tables one structure merges.
+const maxMerge = 4
+
+// mergeRoots are the root parts of the tables a structure merges.
+type mergeRoots [maxMerge]*part
+
+// fastRoots returns the root parts structure s is built from.
+func (f *FIB) fastRoots(s int, roots *mergeRoots) {
+	*roots = mergeRoots{}
+	for i, id := range f.fw.plan.tables(s) {
 		if t, ok := f.tables[id]; ok {
 			if r := t.root.Load().p.Load(); !r.empty() {
 				roots[i] = r
@@ -472,7 +505,7 @@ func (f *FIB) fastRoots(roots *[3]*part) {
 
 // chunk computes the 256 top entries of chunk hi into out; when no table
 // has a prefix longer than /8 there, they are all the same.
-func (w *fastWriter) chunk(roots *[3]*part, hi uint32, old, out *[256]uint32) {
+func (w *fastWriter) chunk(roots *mergeRoots, hi uint32, old, out *[256]uint32) {
 	deep := false
 	var v uint32
 	for _, r := range roots {
@@ -532,27 +565,56 @@ func (f *FIB) rebuildFast() {
 	w.epoch++
 	fs := &fsnap{}
 	fs.nodes = append(fs.nodes, zeroWords[:8]...) // node 0: a dummy, no node's offset
-	fs.chunks = make([]uint32, 0, 256*256)
-	fs.ans = append(fs.ans, noRoute) // answer 0: no route
+	w.plan = f.planFast()
+	fs.chunks = make([]uint32, 0, 256*256*(1+len(w.plan.per)))
+	fs.ans = append(fs.ans, fixedAnswers[:]...) // answer 0: no route
 	fs.syncResults()
 	w.ansIdx, w.srcs = nil, nil
 	w.ps = f.portSnap.Load()
 	w.next = fs
-	w.own = [256]bool{}
-	var roots [3]*part
-	f.fastRoots(&roots)
-	var out [256]uint32
-	for hi := uint32(0); hi < 256; hi++ {
-		w.chunk(&roots, hi, &zeroChunk, &out)
-		w.setChunk(hi, &out, true)
+	fs.more = make([][256]uint32, len(w.plan.per))
+	fs.prog = w.plan.prog
+	w.others = make([]structState, len(w.plan.per))
+	w.made = nil
+	for st := 0; st <= len(w.plan.per); st++ {
+		w.selectStruct(st)
+		w.own = [256]bool{}
+		var roots mergeRoots
+		f.fastRoots(st, &roots)
+		var out [256]uint32
+		for hi := uint32(0); hi < 256; hi++ {
+			w.chunk(&roots, hi, &zeroChunk, &out)
+			w.setChunk(hi, &out, true)
+		}
 	}
+	w.selectStruct(0)
 	w.next, w.ps = nil, nil
 	fs.roomy()
 	w.live = fs.arenaBytes()
 	w.nAns = len(fs.ans)
 	w.rebuilds++
 	w.cur = *fs
+	w.cur.more = slices.Clone(fs.more)
 	f.fast.Store(fs)
+}
+
+// selectStruct makes structure s the one the writer's code builds: its top
+// level in next's top, its writer state in own and made.
+func (w *fastWriter) selectStruct(s int) {
+	if s == w.cursor {
+		return
+	}
+	fs := w.next
+	for _, x := range [2]int{w.cursor, s} {
+		if x == 0 {
+			continue
+		}
+		o := &w.others[x-1]
+		fs.top, fs.more[x-1] = fs.more[x-1], fs.top
+		w.own, o.own = o.own, w.own
+		w.made, o.made = o.made, w.made
+	}
+	w.cursor = s
 }
 
 // roomy gives the arenas room to grow: an update appends where readers of
@@ -578,10 +640,13 @@ func kidRoom(vals int) int   { return vals + 256<<8 }
 // compactChunks copies the live chunks into a fresh arena: cheaper than
 // compact, for when chunk copies filled theirs.
 func (fs *fsnap) compactChunks() {
-	c := make([]uint32, 0, (256+chunkRoom)<<8)
-	for hi := range fs.top {
-		c = append(c, fs.chunk(uint32(hi))[:]...)
-		fs.top[hi] = uint32(hi)
+	c := make([]uint32, 0, (256*(1+len(fs.more))+chunkRoom)<<8)
+	for s := 0; s <= len(fs.more); s++ {
+		top := fs.topOf(s)
+		for hi := range top {
+			c = append(c, fs.chunks[top[hi]<<8:][:256]...)
+			top[hi] = uint32(len(c)>>8) - 1
+		}
 	}
 	fs.chunks = c
 	hugeArena(fs.chunks)
@@ -598,6 +663,7 @@ func withRoom[T any](s []T, room int) []T {
 func (f *FIB) publishFast() {
 	fs := new(fsnap)
 	*fs = f.fw.cur
+	fs.more = slices.Clone(fs.more)
 	f.fast.Store(fs)
 }
 
@@ -631,16 +697,16 @@ func (f *FIB) updateFast(d *dirtySet) {
 		w.live = fs.arenaBytes()
 		w.compactions++
 	}
-	if cap(fs.chunks)-len(fs.chunks) < 256*min(256, d.nchunks+len(d.list)) {
+	if cap(fs.chunks)-len(fs.chunks) < 256*(1+len(fs.more))*min(256, d.nchunks+len(d.list)) {
 		fs.compactChunks()
 	}
 	w.next = fs
 	w.ps = f.portSnap.Load()
 	defer func() { w.next, w.ps = nil, nil }()
 	w.own = [256]bool{}
-	var roots [3]*part
-	f.fastRoots(&roots)
-	if d.nchunks == 0 && len(d.list) == 1 {
+	var roots mergeRoots
+	f.fastRoots(0, &roots)
+	if d.nchunks == 0 && len(d.list) == 1 && len(fs.more) == 0 {
 		nAns := len(fs.ans)
 		b := d.list[0]
 		hi, lo := b>>8, b&255
@@ -659,10 +725,24 @@ func (f *FIB) updateFast(d *dirtySet) {
 		f.publishFast()
 		return
 	}
+	for st := 0; st <= len(fs.more); st++ {
+		w.selectStruct(st)
+		w.own = [256]bool{}
+		f.fastRoots(st, &roots)
+		w.update(&roots, d)
+	}
+	w.selectStruct(0)
+	fs.unshareChunks(pub)
+	f.publishFast()
+}
+
+// update rebuilds the chunks and blocks d marks in the structure selected.
+func (w *fastWriter) update(roots *mergeRoots, d *dirtySet) {
+	fs := w.next
 	var out [256]uint32
 	for hi := uint32(0); hi < 256; hi++ {
 		if d.chunks[hi>>6]&(1<<(hi&63)) != 0 {
-			w.chunk(&roots, hi, fs.chunk(hi), &out)
+			w.chunk(roots, hi, fs.chunk(hi), &out)
 			w.setChunk(hi, &out, false)
 		}
 	}
@@ -671,12 +751,14 @@ func (f *FIB) updateFast(d *dirtySet) {
 		if d.chunks[hi>>6]&(1<<(hi&63)) != 0 {
 			continue
 		}
+		old := fs.chunk(hi)[lo]
+		e := w.block(roots, b, old)
+		if e == old {
+			continue
+		}
 		w.ownChunk(hi, false)
-		e := w.block(&roots, b, fs.chunk(hi)[lo])
 		fs.chunk(hi)[lo] = e
 	}
-	fs.unshareChunks(pub)
-	f.publishFast()
 }
 
 // unshareChunks gives fs a chunk arena of its own when its child blocks
@@ -699,31 +781,37 @@ func sameArena[T any](a, b []T) bool {
 // nodes and child blocks the top level reaches, copied into fresh arenas.
 // The answers are shared.
 func (fs *fsnap) compact() *fsnap {
-	c := &fsnap{ans: fs.ans, inRes: fs.inRes}
+	c := &fsnap{ans: fs.ans, inRes: fs.inRes, prog: fs.prog, more: make([][256]uint32, len(fs.more))}
 	words, blocks := 0, 0
-	for hi := range fs.top {
-		for _, e := range fs.chunk(uint32(hi)) {
-			if e&nodeBit != 0 {
-				nd := fs.nodes[e&^nodeBit:]
-				words += nodeLen(nd)
-				if nd[nodeHdr]&hdrKids != 0 {
-					cbits, _ := nodeKids(nd)
-					blocks += ones(cbits)
+	for s := 0; s <= len(fs.more); s++ {
+		top := fs.topOf(s)
+		for hi := range top {
+			for _, e := range fs.chunks[top[hi]<<8:][:256] {
+				if e&nodeBit != 0 {
+					nd := fs.nodes[e&^nodeBit:]
+					words += nodeLen(nd)
+					if nd[nodeHdr]&hdrKids != 0 {
+						cbits, _ := nodeKids(nd)
+						blocks += ones(cbits)
+					}
 				}
 			}
 		}
 	}
-	c.chunks = make([]uint32, 0, (256+chunkRoom)<<8)
+	c.chunks = make([]uint32, 0, (256*(1+len(fs.more))+chunkRoom)<<8)
 	c.nodes = make([]uint64, 0, words+nodeRoom(words))
 	c.nodes = append(c.nodes, zeroWords[:8]...)
 	c.kids = make([]uint16, 0, blocks<<8+kidRoom(blocks<<8))
-	for hi := range fs.top {
-		c.top[hi] = uint32(hi)
-		c.chunks = append(c.chunks, fs.chunk(uint32(hi))[:]...)
-		nc := c.chunk(uint32(hi))
-		for lo, e := range nc {
-			if e&nodeBit != 0 {
-				nc[lo] = nodeBit | c.copyNode(fs, e&^nodeBit)
+	for s := 0; s <= len(fs.more); s++ {
+		top, ctop := fs.topOf(s), c.topOf(s)
+		for hi := range top {
+			ctop[hi] = uint32(len(c.chunks) >> 8)
+			c.chunks = append(c.chunks, fs.chunks[top[hi]<<8:][:256]...)
+			nc := c.chunks[ctop[hi]<<8:][:256]
+			for lo, e := range nc {
+				if e&nodeBit != 0 {
+					nc[lo] = nodeBit | c.copyNode(fs, e&^nodeBit)
+				}
 			}
 		}
 	}
@@ -808,11 +896,11 @@ func (d *dirtySet) markAll() {
 func (d *dirtySet) any() bool { return d.nchunks > 0 || d.n > 0 }
 
 // LookupBulk is Lookup for many keys (res must be at least as long as
-// keys), for the forwarding path: without custom rules the lookups go
-// through the merged structure bulkN at a time, level by level, so that
-// their cache misses overlap, and most end with their answer, whose Result
-// has no Route (the rest take the rule walk and have it). Lock-free, no
-// allocation.
+// keys), for the forwarding path: the lookups go through the merged
+// structure bulkN at a time, level by level, so that their cache misses
+// overlap (with policy rules, through the rules one by one), and most end
+// with their answer, whose Result has no Route (the rest take the rule
+// walk and have it). Lock-free, no allocation.
 func (f *FIB) LookupBulk(keys []Key, res []Result) {
 	res = res[:len(keys)]
 	var refs [bulkN]*Result
@@ -833,47 +921,82 @@ func (f *FIB) LookupBulk(keys []Key, res []Result) {
 
 // InputView is one published state of the lookup structures, for a pass
 // of input lookups (no output port, no mark) that goes by address first:
-// Vals walks the merged structure for the destinations, then Result gives
-// each one's shared Result where the value alone answers, and Lookup the
-// rest with full keys. Taken once a pass, so that every value is read
-// against the snapshot it came from. Lock-free, no allocation.
+// Vals walks the merged structure for the destinations (KeyVal, with
+// policy rules, each packet's key through them), then Result gives each
+// one's shared Result where the value alone answers, and Lookup the rest
+// with full keys. Taken once a pass, so that every value is read against
+// the snapshot it came from. Lock-free, no allocation.
 type InputView struct {
-	fs     *fsnap
-	custom bool
-	f      *FIB
+	fs *fsnap
+	f  *FIB
 }
 
 // InputView pins the current state.
 func (f *FIB) InputView() InputView {
-	return InputView{custom: f.custom.Load(), fs: f.fast.Load(), f: f}
+	return InputView{fs: f.fast.Load(), f: f}
 }
+
+// Rules reports whether policy rules other than the default ones are in
+// play: some values then come from KeyVal (NeedsKey).
+func (v *InputView) Rules() bool { return v.fs.prog != nil }
 
 // Vals puts in vals[i] the merged structure's value for dsts[i] (vals at
 // least as long), bulkN at a time so that their cache misses overlap.
-// With custom rules there is none to find: Result then answers nothing.
+// With policy rules these are the values of packets that no rule with a
+// selector matches; NeedsKey tells the others, whose value KeyVal gives.
 func (v *InputView) Vals(dsts []uint32, vals []uint16) {
-	if v.custom {
+	vals = vals[:len(dsts)]
+	p := v.fs.prog
+	if p != nil && p.walk {
+		for i := range vals {
+			vals[i] = valSlow
+		}
 		return
 	}
-	vals = vals[:len(dsts)]
 	for off := 0; off < len(dsts); off += bulkN {
 		end := min(off+bulkN, len(dsts))
 		v.fs.lpmBulk(dsts[off:end], vals[off:end])
 	}
+	if p != nil && p.uMiss != ansNoRoute {
+		for i, x := range vals {
+			if x == ansNoRoute {
+				vals[i] = p.uMiss
+			}
+		}
+	}
 }
 
-// Val is Vals for one destination.
+// NeedsKey reports whether the value of k is not its destination's from
+// Vals: some policy rule with a selector matches it.
+func (v *InputView) NeedsKey(k *Key) bool {
+	p := v.fs.prog
+	return p != nil && (p.walk || p.anyCond(k))
+}
+
+// MayNeedKey is NeedsKey's quick test on addresses: false when no policy
+// rule with a selector can match a packet from src to dst.
+func (v *InputView) MayNeedKey(src, dst uint32) bool {
+	p := v.fs.prog
+	return p != nil && p.mayCond(src, dst)
+}
+
+// KeyVal is the value of an input key through the policy rules (ruleVal),
+// or through the merged structure without them.
+func (v *InputView) KeyVal(k *Key) uint16 { return v.fs.val(k) }
+
+// Val is Vals for one destination, without a key: valSlow with policy
+// rules, where the destination alone does not tell.
 func (v *InputView) Val(dst uint32) uint16 {
-	if v.custom {
+	if v.fs.prog != nil {
 		return valSlow
 	}
 	return v.fs.lpm(dst)
 }
 
-// Result is the shared, read-only Result for a destination whose Vals
-// value is val, or nil where a full key is needed (Lookup): custom rules,
-// special addresses, multipath routes (their hash) and what the structure
-// leaves to the rule walk.
+// Result is the shared, read-only Result for a destination whose value is
+// val, or nil where a full key is needed (Lookup): special addresses,
+// multipath routes (their hash) and what the structure leaves to the rule
+// walk.
 func (v *InputView) Result(val uint16, dst, src uint32) *Result {
 	if Special(dst, src) {
 		return nil
@@ -888,20 +1011,16 @@ func (v *InputView) Result(val uint16, dst, src uint32) *Result {
 // change stored in place (updateFast) with an answer this snapshot
 // predates: it is left to the full lookup too.
 func (v *InputView) Shared(val uint16) *Result {
-	if v.custom || int(val) >= len(v.fs.inRes) || v.fs.ans[val].flags != 0 {
+	if int(val) >= len(v.fs.inRes) || v.fs.ans[val].flags != 0 {
 		return nil
 	}
 	return &v.fs.inRes[val]
 }
 
-// Lookup is the input lookup of k, whose destination's Vals value is val
-// (ignored with custom rules): a shared Result or spill, filled.
+// Lookup is the input lookup of k, whose value (Vals, KeyVal) is val: a
+// shared Result or spill, filled.
 func (v *InputView) Lookup(k *Key, val uint16, spill *Result) *Result {
 	f := v.f
-	if v.custom {
-		f.Lookup(k, spill)
-		return spill
-	}
 	if inputMaybeSpecial(k) && inputSpecial(k, f.portSnap.Load(), spill) {
 		return spill
 	}
@@ -929,6 +1048,13 @@ func (f *FIB) LookupBulkRefs(keys []Key, out []*Result, spill []Result) {
 			dsts[i] = ks[i].Dst
 		}
 		v.Vals(dsts[:len(ks)], vals[:len(ks)])
+		if v.Rules() {
+			for i := range ks {
+				if v.NeedsKey(&ks[i]) {
+					vals[i] = v.KeyVal(&ks[i])
+				}
+			}
+		}
 		for i := range ks {
 			out[off+i] = v.Lookup(&ks[i], vals[i], &spill[off+i])
 		}

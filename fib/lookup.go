@@ -24,15 +24,13 @@ func (f *FIB) LookupExact(k *Key, res *Result) {
 	f.lookupWalk(k, res)
 }
 
-// fastAnswer finds k's answer in the merged structure: the snapshot and
-// the answer's index, or false where only the rule walk can tell (custom
-// rules, an output port, what answers leave to matchRoute).
+// fastAnswer finds k's answer in the lookup structures, through the
+// compiled policy rules: the snapshot and the answer's index, or false
+// where only the rule walk can tell (an output port, what answers leave
+// to matchRoute).
 func (f *FIB) fastAnswer(k *Key) (*fsnap, uint32, bool) {
-	if f.custom.Load() {
-		return nil, 0, false
-	}
 	fs := f.fast.Load()
-	j, ok := fs.ansAt(uint32(fs.lpm(k.Dst)), k)
+	j, ok := fs.ansAt(uint32(fs.val(k)), k)
 	return fs, j, ok
 }
 

@@ -127,7 +127,7 @@ func TestMergedDifferential(t *testing.T) {
 		must(t, f.AddRule(dummy))
 		for j := range keys {
 			var want Result
-			f.Lookup(&keys[j], &want)
+			f.LookupExact(&keys[j], &want)
 			stats[want.Type.String()+errText0(want.Err)]++
 			// The bulk lookup's answers carry no route.
 			wantBulk := want
@@ -150,7 +150,7 @@ func TestMergedDifferential(t *testing.T) {
 					t.Fatalf("op %d: lookup by address %+v:%s\n got %+v\n want %+v", i, keys[j], d, *r, wantBulk)
 				}
 			}
-			f.LookupOutput(&okeys[j], &want)
+			f.LookupOutputExact(&okeys[j], &want)
 			if out[j].Route == nil {
 				stats["output by answer"]++
 				want.Route = nil
@@ -159,11 +159,17 @@ func TestMergedDifferential(t *testing.T) {
 				t.Fatalf("op %d: output %+v:%s\n fast %+v\n want %+v", i, okeys[j], d, out[j], want)
 			}
 		}
-		// With a custom rule only the rule walk knows.
-		byAddr(f, dsts, srcs, refs)
-		for j, r := range refs {
-			if r != nil {
-				t.Fatalf("op %d: lookup by address %#x answered with custom rules", i, dsts[j])
+		// With a rule that has a selector, the address alone tells only
+		// for the keys it does not match.
+		v := f.InputView()
+		vals := make([]uint16, len(dsts))
+		v.Vals(dsts, vals)
+		for j := range keys {
+			if v.NeedsKey(&keys[j]) {
+				t.Fatalf("op %d: a rule for port nope matches %+v", i, keys[j])
+			}
+			if kv := v.KeyVal(&keys[j]); kv != vals[j] {
+				t.Fatalf("op %d: %+v: value %d by address, %d by key", i, keys[j], vals[j], kv)
 			}
 		}
 		must(t, f.DelRule(dummy))

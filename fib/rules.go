@@ -106,6 +106,9 @@ func (f *FIB) publishRulesLocked() {
 		custom = !sameRule(f.rules[i], def[i], false)
 	}
 	f.custom.Store(custom)
+	if f.fast.Load() != nil && !f.fw.plan.same(f.planFast()) {
+		f.rebuildFast()
+	}
 }
 
 // HasCustomRules reports whether any rule other than the three default ones

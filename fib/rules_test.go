@@ -60,8 +60,16 @@ func TestRules(t *testing.T) {
 	must(t, run(t, f, "add", "10.0.0.0/8 via 192.0.2.200 table 200"))
 	in := func(src, dst string, iif int, mark uint32, tos uint8) string {
 		k := Key{Dst: ip(dst), Src: ip(src), Iif: iif, Oif: -1, Mark: mark, Tos: tos}
-		var res Result
-		f.Lookup(&k, &res)
+		var res, fast Result
+		f.LookupExact(&k, &res)
+		// The compiled rules answer as the walk does.
+		f.Lookup(&k, &fast)
+		if fast.Route == nil {
+			fast.Route = res.Route
+		}
+		if d := resultDiff(&fast, &res); d != "" {
+			t.Errorf("%s from %s iif %d: compiled rules differ in%s: %+v, walk %+v", dst, src, iif, d, fast, res)
+		}
 		if res.Err != nil {
 			return errText(res.Err)
 		}

@@ -139,13 +139,11 @@ func (b *Batch) commit() {
 	b.f.fw.dirty = b.dirty
 }
 
-func fastTable(id uint32) bool { return id == TableLocal || id == TableMain || id == TableDefault }
-
 func (x *tableTx) get(key uint32, plen uint8) *leaf { return x.root.exact(key, plen) }
 
 func (b *Batch) put(x *tableTx, key uint32, plen uint8, l *leaf) {
 	x.set(key, plen, l)
-	if fastTable(x.t.id) {
+	if b.f.fw.plan.has(x.t.id) {
 		b.dirty.mark(key, plen)
 	}
 	x.changed = true
@@ -666,7 +664,7 @@ func (f *FIB) Flush(id uint32) (int, error) {
 			x.priv = x.priv[:0]
 			x.root = newRoot()
 			x.changed, b.changed = true, true
-			if fastTable(t.id) {
+			if b.f.fw.plan.has(t.id) {
 				b.dirty.markAll()
 			}
 			t.count = 0

@@ -2,10 +2,12 @@ package pipeline
 
 import (
 	"math/rand"
+	"strings"
 	"testing"
 	"time"
 
 	"ferry/cache/neigh"
+	"ferry/fib"
 )
 
 var (
@@ -437,8 +439,25 @@ func TestFailedNeighbourSendsHostUnreachable(t *testing.T) {
 }
 
 func TestWarmForwardPathDoesNotAllocate(t *testing.T) {
+	for _, rules := range []string{"", "from 172.16.0.0/12 lookup 100", "from " + IPString(ipA) + " lookup main"} {
+		t.Run("rule="+rules, func(t *testing.T) { testWarmForwardPath(t, rules) })
+	}
+}
+
+// testWarmForwardPath checks the warm path allocates nothing with the
+// policy rule given (none, one no packet matches, one all match).
+func testWarmForwardPath(t *testing.T, rule string) {
 	h := newHarness(t)
 	h.permanent(1, ipB, macB)
+	if rule != "" {
+		ru, err := fib.ParseRule(strings.Fields(rule), h.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.f.AddRule(ru); err != nil {
+			t.Fatal(err)
+		}
+	}
 	frame := echoRequest(macR0, macA, ipA, ip4(203, 0, 113, 9), 64, 1)
 	bufs := make([]*testBuf, BurstSize)
 	for i := range bufs {

@@ -36,6 +36,9 @@ func (p *Pipeline) routeInput() {
 	view := &p.view
 	*view = p.sh.FIB.InputView()
 	view.Vals(p.dsts[:p.nk], p.vals[:p.nk])
+	if view.Rules() {
+		p.ruleVals(pks)
+	}
 	p.ctr.local[FIBLookups] += uint64(p.nk)
 	st := routeState{memoVal: -1, hash: p.sh.FIB.HasMultipath()}
 	for k := 0; ; k++ {
@@ -44,6 +47,23 @@ func (p *Pipeline) routeInput() {
 		}
 		pk := &pks[k]
 		p.sendOne(pk, p.routeOne(pk, k, &st), &st)
+	}
+}
+
+// ruleVals corrects the lookup values of the listed packets that a policy
+// rule with a selector matches: theirs come through the rules, with each
+// one's key (with rules there are no route hints, so every listed packet
+// has a slot of its own).
+func (p *Pipeline) ruleVals(pks []RxPkt) {
+	key, view := &p.inKey, &p.view
+	for i := range pks {
+		pk := &pks[i]
+		if r := p.route[i]; r >= 0 && view.MayNeedKey(pk.Src, pk.Dst) {
+			inputKey(key, pk)
+			if view.NeedsKey(key) {
+				p.vals[r] = view.KeyVal(key)
+			}
+		}
 	}
 }
 
