@@ -26,7 +26,7 @@ export GOAMD64
 DEB_PKGS := dpdk dpdk-dev libdpdk-dev dpdk-doc pkg-config gcc make iproute2 \
             iputils-ping traceroute netcat-openbsd ethtool python3 gnuplot-nox bird2
 
-.PHONY: all deps build run test test-unit test-e2e bench bench-micro fmt lint clean print-goamd64 install tidy-check
+.PHONY: all deps build run test test-unit test-e2e bench bench-table bench-micro fmt lint clean print-goamd64 install tidy-check
 
 all: build
 
@@ -87,6 +87,10 @@ test-e2e: build
 # side over memif (results in bench/results/). BENCH_ARGS passes options.
 bench: build
 	$(BIN)/ferry-bench $(BENCH_ARGS)
+
+# A full table in ferryd: load, route show and replace times, and memory.
+bench-table: build
+	bench/full-table.sh
 
 # Go micro-benchmarks of the FIB, caches and packet path.
 bench-micro: deps
