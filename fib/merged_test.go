@@ -300,7 +300,7 @@ func byAddr(f *FIB, dsts, srcs []uint32, refs []*Result) {
 // A view pinned before a new answer was made reads, through an entry a
 // later single change stored in place in a chunk it shares, a value past
 // its own answers: it must leave it to the full lookup, not index past
-// them.
+// them (rule 3 of the invariants in fastupdate.go).
 func TestOlderViewSeesNewerAnswerInPlace(t *testing.T) {
 	f := New(nil, 1)
 	if err := f.SetPort(0, "port0", 1500, true); err != nil {

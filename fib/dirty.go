@@ -1,0 +1,55 @@
+package fib
+
+// dirtySet is what a batch changed in the tables the structures merge: whole
+// chunks (/8) for prefixes up to /8, /16 blocks for longer ones.
+type dirtySet struct {
+	chunks  [4]uint64
+	nchunks int
+	bm      []uint64
+	list    []uint32
+	n       int
+}
+
+func (d *dirtySet) mark(key uint32, plen uint8) {
+	if plen <= 8 {
+		lo := key >> 24
+		hi := lo + 1<<(8-plen) - 1
+		for c := lo; c <= hi; c++ {
+			if d.chunks[c>>6]&(1<<(c&63)) == 0 {
+				d.chunks[c>>6] |= 1 << (c & 63)
+				d.nchunks++
+			}
+		}
+		return
+	}
+	if d.bm == nil {
+		d.bm = make([]uint64, 1<<16/64)
+	}
+	lo := key >> 16
+	hi := lo
+	if plen < 16 {
+		hi = lo + 1<<(16-plen) - 1
+	}
+	for b := lo; b <= hi; b++ {
+		if d.bm[b>>6]&(1<<(b&63)) == 0 {
+			d.bm[b>>6] |= 1 << (b & 63)
+			d.list = append(d.list, b)
+			d.n++
+		}
+	}
+}
+
+// reset empties d, keeping its bitmap (8 KB) for the next batch.
+func (d *dirtySet) reset() {
+	for _, b := range d.list {
+		d.bm[b>>6] &^= 1 << (b & 63)
+	}
+	*d = dirtySet{bm: d.bm, list: d.list[:0]}
+}
+
+func (d *dirtySet) markAll() {
+	d.chunks = [4]uint64{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)}
+	d.nchunks = 256
+}
+
+func (d *dirtySet) any() bool { return d.nchunks > 0 || d.n > 0 }
