@@ -3,7 +3,6 @@ package conf
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"strconv"
 	"strings"
 	"syscall"
@@ -13,6 +12,7 @@ import (
 	"ferry/cache"
 	"ferry/cache/neigh"
 	"ferry/fib"
+	"ferry/netaddr"
 	"ferry/pipeline"
 )
 
@@ -387,14 +387,6 @@ func tableName(t uint32) string {
 	return strconv.FormatUint(uint64(t), 10)
 }
 
-func parseIPv4(s string) (uint32, error) {
-	a, err := netip.ParseAddr(s)
-	if err != nil || !a.Is4() {
-		return 0, fmt.Errorf("%q is not an IPv4 address", s)
-	}
-	return Uint32(a.As4()), nil
-}
-
 // RouteGetJSON is 'route get' as -json shows it.
 type RouteGetJSON struct {
 	Dst     string `json:"dst"`
@@ -461,7 +453,7 @@ func (r *Router) parseRouteGet(args []string) (routeQuery, error) {
 		}
 		switch a {
 		case "from":
-			if k.Src, err = parseIPv4(strings.TrimSuffix(v, "/32")); err != nil {
+			if k.Src, err = netaddr.ParseIPv4(strings.TrimSuffix(v, "/32")); err != nil {
 				return q, err
 			}
 		case "iif", "oif":
@@ -513,7 +505,7 @@ func (r *Router) parseRouteGet(args []string) (routeQuery, error) {
 			if dstSet {
 				return q, fmt.Errorf("route get: unexpected argument %q", a)
 			}
-			if k.Dst, err = parseIPv4(strings.TrimSuffix(a, "/32")); err != nil {
+			if k.Dst, err = netaddr.ParseIPv4(strings.TrimSuffix(a, "/32")); err != nil {
 				return q, err
 			}
 			dstSet = true
@@ -559,17 +551,17 @@ func (r *Router) lookupRouteGet(q *routeQuery) (fib.Result, *cache.Exception, er
 
 // routeGetJSON is the -json form of a 'route get' answer for dst.
 func (r *Router) routeGetJSON(dst uint32, res *fib.Result, text string) RouteGetJSON {
-	j := RouteGetJSON{Dst: pipeline.IPString(dst), Type: typeNames[res.Type], Table: res.Table, MTU: res.MTU, Text: text}
+	j := RouteGetJSON{Dst: netaddr.IPv4String(dst), Type: typeNames[res.Type], Table: res.Table, MTU: res.MTU, Text: text}
 	if nh := res.Nexthop; nh != nil {
 		if nh.Gateway != 0 {
-			j.Gateway = pipeline.IPString(nh.Gateway)
+			j.Gateway = netaddr.IPv4String(nh.Gateway)
 		}
 		if nh.Port >= 0 {
 			j.Dev = r.FIB.PortName(nh.Port)
 		}
 	}
 	if res.Prefsrc != 0 {
-		j.Prefsrc = pipeline.IPString(res.Prefsrc)
+		j.Prefsrc = netaddr.IPv4String(res.Prefsrc)
 	}
 	return j
 }
@@ -694,7 +686,7 @@ func (r *Router) neigh(args []string) (string, any, error) {
 			name := r.FIB.PortName(e.Port)
 			b.WriteString(neigh.Format(e, name))
 			b.WriteByte('\n')
-			j := NeighJSON{Dst: pipeline.IPString(e.IP), Dev: name, State: []string{e.State.String()}}
+			j := NeighJSON{Dst: netaddr.IPv4String(e.IP), Dev: name, State: []string{e.State.String()}}
 			if e.HasMAC {
 				j.LLAddr = e.MAC.String()
 			}

@@ -10,12 +10,13 @@ import (
 
 	"ferry/cache"
 	"ferry/cache/neigh"
+	"ferry/netaddr"
 	"ferry/pipeline"
 )
 
 type nullTx struct{}
 
-func (nullTx) Solicit(int, uint32, *neigh.MAC) error { return nil }
+func (nullTx) Solicit(int, uint32, *netaddr.MAC) error { return nil }
 
 type sysClock struct{}
 

@@ -10,7 +10,7 @@ import (
 	"ferry/cache"
 	"ferry/cache/neigh"
 	"ferry/fib"
-	"ferry/pipeline"
+	"ferry/netaddr"
 )
 
 // restartOnly names what a running ferryd cannot change in place, with
@@ -135,7 +135,7 @@ func (r *Router) Reload(cur, next *Config, file string) (string, error) {
 	}
 	for _, req := range nreq {
 		if err := r.Neigh.Apply(req); err != nil {
-			return strings.Join(report, ", "), fmt.Errorf("neighbour %s: %w", pipeline.IPString(req.IP), err)
+			return strings.Join(report, ", "), fmt.Errorf("neighbour %s: %w", netaddr.IPv4String(req.IP), err)
 		}
 	}
 	report = append(report, fmt.Sprintf("neighbours %d", len(nreq)))

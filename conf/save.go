@@ -8,7 +8,7 @@ import (
 
 	"ferry/cache/neigh"
 	"ferry/fib"
-	"ferry/pipeline"
+	"ferry/netaddr"
 )
 
 // Save renders the running state as a configuration ferryd starts from:
@@ -40,7 +40,7 @@ func (r *Router) Save(cur *Config) ([]byte, error) {
 	}
 	for _, e := range r.Neigh.Entries(-1) {
 		if e.State == neigh.Permanent && e.HasMAC {
-			c.Neighbors = append(c.Neighbors, fmt.Sprintf("%s lladdr %s dev %s", pipeline.IPString(e.IP), pipeline.MAC(e.MAC), r.FIB.PortName(e.Port)))
+			c.Neighbors = append(c.Neighbors, fmt.Sprintf("%s lladdr %s dev %s", netaddr.IPv4String(e.IP), e.MAC, r.FIB.PortName(e.Port)))
 		}
 	}
 	r.saveKnobs(&c)

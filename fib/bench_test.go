@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"ferry/cache"
+	"ferry/netaddr"
 )
 
 const benchSize = 900000
@@ -91,7 +92,7 @@ func BenchmarkLookupOutput900kRandom(b *testing.B) {
 		k.Dst = addrs[i&(len(addrs)-1)]
 		f.LookupOutput(&k, &res)
 		if res.Err != nil {
-			b.Fatalf("%s: %v", ipStr(k.Dst), res.Err)
+			b.Fatalf("%s: %v", netaddr.IPv4String(k.Dst), res.Err)
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Mlookups/s")
@@ -321,7 +322,7 @@ func TestBGPTable(t *testing.T) {
 		want, _, _ := rf.lpm(a)
 		l := root.lpm(a)
 		if l == nil || l.key != want.Addr || l.plen != want.Len {
-			t.Fatalf("lpm %s: %v, want %v", ipStr(a), l, want)
+			t.Fatalf("lpm %s: %v, want %v", netaddr.IPv4String(a), l, want)
 		}
 	}
 	_ = cache.GenID{}

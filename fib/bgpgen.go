@@ -3,6 +3,8 @@ package fib
 import (
 	"math/rand"
 	"sort"
+
+	"ferry/netaddr"
 )
 
 // GenerateBGP returns n distinct prefixes shaped like the global BGP table,
@@ -41,7 +43,7 @@ func GenerateBGP(n int, seed int64) []Prefix {
 		} else {
 			a = publicAddr(rng)
 		}
-		p := Prefix{a & mask(plen), plen}
+		p := Prefix{Addr: a & netaddr.Mask(plen), Len: plen}
 		if _, dup := seen[p]; dup {
 			continue
 		}
@@ -72,7 +74,7 @@ func AddrStream(ps []Prefix, n int, seed int64) []uint32 {
 	out := make([]uint32, n)
 	for i := range out {
 		p := ps[rng.Intn(len(ps))]
-		out[i] = p.Addr | uint32(rng.Int63())&^mask(p.Len)
+		out[i] = p.Addr | uint32(rng.Int63())&^netaddr.Mask(p.Len)
 	}
 	return out
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"ferry/netaddr"
 )
 
 var typeNames = map[string]Type{
@@ -105,7 +107,7 @@ func ParsePrefix(s string) (Prefix, error) {
 	if !ok || err != nil || n > 32 {
 		return Prefix{}, fmt.Errorf("any valid prefix is expected rather than %q", s)
 	}
-	return Prefix{a, uint8(n)}, nil
+	return Prefix{Addr: a, Len: uint8(n)}, nil
 }
 
 // ParseAddr reads a dotted-quad IPv4 address.
@@ -339,7 +341,7 @@ func (rp *routeParser) destination(tok string) error {
 	if err != nil {
 		return rp.errf("%s", err)
 	}
-	if pf.Addr&^mask(pf.Len) != 0 {
+	if pf.Addr&^netaddr.Mask(pf.Len) != 0 {
 		return rp.errf("invalid prefix for given prefix length: %q", tok)
 	}
 	rp.r.Dst, rp.r.Len, rp.haveDst = pf.Addr, pf.Len, true
@@ -412,7 +414,7 @@ func ParseRule(args []string, f *FIB) (Rule, error) {
 			if err != nil {
 				return r, p.wrong(v, "\""+tok+"\" prefix is invalid")
 			}
-			pf.Addr &= mask(pf.Len)
+			pf.Addr &= netaddr.Mask(pf.Len)
 			if tok == "from" {
 				r.Src, r.SrcLen = pf.Addr, pf.Len
 			} else {

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"ferry/netaddr"
 )
 
 // TestWriteRteFiles writes the benchmark's 900k BGP-like table and its
@@ -28,12 +30,12 @@ func TestWriteRteFiles(t *testing.T) {
 	}
 	write("routes.txt", func(w *bufio.Writer) {
 		for i, p := range ps {
-			fmt.Fprintf(w, "%s/%d %d\n", ipStr(p.Addr), p.Len, i%len(benchGWs))
+			fmt.Fprintf(w, "%s/%d %d\n", netaddr.IPv4String(p.Addr), p.Len, i%len(benchGWs))
 		}
 	})
 	write("ips.txt", func(w *bufio.Writer) {
 		for _, a := range AddrStream(ps, 1<<20, 2) {
-			fmt.Fprintln(w, ipStr(a))
+			fmt.Fprintln(w, netaddr.IPv4String(a))
 		}
 	})
 }

@@ -8,37 +8,23 @@ import (
 	"ferry/cache"
 	"ferry/cache/neigh"
 	"ferry/fib"
+	"ferry/netaddr"
 )
 
 // PortInfo is what the packet path needs to know about a port.
 type PortInfo struct {
 	Name  string
-	MAC   MAC
+	MAC   netaddr.MAC
 	MTU   int
 	NoARP bool
 	Up    bool
-	Addrs []Prefix // the port's IPv4 addresses
+	Addrs []netaddr.Prefix // the port's IPv4 addresses
 
 	// ICMP redirect knobs, as net.ipv4.conf.<port>.*.
 	AcceptRedirects bool // default off on a router
 	SecureRedirects bool // default on
 	SendRedirects   bool // default on
 	ProxyARP        bool // answer ARP for addresses routed out another port
-}
-
-// Prefix is an address with its prefix length.
-type Prefix struct {
-	Addr uint32
-	Len  uint8
-}
-
-// Contains reports whether a is inside the prefix.
-func (p Prefix) Contains(a uint32) bool {
-	if p.Len == 0 {
-		return true
-	}
-	m := ^uint32(0) << (32 - uint(p.Len))
-	return a&m == p.Addr&m
 }
 
 // onlink reports whether a is on one of the port's subnets.

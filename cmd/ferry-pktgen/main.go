@@ -28,6 +28,7 @@ import (
 	"ferry/cmd/internal/cli"
 	"ferry/dpdk"
 	"ferry/fib"
+	"ferry/netaddr"
 )
 
 const usage = `Usage: ferry-pktgen --eal "EAL ARGS" --table FILE --dst-mac MAC [options]
@@ -532,7 +533,7 @@ func parseTraffic(o *options, log *zap.Logger) (*traffic, error) {
 	}
 	var tr traffic
 	var err error
-	if tr.dstMAC, err = parseMAC(o.dstMAC); err != nil {
+	if tr.dstMAC, err = netaddr.ParseMAC(o.dstMAC); err != nil {
 		return nil, usageError{err}
 	}
 	if tr.src, err = fib.ParseAddr(o.srcIP); err != nil {
@@ -567,7 +568,7 @@ func pcapOnly(o *options, log *zap.Logger) error {
 	if len(tr.cases) != 1 {
 		return usageError{errors.New("--write-pcap takes one traffic case")}
 	}
-	srcMAC, err := parseMAC(o.srcMAC)
+	srcMAC, err := netaddr.ParseMAC(o.srcMAC)
 	if err != nil {
 		return usageError{err}
 	}

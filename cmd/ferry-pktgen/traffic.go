@@ -182,19 +182,3 @@ func headers(lens []int, dstMAC, srcMAC [6]byte, src uint32) [][]byte {
 	}
 	return out
 }
-
-func parseMAC(s string) ([6]byte, error) {
-	var m [6]byte
-	parts := strings.Split(s, ":")
-	if len(parts) != 6 {
-		return m, fmt.Errorf("MAC %q: want six hex bytes separated by ':'", s)
-	}
-	for i, p := range parts {
-		v, err := strconv.ParseUint(p, 16, 8)
-		if err != nil {
-			return m, fmt.Errorf("MAC %q: %w", s, err)
-		}
-		m[i] = byte(v)
-	}
-	return m, nil
-}

@@ -12,6 +12,7 @@ import (
 	"ferry/conf/linuxcp"
 	"ferry/dpdk"
 	"ferry/fib"
+	"ferry/netaddr"
 	"ferry/pipeline"
 )
 
@@ -156,22 +157,22 @@ func (d *dataplane) openPorts(file string, f *fib.FIB, pool *dpdk.Pool, log *zap
 			if err := dpdk.SetKernelMAC(ifname, peer); err != nil {
 				log.Warn("tap kernel side keeps the port's MAC", zap.String("iface", ifname), zap.Error(err))
 			} else {
-				log.Debug("tap kernel side has its own MAC", zap.String("iface", ifname), zap.String("mac", pipeline.MAC(peer).String()))
+				log.Debug("tap kernel side has its own MAC", zap.String("iface", ifname), zap.String("mac", netaddr.MAC(peer).String()))
 			}
 		}
-		pi := pipeline.PortInfo{Name: pc.Name, MAC: pipeline.MAC(mac), MTU: pc.MTU, NoARP: pc.NoARP, Up: true}
+		pi := pipeline.PortInfo{Name: pc.Name, MAC: netaddr.MAC(mac), MTU: pc.MTU, NoARP: pc.NoARP, Up: true}
 		pc.ApplyPortKnobs(&pi)
 		var addrs []uint32
 		for _, a := range f.Addresses(i) {
 			addrs = append(addrs, a.Addr)
-			pi.Addrs = append(pi.Addrs, pipeline.Prefix{Addr: a.Addr, Len: a.Len})
+			pi.Addrs = append(pi.Addrs, netaddr.Prefix{Addr: a.Addr, Len: a.Len})
 		}
 		infos = append(infos, pi)
 		np, err := pc.NeighParams()
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: ports[%d].neigh: %w", file, i, err)
 		}
-		nports = append(nports, neigh.PortConfig{Name: pc.Name, MAC: neigh.MAC(mac), Addrs: addrs, NoARP: pc.NoARP, PointToPoint: pc.PointToPoint, Params: np})
+		nports = append(nports, neigh.PortConfig{Name: pc.Name, MAC: netaddr.MAC(mac), Addrs: addrs, NoARP: pc.NoARP, PointToPoint: pc.PointToPoint, Params: np})
 	}
 	return infos, nports, nil
 }
