@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"ferry/internal/bgptable"
 	"ferry/netaddr"
 )
 
@@ -19,7 +20,7 @@ func TestWriteRteFiles(t *testing.T) {
 	if dir == "" {
 		t.Skip("FIB_RTE_DIR not set")
 	}
-	ps := GenerateBGP(benchSize, 1)
+	ps := bgptable.Generate(benchSize, 1)
 	write := func(name string, fn func(w *bufio.Writer)) {
 		fd, err := os.Create(filepath.Join(dir, name))
 		must(t, err)
@@ -34,7 +35,7 @@ func TestWriteRteFiles(t *testing.T) {
 		}
 	})
 	write("ips.txt", func(w *bufio.Writer) {
-		for _, a := range AddrStream(ps, 1<<20, 2) {
+		for _, a := range bgptable.Addrs(ps, 1<<20, 2) {
 			fmt.Fprintln(w, netaddr.IPv4String(a))
 		}
 	})

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"ferry/internal/bgptable"
 	"ferry/netaddr"
 )
 
@@ -47,7 +48,7 @@ func walkFIB(t testing.TB) *FIB {
 }
 
 func buildWalkFIB(t testing.TB) *FIB {
-	ps := GenerateBGP(50000, 11)
+	ps := bgptable.Generate(50000, 11)
 	rng := rand.New(rand.NewSource(5))
 	for i := 0; i < 2000; i++ {
 		a := rng.Uint32()
@@ -117,7 +118,7 @@ func walkBoth(t testing.TB, fs *fsnap, dsts []uint32) {
 func TestWalkNodesMatchesCompiled(t *testing.T) {
 	fs := walkFIB(t).fast.Load()
 	rng := rand.New(rand.NewSource(9))
-	ps := GenerateBGP(50000, 11)
+	ps := bgptable.Generate(50000, 11)
 	for round := 0; round < 200; round++ {
 		dsts := make([]uint32, 1+rng.Intn(bulkN))
 		for i := range dsts {

@@ -10,6 +10,7 @@ import (
 
 	"ferry/dpdk"
 	"ferry/fib"
+	"ferry/internal/bgptable"
 )
 
 // loadTable reads destination prefixes: one a line, either a bare prefix, an
@@ -133,14 +134,14 @@ func (c trafficCase) check() error {
 func (c trafficCase) destinations(ps []fib.Prefix, templateLen int, seed int64) []uint32 {
 	switch {
 	case c.Dist == "single":
-		return fib.AddrStream(ps, 1, seed)
+		return bgptable.Addrs(ps, 1, seed)
 	case c.Dist == "zipf":
-		return fib.SkewedAddrStream(ps, templateLen, c.Flows, seed)
+		return bgptable.SkewedAddrs(ps, templateLen, c.Flows, seed)
 	case c.Flows > 0:
 		// N flows sent round robin: every flow recurs every N frames.
-		return fib.AddrStream(ps, c.Flows, seed)
+		return bgptable.Addrs(ps, c.Flows, seed)
 	default:
-		return fib.AddrStream(ps, templateLen, seed)
+		return bgptable.Addrs(ps, templateLen, seed)
 	}
 }
 

@@ -1,17 +1,19 @@
-package fib
+// Package bgptable makes synthetic IPv4 routing tables shaped like the
+// global BGP table, and destinations to look up in them, for benchmarks,
+// tests and the traffic generator.
+package bgptable
 
 import (
 	"math/rand"
-	"sort"
 
 	"ferry/netaddr"
 )
 
-// GenerateBGP returns n distinct prefixes shaped like the global BGP table,
+// Generate returns n distinct prefixes shaped like the global BGP table,
 // deterministic for a seed: about 60% /24, 20% /22–/23, 17% /16–/21 and the
 // rest /8–/15 and /25–/32. Like real allocations they cluster: most fall in
 // a set of busy /16 blocks of the public unicast space.
-func GenerateBGP(n int, seed int64) []Prefix {
+func Generate(n int, seed int64) []netaddr.Prefix {
 	rng := rand.New(rand.NewSource(seed))
 	blocks := n / 20
 	if blocks < 16 {
@@ -21,8 +23,8 @@ func GenerateBGP(n int, seed int64) []Prefix {
 	for i := range busy {
 		busy[i] = publicAddr(rng) &^ 0xffff
 	}
-	seen := make(map[Prefix]struct{}, n)
-	out := make([]Prefix, 0, n)
+	seen := make(map[netaddr.Prefix]struct{}, n)
+	out := make([]netaddr.Prefix, 0, n)
 	for len(out) < n {
 		var plen uint8
 		switch x := rng.Intn(1000); {
@@ -43,7 +45,7 @@ func GenerateBGP(n int, seed int64) []Prefix {
 		} else {
 			a = publicAddr(rng)
 		}
-		p := Prefix{Addr: a & netaddr.Mask(plen), Len: plen}
+		p := netaddr.Prefix{Addr: a & netaddr.Mask(plen), Len: plen}
 		if _, dup := seen[p]; dup {
 			continue
 		}
@@ -66,10 +68,10 @@ func publicAddr(rng *rand.Rand) uint32 {
 	}
 }
 
-// AddrStream returns n addresses: each a uniformly random address inside a
+// Addrs returns n addresses: each a uniformly random address inside a
 // uniformly random prefix of ps, so every prefix is hit alike and the
 // lookups wander over the whole table.
-func AddrStream(ps []Prefix, n int, seed int64) []uint32 {
+func Addrs(ps []netaddr.Prefix, n int, seed int64) []uint32 {
 	rng := rand.New(rand.NewSource(seed))
 	out := make([]uint32, n)
 	for i := range out {
@@ -79,25 +81,15 @@ func AddrStream(ps []Prefix, n int, seed int64) []uint32 {
 	return out
 }
 
-// SkewedAddrStream returns n addresses drawn from `flows` destinations with
+// SkewedAddrs returns n addresses drawn from `flows` destinations with
 // a Zipf law (s = 1.1), as real traffic concentrates on a few flows.
-func SkewedAddrStream(ps []Prefix, n, flows int, seed int64) []uint32 {
+func SkewedAddrs(ps []netaddr.Prefix, n, flows int, seed int64) []uint32 {
 	rng := rand.New(rand.NewSource(seed))
-	dst := AddrStream(ps, flows, seed+1)
+	dst := Addrs(ps, flows, seed+1)
 	z := rand.NewZipf(rng, 1.1, 1, uint64(flows-1))
 	out := make([]uint32, n)
 	for i := range out {
 		out[i] = dst[z.Uint64()]
 	}
 	return out
-}
-
-// SortPrefixes orders prefixes by address, then length.
-func SortPrefixes(ps []Prefix) {
-	sort.Slice(ps, func(i, j int) bool {
-		if ps[i].Addr != ps[j].Addr {
-			return ps[i].Addr < ps[j].Addr
-		}
-		return ps[i].Len < ps[j].Len
-	})
 }
