@@ -27,6 +27,7 @@ import (
 
 	"ferry/cmd/internal/cli"
 	"ferry/dpdk"
+	"ferry/dpdk/pktgen"
 	"ferry/fib"
 	"ferry/netaddr"
 )
@@ -603,7 +604,7 @@ func generate(ctx context.Context, o *options, log *zap.Logger, emit func(*Repor
 		return nil, err
 	}
 	defer cleanup()
-	rep := &Report{Tool: "ferry-pktgen", Label: o.label, Rounds: o.rounds, TSCHz: dpdk.TSCHz(), Table: o.table, Routes: len(table),
+	rep := &Report{Tool: "ferry-pktgen", Label: o.label, Rounds: o.rounds, TSCHz: pktgen.TSCHz(), Table: o.table, Routes: len(table),
 		TxDev: s.pairs[0].tx.Name, RxDev: s.pairs[0].rx.Name, CPU: o.cpu, Burst: o.burst, Warmup: o.warmup.Seconds(), Seconds: o.duration.Seconds()}
 	if err := waitLinks(ctx, s, o.linkTimeout, log); err != nil {
 		return rep, err
@@ -708,8 +709,8 @@ func caseGenerators(s *ealSetup, o *options, c trafficCase, dsts []uint32, dstMA
 		grp := &genGroup{cpus: o.cpus}
 		gens = append(gens, grp)
 		for q := 0; q < o.queues; q++ {
-			g, err := dpdk.NewGenerator(dpdk.GenConfig{
-				Mode: dpdk.GenSend, Tx: pp.tx, Rx: pp.rx, Pool: s.pool, Burst: o.burst, Queue: q,
+			g, err := pktgen.New(pktgen.Config{
+				Mode: pktgen.Send, Tx: pp.tx, Rx: pp.rx, Pool: s.pool, Burst: o.burst, Queue: q,
 				BackoffMicros: int(o.backoff / time.Microsecond),
 				Headers:       headers(lens, dstMAC, srcMAC, src), Lens: lens, Seq: seq,
 			})
@@ -912,7 +913,7 @@ func runReflector(ctx context.Context, o *options, log *zap.Logger) (*ReflectRep
 	g := &genGroup{cpus: o.cpus}
 	defer g.Free()
 	for q := 0; q < o.queues; q++ {
-		x, err := dpdk.NewGenerator(dpdk.GenConfig{Mode: dpdk.GenReflect, Tx: pp.tx, Rx: pp.rx, Burst: o.burst, Queue: q})
+		x, err := pktgen.New(pktgen.Config{Mode: pktgen.Reflect, Tx: pp.tx, Rx: pp.rx, Burst: o.burst, Queue: q})
 		if err != nil {
 			return nil, err
 		}

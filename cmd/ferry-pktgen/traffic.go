@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"ferry/dpdk"
+	"ferry/dpdk/pktgen"
 	"ferry/fib"
 	"ferry/internal/bgptable"
 )
@@ -165,7 +165,7 @@ func frameMix(size string) (lens []int, seq []int, err error) {
 func headers(lens []int, dstMAC, srcMAC [6]byte, src uint32) [][]byte {
 	out := make([][]byte, len(lens))
 	for k, l := range lens {
-		h := make([]byte, dpdk.GenHeaderLen)
+		h := make([]byte, pktgen.HeaderLen)
 		copy(h[0:6], dstMAC[:])
 		copy(h[6:12], srcMAC[:])
 		binary.BigEndian.PutUint16(h[12:], 0x0800)
