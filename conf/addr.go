@@ -22,7 +22,7 @@ func (r *Router) SetAddress(port int, addr uint32, plen uint8, add bool) error {
 	if err != nil {
 		return err
 	}
-	ports := append([]pipeline.PortInfo(nil), r.Shared.Ports()...)
+	ports := append([]pipeline.PortInfo(nil), r.Dataplane.Ports()...)
 	if port >= len(ports) {
 		return fmt.Errorf("no port %d", port)
 	}
@@ -33,7 +33,7 @@ func (r *Router) SetAddress(port int, addr uint32, plen uint8, add bool) error {
 		pi.Addrs = append(pi.Addrs, netaddr.Prefix{Addr: a.Addr, Len: a.Len})
 		own = append(own, a.Addr)
 	}
-	r.Shared.SetPorts(ports)
+	r.Dataplane.SetPorts(ports)
 	return r.Neigh.SetAddrs(port, own)
 }
 

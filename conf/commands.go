@@ -18,13 +18,13 @@ import (
 
 // Router executes control commands against the router's state.
 type Router struct {
-	FIB    *fib.FIB
-	Gen    *cache.GenID
-	Neigh  *neigh.Manager
-	Shared *pipeline.Shared
-	Links  LinkSource
-	MTU    MTUSetter // nil: MTU changes touch only the FIB and pipeline
-	Log    *zap.Logger
+	FIB       *fib.FIB
+	Gen       *cache.GenID
+	Neigh     *neigh.Manager
+	Dataplane *pipeline.Dataplane
+	Links     LinkSource
+	MTU       MTUSetter // nil: MTU changes touch only the FIB and pipeline
+	Log       *zap.Logger
 	// CP is the control plane's mirror; nil without control_plane.
 	CP Mirror
 	// ReloadConfig re-reads the configuration file and applies it
@@ -523,7 +523,7 @@ func (r *Router) parseRouteGet(args []string) (routeQuery, error) {
 func (r *Router) lookupRouteGet(q *routeQuery) (fib.Result, *cache.Exception, error) {
 	k := &q.key
 	k.Hash = fib.FlowHash(k.Src, k.Dst)
-	if r.Shared != nil && r.Shared.Knobs().MultipathHashL4 {
+	if r.Dataplane != nil && r.Dataplane.Knobs().MultipathHashL4 {
 		k.Hash = fib.FlowHashL4(k.Src, k.Dst, q.proto, q.sport, q.dport)
 	}
 	var res fib.Result

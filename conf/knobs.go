@@ -92,9 +92,9 @@ func (r *Router) setGlobalKnob(name, val string) error {
 	if err != nil {
 		return err
 	}
-	k := r.Shared.Knobs()
+	k := r.Dataplane.Knobs()
 	d.set(&knobSettings{global: &k}, v)
-	r.Shared.SetKnobs(k)
+	r.Dataplane.SetKnobs(k)
 	r.logKnob(name, val, "")
 	return nil
 }
@@ -116,9 +116,9 @@ func (r *Router) setPortKnob(port int, name, val string) error {
 			return err
 		}
 	}
-	ports := append([]pipeline.PortInfo(nil), r.Shared.Ports()...)
+	ports := append([]pipeline.PortInfo(nil), r.Dataplane.Ports()...)
 	d.set(&knobSettings{port: &ports[port]}, v)
-	r.Shared.SetPorts(ports)
+	r.Dataplane.SetPorts(ports)
 	r.logKnob(name, val, ports[port].Name)
 	return nil
 }
@@ -131,7 +131,7 @@ func (r *Router) changeMTU(port, mtu int) error {
 			return err
 		}
 	}
-	return r.FIB.SetPort(port, r.Shared.Ports()[port].Name, mtu, true)
+	return r.FIB.SetPort(port, r.Dataplane.Ports()[port].Name, mtu, true)
 }
 
 // setNeighKnob sets neigh.NAME (nk is NAME) on a port through the
@@ -153,11 +153,11 @@ func (r *Router) setNeighKnob(port int, name, nk, val string) error {
 	}
 	if nk == "proxy_arp" {
 		// The pipelines answer proxied ARP from the port's settings.
-		ports := append([]pipeline.PortInfo(nil), r.Shared.Ports()...)
+		ports := append([]pipeline.PortInfo(nil), r.Dataplane.Ports()...)
 		ports[port].ProxyARP = v != 0
-		r.Shared.SetPorts(ports)
+		r.Dataplane.SetPorts(ports)
 	}
-	r.logKnob(name, val, r.Shared.Ports()[port].Name)
+	r.logKnob(name, val, r.Dataplane.Ports()[port].Name)
 	return nil
 }
 
@@ -169,7 +169,7 @@ func (r *Router) logKnob(name, val, port string) {
 
 func (r *Router) knobShow() (string, any, error) {
 	var b strings.Builder
-	k := r.Shared.Knobs()
+	k := r.Dataplane.Knobs()
 	g := map[string]int64{}
 	for _, d := range sortedKnobs(scopeGlobal) {
 		v := d.get(&knobSettings{global: &k})
@@ -177,7 +177,7 @@ func (r *Router) knobShow() (string, any, error) {
 		fmt.Fprintf(&b, "%s = %d\n", d.name, v)
 	}
 	ports := map[string]map[string]int{}
-	for _, pi := range r.Shared.Ports() {
+	for _, pi := range r.Dataplane.Ports() {
 		pk := map[string]int{}
 		ports[pi.Name] = pk
 		for _, d := range knobDefs {

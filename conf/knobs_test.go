@@ -54,7 +54,7 @@ func TestKnobSetErrors(t *testing.T) {
 		}
 	}
 	exec(t, r, "knob set dev port1 neigh.proxy_arp 1")
-	if !r.Shared.Ports()[1].ProxyARP {
+	if !r.Dataplane.Ports()[1].ProxyARP {
 		t.Error("neigh.proxy_arp did not reach the port's settings")
 	}
 }

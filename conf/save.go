@@ -68,7 +68,7 @@ func defaultRuleText(prio, sel string) bool {
 
 // saveKnobs writes the running knobs into c, as the config keys say them.
 func (r *Router) saveKnobs(c *Config) {
-	k := r.Shared.Knobs()
+	k := r.Dataplane.Knobs()
 	b := k.ForwardUsePMTU
 	c.ForwardUsePMTU = &b
 	c.MinPMTU = int(k.MinPMTU)
@@ -80,7 +80,7 @@ func (r *Router) saveKnobs(c *Config) {
 	if k.MultipathHashL4 {
 		c.MultipathHashPolicy = 1
 	}
-	ports := r.Shared.Ports()
+	ports := r.Dataplane.Ports()
 	c.Ports = append([]Port(nil), c.Ports...)
 	for i := range c.Ports {
 		if i >= len(ports) {

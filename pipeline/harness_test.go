@@ -21,7 +21,7 @@ type testBuf struct {
 // handed in comes out exactly once: sent, freed or still queued.
 type harness struct {
 	t     testing.TB
-	sh    *Shared
+	sh    *Dataplane
 	p     *Pipeline
 	io    IO
 	nm    *neigh.Manager
@@ -50,9 +50,9 @@ var (
 
 func ip4(a, b, c, d byte) uint32 { return uint32(a)<<24 | uint32(b)<<16 | uint32(c)<<8 | uint32(d) }
 
-// newHarness makes the pipeline under test; setup runs on its Shared
+// newHarness makes the pipeline under test; setup runs on its Dataplane
 // before the pipeline is made.
-func newHarness(t testing.TB, setup ...func(*Shared)) *harness {
+func newHarness(t testing.TB, setup ...func(*Dataplane)) *harness {
 	h := &harness{t: t, bufs: map[uintptr]*testBuf{}, macs: [2]netaddr.MAC{macR0, macR1}}
 	h.gen = &cache.GenID{}
 	h.f = fib.New(h.gen, 1)
@@ -75,7 +75,7 @@ func newHarness(t testing.TB, setup ...func(*Shared)) *harness {
 		{Name: "port0", MAC: macR0, Addrs: []uint32{ip4(192, 0, 2, 1)}, Params: neigh.DefaultParams()},
 		{Name: "port1", MAC: macR1, Addrs: []uint32{ip4(198, 51, 100, 1)}, Params: neigh.DefaultParams()},
 	}, 1, h.clk, tx, nil)
-	h.sh = NewShared(h.f, h.gen, h.nm, tx, ports, 1)
+	h.sh = NewDataplane(h.f, h.gen, h.nm, tx, ports, 1)
 	h.sh.UseClock(h.clk) // one clock: the owner's and the pipeline's
 	goIO(&h.io, &h.rxN, &h.freeN, &h.alloN, h.newBuf)
 	for _, f := range setup {

@@ -25,7 +25,7 @@ type coreRig struct {
 	bufs  map[uintptr]*testBuf
 }
 
-func newCoreRig(sh *Shared, core int) *coreRig {
+func newCoreRig(sh *Dataplane, core int) *coreRig {
 	c := &coreRig{bufs: map[uintptr]*testBuf{}}
 	goIO(&c.io, &c.rxN, &c.freeN, &c.alloN, c.buf)
 	c.p = sh.NewPipeline(core, &c.io)
@@ -110,7 +110,7 @@ func TestPipelinesShareStateUnderChurn(t *testing.T) {
 		{Name: "port0", MAC: macR0, Addrs: []uint32{ipR0}, Params: neigh.DefaultParams()},
 		{Name: "port1", MAC: macR1, Addrs: []uint32{ipR1}, Params: neigh.DefaultParams()},
 	}, cores, cache.SystemClock{}, tx, nil)
-	sh := NewShared(f, gen, nm, tx, ports, cores)
+	sh := NewDataplane(f, gen, nm, tx, ports, cores)
 	for _, req := range []neigh.Request{neighPermanent(1, ipB, macB), neighPermanent(1, gwC, macC), neighPermanent(0, ipA, macA)} {
 		if err := nm.Apply(req); err != nil {
 			t.Fatal(err)

@@ -8,7 +8,7 @@ import (
 )
 
 func puntHarness(t *testing.T, rate int) *harness {
-	return newHarness(t, func(sh *Shared) {
+	return newHarness(t, func(sh *Dataplane) {
 		if err := sh.EnablePunt(PuntConfig{Ports: []bool{true, true}, Queue: 64, Rate: rate, FrameLen: 1514}); err != nil {
 			t.Fatal(err)
 		}
@@ -16,7 +16,7 @@ func puntHarness(t *testing.T, rate int) *harness {
 }
 
 // drain takes every frame punted for port, in order.
-func drainPunted(sh *Shared, port int) [][]byte {
+func drainPunted(sh *Dataplane, port int) [][]byte {
 	var out [][]byte
 	for _, r := range sh.PuntRings(port) {
 		for fr := r.Front(); fr != nil; fr = r.Front() {

@@ -8,16 +8,16 @@ import (
 )
 
 // NeighTx is the neighbour manager's Transmitter. The manager is made
-// before Shared, which takes it, yet its solicitations leave through the
-// pipelines Shared feeds: NewShared binds NeighTx to itself, so both are
-// built in dependency order and nothing is assigned afterwards. The owner
-// solicits only from Step (never from NewManager or admin calls), so
-// nothing is sent unbound once Run starts after NewShared.
-type NeighTx struct{ sh *Shared }
+// before the Dataplane, which takes it, yet its solicitations leave through
+// the Dataplane's pipelines: NewDataplane binds NeighTx to itself, so both
+// are built in dependency order and nothing is assigned afterwards. The
+// owner solicits only from Step (never from NewManager or admin calls), so
+// nothing is sent unbound once Run starts after NewDataplane.
+type NeighTx struct{ sh *Dataplane }
 
 var errUnbound = errors.New("solicit: no pipelines to send on yet")
 
-// Solicit is Shared.Solicit on the Shared tx is bound to.
+// Solicit is Dataplane.Solicit on the Dataplane tx is bound to.
 func (tx *NeighTx) Solicit(port int, target uint32, dst *netaddr.MAC) error {
 	if tx.sh == nil {
 		return errUnbound
@@ -28,7 +28,7 @@ func (tx *NeighTx) Solicit(port int, target uint32, dst *netaddr.MAC) error {
 // Solicit builds an ARP request for target on port and hands it to a core
 // (neigh.Transmitter). The sender address is the port's address on the
 // target's subnet, else its first, as inet_select_addr picks for scope link.
-func (s *Shared) Solicit(port int, target uint32, dst *netaddr.MAC) error {
+func (s *Dataplane) Solicit(port int, target uint32, dst *netaddr.MAC) error {
 	ports := s.Ports()
 	if port < 0 || port >= len(ports) {
 		return fmt.Errorf("solicit %s: no port %d", netaddr.IPv4String(target), port)
@@ -48,7 +48,7 @@ func (s *Shared) Solicit(port int, target uint32, dst *netaddr.MAC) error {
 
 // Announce sends a gratuitous ARP request for addr on port, so neighbours
 // learn (or relearn) the router's MAC at start and on address changes.
-func (s *Shared) Announce(port int, addr uint32) error {
+func (s *Dataplane) Announce(port int, addr uint32) error {
 	ports := s.Ports()
 	if port < 0 || port >= len(ports) {
 		return fmt.Errorf("announce %s: no port %d", netaddr.IPv4String(addr), port)
@@ -58,7 +58,7 @@ func (s *Shared) Announce(port int, addr uint32) error {
 	return s.post(port, b[:n])
 }
 
-func (s *Shared) sourceFor(port int, target uint32) (uint32, bool) {
+func (s *Dataplane) sourceFor(port int, target uint32) (uint32, bool) {
 	addrs := s.FIB.Addresses(port)
 	if len(addrs) == 0 {
 		return 0, false
@@ -73,7 +73,7 @@ func (s *Shared) sourceFor(port int, target uint32) (uint32, bool) {
 
 // post gives the frame to the first core's mailbox: control frames are rare
 // and one core keeps them in order.
-func (s *Shared) post(port int, b []byte) error {
+func (s *Dataplane) post(port int, b []byte) error {
 	if len(s.boxes) == 0 {
 		return fmt.Errorf("no pipeline core to send on")
 	}

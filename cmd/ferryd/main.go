@@ -173,13 +173,13 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 	if err != nil {
 		return err
 	}
-	dp := &dataplane{cfg: cfg, frameRoom: cfg.FrameRoom()}
+	dp := &dpdkPlane{cfg: cfg, frameRoom: cfg.FrameRoom()}
 	defer dp.closePorts(log)
 	infos, nports, err := dp.openPorts(file, f, pool, log)
 	if err != nil {
 		return err
 	}
-	sh, nm, err := newShared(cfg, file, f, gen, infos, nports, log)
+	plane, nm, err := newDataplane(cfg, file, f, gen, infos, nports, log)
 	if err != nil {
 		return err
 	}
@@ -193,7 +193,7 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 	if b := dpdk.RxBurst(cfg.RxBurst, len(dp.ports)); b != cfg.RxBurst {
 		log.Info("receive burst shared out over the ports", zap.Int("rx_burst", cfg.RxBurst), zap.Int("per_port", b), zap.Int("ports", len(dp.ports)))
 	}
-	dp.shared = sh
+	dp.plane = plane
 	// Stopped before the ports close (deferred calls run last first), on
 	// every path: a pipeline left polling a closed port crashes.
 	defer dp.stopPipelines(log)
@@ -201,10 +201,10 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 		return err
 	}
 
-	router := &conf.Router{FIB: f, Gen: gen, Neigh: nm, Shared: sh, Links: dp, MTU: dp, Log: log}
+	router := &conf.Router{FIB: f, Gen: gen, Neigh: nm, Dataplane: plane, Links: dp, MTU: dp, Log: log}
 	defer setReload(router, cfg, file, log)()
 	if cfg.ControlPlane != nil {
-		stopCP, err := startControlPlane(runCtx, cfg, file, f, sh, dp, router, log)
+		stopCP, err := startControlPlane(runCtx, cfg, file, f, plane, dp, router, log)
 		if err != nil {
 			return err
 		}
@@ -229,7 +229,7 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 	if cfg.GratuitousARP != nil {
 		garps = *cfg.GratuitousARP
 	}
-	go announce(runCtx, cfg, f, sh, garps, log)
+	go announce(runCtx, cfg, f, plane, garps, log)
 	logSummary(log, cfg, f, infos)
 	if err := sdNotify("READY=1\nSTATUS=forwarding"); err != nil {
 		log.Warn("could not tell systemd ferryd is ready", zap.Error(err))
@@ -240,24 +240,24 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 	return nil
 }
 
-// newShared builds the state the pipelines share and the neighbour manager
-// that owns its neighbour tables, with the configured knobs, punt queues
-// and static neighbours.
-func newShared(cfg *conf.Config, file string, f *fib.FIB, gen *cache.GenID, infos []pipeline.PortInfo, nports []neigh.PortConfig, log *zap.Logger) (*pipeline.Shared, *neigh.Manager, error) {
+// newDataplane builds the state the pipelines share and the neighbour
+// manager that owns its neighbour tables, with the configured knobs, punt
+// queues and static neighbours.
+func newDataplane(cfg *conf.Config, file string, f *fib.FIB, gen *cache.GenID, infos []pipeline.PortInfo, nports []neigh.PortConfig, log *zap.Logger) (*pipeline.Dataplane, *neigh.Manager, error) {
 	// The manager solicits through the pipelines, which reach it through
-	// sh: tx carries its solicitations once NewShared has bound it.
+	// plane: tx carries its solicitations once NewDataplane has bound it.
 	tx := &pipeline.NeighTx{}
 	nm := neigh.NewManager(nports, len(cfg.Cores), cache.SystemClock{}, tx, func(msg string, kv ...any) {
 		log.Sugar().Debugw(msg, kv...)
 	})
-	sh := pipeline.NewShared(f, gen, nm, tx, infos, len(cfg.Cores))
-	sh.SetKnobs(cfg.Knobs())
+	plane := pipeline.NewDataplane(f, gen, nm, tx, infos, len(cfg.Cores))
+	plane.SetKnobs(cfg.Knobs())
 	if cp := cfg.ControlPlane; cp != nil {
 		on := make([]bool, len(cfg.Ports))
 		for i := range on {
 			on[i] = true
 		}
-		if err := sh.EnablePunt(pipeline.PuntConfig{Ports: on, Queue: cp.PuntQueue, Rate: cp.PuntRate, FrameLen: cfg.FrameRoom()}); err != nil {
+		if err := plane.EnablePunt(pipeline.PuntConfig{Ports: on, Queue: cp.PuntQueue, Rate: cp.PuntRate, FrameLen: cfg.FrameRoom()}); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -271,7 +271,7 @@ func newShared(cfg *conf.Config, file string, f *fib.FIB, gen *cache.GenID, info
 			return nil, nil, fmt.Errorf("%s: neighbors[%d] %q: %w", file, i, n, err)
 		}
 	}
-	return sh, nm, nil
+	return plane, nm, nil
 }
 
 // inBackground runs run(ctx) in a goroutine; stop cancels ctx and waits
@@ -302,8 +302,8 @@ func keepThreadsOff(pipeCPUs []int, log *zap.Logger) {
 
 // startControlPlane gives every port its kernel interface and starts the
 // netlink mirror; stop removes them again.
-func startControlPlane(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, sh *pipeline.Shared, dp *dataplane, router *conf.Router, log *zap.Logger) (stop func(), err error) {
-	kp, ns, err := startKernelPath(ctx, cfg, f, sh, dp, log)
+func startControlPlane(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, plane *pipeline.Dataplane, dp *dpdkPlane, router *conf.Router, log *zap.Logger) (stop func(), err error) {
+	kp, ns, err := startKernelPath(ctx, cfg, f, plane, dp, log)
 	if err != nil {
 		return nil, fmt.Errorf("%s: control_plane: %w", file, err)
 	}
@@ -335,7 +335,7 @@ func startAPI(ctx context.Context, cancel context.CancelFunc, cfg *conf.Config, 
 // announce sends gratuitous ARP for every address, count times a second
 // apart, so neighbours learn (or relearn) the router's MACs; hosts that
 // attach to a port just after start still hear one.
-func announce(ctx context.Context, cfg *conf.Config, f *fib.FIB, sh *pipeline.Shared, count int, log *zap.Logger) {
+func announce(ctx context.Context, cfg *conf.Config, f *fib.FIB, plane *pipeline.Dataplane, count int, log *zap.Logger) {
 	for n := 0; n < count; n++ {
 		if n > 0 {
 			select {
@@ -349,7 +349,7 @@ func announce(ctx context.Context, cfg *conf.Config, f *fib.FIB, sh *pipeline.Sh
 				continue
 			}
 			for _, a := range f.Addresses(i) {
-				if err := sh.Announce(i, a.Addr); err != nil {
+				if err := plane.Announce(i, a.Addr); err != nil {
 					log.Warn("gratuitous ARP not sent", zap.String("port", cfg.Ports[i].Name), zap.Error(err))
 				}
 			}
