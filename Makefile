@@ -11,7 +11,7 @@ PREFIX  ?= /usr/local
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 COMMIT  := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X ferry/cmd/internal/cli.Version=$(VERSION) -X ferry/cmd/internal/cli.Commit=$(COMMIT)
-PKGS_PURE := ./cache/... ./fib/... ./pipeline/... ./conf/...
+PKGS_PURE := ./netaddr/... ./internal/... ./cache/... ./fib/... ./pipeline/... ./conf/...
 
 # Go code for the x86-64 level of this CPU, as -march=native is for C: at
 # v3 (AVX2, BMI2; every x86 server since 2013) popcounts and shifts are

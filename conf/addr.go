@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"ferry/cache/neigh"
+	"ferry/netaddr"
 	"ferry/pipeline"
 )
 
@@ -21,7 +22,7 @@ func (r *Router) SetAddress(port int, addr uint32, plen uint8, add bool) error {
 	if err != nil {
 		return err
 	}
-	ports := append([]pipeline.PortInfo(nil), r.Shared.Ports()...)
+	ports := append([]pipeline.PortInfo(nil), r.Dataplane.Ports()...)
 	if port >= len(ports) {
 		return fmt.Errorf("no port %d", port)
 	}
@@ -29,10 +30,10 @@ func (r *Router) SetAddress(port int, addr uint32, plen uint8, add bool) error {
 	pi.Addrs = nil
 	var own []uint32
 	for _, a := range r.FIB.Addresses(port) {
-		pi.Addrs = append(pi.Addrs, pipeline.Prefix{Addr: a.Addr, Len: a.Len})
+		pi.Addrs = append(pi.Addrs, netaddr.Prefix{Addr: a.Addr, Len: a.Len})
 		own = append(own, a.Addr)
 	}
-	r.Shared.SetPorts(ports)
+	r.Dataplane.SetPorts(ports)
 	return r.Neigh.SetAddrs(port, own)
 }
 
@@ -41,7 +42,7 @@ func (r *Router) SetAddress(port int, addr uint32, plen uint8, add bool) error {
 func (r *Router) SetNeighbor(port int, ip uint32, mac [6]byte, add bool) error {
 	req := neigh.Request{Cmd: neigh.CmdDel, Port: port, IP: ip}
 	if add {
-		req = neigh.Request{Cmd: neigh.CmdReplace, Port: port, IP: ip, MAC: neigh.MAC(mac), HasMAC: true, State: neigh.Permanent}
+		req = neigh.Request{Cmd: neigh.CmdReplace, Port: port, IP: ip, MAC: netaddr.MAC(mac), HasMAC: true, State: neigh.Permanent}
 	}
 	return r.Neigh.Apply(req)
 }

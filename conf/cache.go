@@ -5,7 +5,7 @@ import (
 	"strings"
 
 	"ferry/cache"
-	"ferry/pipeline"
+	"ferry/netaddr"
 )
 
 // exceptionText is the "cache" line ip route get prints for an exception.
@@ -58,14 +58,14 @@ func (r *Router) routeShowCache() (string, any, error) {
 				gw = e.Gateway
 			}
 			dev := r.FIB.PortName(o.Port)
-			b.WriteString(pipeline.IPString(e.Daddr))
+			b.WriteString(netaddr.IPv4String(e.Daddr))
 			if gw != 0 {
-				b.WriteString(" via " + pipeline.IPString(gw))
+				b.WriteString(" via " + netaddr.IPv4String(gw))
 			}
 			fmt.Fprintf(&b, " dev %s \n    %s\n", dev, exceptionText(e))
-			j := ExceptionJSON{Dst: pipeline.IPString(e.Daddr), Dev: dev, Redirected: e.Gateway != 0, MTU: e.PMTU}
+			j := ExceptionJSON{Dst: netaddr.IPv4String(e.Daddr), Dev: dev, Redirected: e.Gateway != 0, MTU: e.PMTU}
 			if gw != 0 {
-				j.Gateway = pipeline.IPString(gw)
+				j.Gateway = netaddr.IPv4String(gw)
 			}
 			if e.Expires != 0 {
 				j.Expires = max(0, (e.Expires-now)/1e9)

@@ -3,7 +3,6 @@ package conf
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"strconv"
 	"strings"
 	"syscall"
@@ -13,18 +12,19 @@ import (
 	"ferry/cache"
 	"ferry/cache/neigh"
 	"ferry/fib"
+	"ferry/netaddr"
 	"ferry/pipeline"
 )
 
 // Router executes control commands against the router's state.
 type Router struct {
-	FIB    *fib.FIB
-	Gen    *cache.GenID
-	Neigh  *neigh.Manager
-	Shared *pipeline.Shared
-	Links  LinkSource
-	MTU    MTUSetter // nil: MTU changes touch only the FIB and pipeline
-	Log    *zap.Logger
+	FIB       *fib.FIB
+	Gen       *cache.GenID
+	Neigh     *neigh.Manager
+	Dataplane *pipeline.Dataplane
+	Links     LinkSource
+	MTU       MTUSetter // nil: MTU changes touch only the FIB and pipeline
+	Log       *zap.Logger
 	// CP is the control plane's mirror; nil without control_plane.
 	CP Mirror
 	// ReloadConfig re-reads the configuration file and applies it
@@ -387,14 +387,6 @@ func tableName(t uint32) string {
 	return strconv.FormatUint(uint64(t), 10)
 }
 
-func parseIPv4(s string) (uint32, error) {
-	a, err := netip.ParseAddr(s)
-	if err != nil || !a.Is4() {
-		return 0, fmt.Errorf("%q is not an IPv4 address", s)
-	}
-	return Uint32(a.As4()), nil
-}
-
 // RouteGetJSON is 'route get' as -json shows it.
 type RouteGetJSON struct {
 	Dst     string `json:"dst"`
@@ -414,40 +406,60 @@ var typeNames = map[fib.Type]string{fib.Unicast: "unicast", fib.Local: "local", 
 // ipProtoNames are the protocol names route get takes, as iproute2's.
 var ipProtoNames = map[string]uint8{"icmp": 1, "tcp": 6, "udp": 17, "sctp": 132}
 
+// routeQuery is what 'route get' asks for: the lookup key, and the flow's
+// protocol and ports for a multipath hash over them.
+type routeQuery struct {
+	key          fib.Key
+	proto        uint8
+	sport, dport uint16
+}
+
 func (r *Router) routeGet(args []string) (string, any, error) {
-	if len(args) == 0 {
-		return "", nil, fmt.Errorf("route get: an address is needed")
+	q, err := r.parseRouteGet(args)
+	if err != nil {
+		return "", nil, err
 	}
-	k := fib.Key{Iif: -1, Oif: -1}
+	res, exc, err := r.lookupRouteGet(&q)
+	if err != nil {
+		return "", nil, err
+	}
+	k := &q.key
+	text := fib.FormatGet(k.Dst, k, &res, r.FIB)
+	if exc != nil {
+		text = strings.TrimRight(text, "\n") + "\n    " + exceptionText(exc)
+	}
+	return text, r.routeGetJSON(k.Dst, &res, text), nil
+}
+
+// parseRouteGet reads the arguments of 'route get' as ip route get takes them.
+func (r *Router) parseRouteGet(args []string) (routeQuery, error) {
+	q := routeQuery{key: fib.Key{Iif: -1, Oif: -1}}
+	k := &q.key
+	if len(args) == 0 {
+		return q, fmt.Errorf("route get: an address is needed")
+	}
 	var dstSet bool
-	var proto uint8
-	var sport, dport uint16
 	for i := 0; i < len(args); i++ {
 		a := args[i]
-		val := func() (string, error) {
-			if i+1 >= len(args) {
-				return "", fmt.Errorf("route get: %s needs a value", a)
-			}
-			i++
-			return args[i], nil
-		}
 		var v string
 		var err error
 		switch a {
 		case "from", "iif", "oif", "tos", "dsfield", "mark", "to", "ipproto", "sport", "dport":
-			if v, err = val(); err != nil {
-				return "", nil, err
+			if i+1 >= len(args) {
+				return q, fmt.Errorf("route get: %s needs a value", a)
 			}
+			i++
+			v = args[i]
 		}
 		switch a {
 		case "from":
-			if k.Src, err = parseIPv4(strings.TrimSuffix(v, "/32")); err != nil {
-				return "", nil, err
+			if k.Src, err = netaddr.ParseIPv4(strings.TrimSuffix(v, "/32")); err != nil {
+				return q, err
 			}
 		case "iif", "oif":
 			p, ok := r.FIB.PortIndex(v)
 			if !ok {
-				return "", nil, fmt.Errorf("Cannot find device %q", v)
+				return q, fmt.Errorf("Cannot find device %q", v)
 			}
 			if a == "iif" {
 				k.Iif = p
@@ -455,65 +467,73 @@ func (r *Router) routeGet(args []string) (string, any, error) {
 				k.Oif = p
 			}
 		case "tos", "dsfield":
-			t, perr := strconv.ParseUint(v, 0, 8)
-			if perr != nil {
-				return "", nil, fmt.Errorf("argument %q is wrong: TOS value is invalid", v)
+			t, err := strconv.ParseUint(v, 0, 8)
+			if err != nil {
+				return q, fmt.Errorf("argument %q is wrong: TOS value is invalid", v)
 			}
 			k.Tos = uint8(t)
 		case "mark":
-			m, perr := strconv.ParseUint(v, 0, 32)
-			if perr != nil {
-				return "", nil, fmt.Errorf("argument %q is wrong: mark value is invalid", v)
+			m, err := strconv.ParseUint(v, 0, 32)
+			if err != nil {
+				return q, fmt.Errorf("argument %q is wrong: mark value is invalid", v)
 			}
 			k.Mark = uint32(m)
 		case "ipproto":
 			n, ok := ipProtoNames[v]
 			if !ok {
-				x, perr := strconv.ParseUint(v, 0, 8)
-				if perr != nil {
-					return "", nil, fmt.Errorf("argument %q is wrong: Invalid \"ipproto\" value", v)
+				x, err := strconv.ParseUint(v, 0, 8)
+				if err != nil {
+					return q, fmt.Errorf("argument %q is wrong: Invalid \"ipproto\" value", v)
 				}
 				n = uint8(x)
 			}
-			proto = n
+			q.proto = n
 		case "sport", "dport":
-			x, perr := strconv.ParseUint(v, 0, 16)
-			if perr != nil {
-				return "", nil, fmt.Errorf("argument %q is wrong: invalid %s", v, a)
+			x, err := strconv.ParseUint(v, 0, 16)
+			if err != nil {
+				return q, fmt.Errorf("argument %q is wrong: invalid %s", v, a)
 			}
 			if a == "sport" {
-				sport = uint16(x)
+				q.sport = uint16(x)
 			} else {
-				dport = uint16(x)
+				q.dport = uint16(x)
 			}
 		case "to":
 			a = v
 			fallthrough
 		default:
 			if dstSet {
-				return "", nil, fmt.Errorf("route get: unexpected argument %q", a)
+				return q, fmt.Errorf("route get: unexpected argument %q", a)
 			}
-			if k.Dst, err = parseIPv4(strings.TrimSuffix(a, "/32")); err != nil {
-				return "", nil, err
+			if k.Dst, err = netaddr.ParseIPv4(strings.TrimSuffix(a, "/32")); err != nil {
+				return q, err
 			}
 			dstSet = true
 		}
 	}
 	if !dstSet {
-		return "", nil, fmt.Errorf("route get: an address is needed")
+		return q, fmt.Errorf("route get: an address is needed")
 	}
+	return q, nil
+}
+
+// lookupRouteGet looks q up as a packet received on its iif would be, or as
+// one the router sends, and finds the nexthop exception for its destination;
+// a redirected gateway replaces the route's in the result.
+func (r *Router) lookupRouteGet(q *routeQuery) (fib.Result, *cache.Exception, error) {
+	k := &q.key
 	k.Hash = fib.FlowHash(k.Src, k.Dst)
-	if r.Shared != nil && r.Shared.Knobs().MultipathHashL4 {
-		k.Hash = fib.FlowHashL4(k.Src, k.Dst, proto, sport, dport)
+	if r.Dataplane != nil && r.Dataplane.Knobs().MultipathHashL4 {
+		k.Hash = fib.FlowHashL4(k.Src, k.Dst, q.proto, q.sport, q.dport)
 	}
 	var res fib.Result
 	if k.Iif >= 0 {
-		r.FIB.Lookup(&k, &res)
+		r.FIB.Lookup(k, &res)
 	} else {
-		r.FIB.LookupOutput(&k, &res)
+		r.FIB.LookupOutput(k, &res)
 	}
 	if res.Err != nil {
-		return "", nil, fmt.Errorf("RTNETLINK answers: %s", errText(res.Err))
+		return res, nil, fmt.Errorf("RTNETLINK answers: %s", errText(res.Err))
 	}
 	var exc *cache.Exception
 	if nh := res.Nexthop; nh != nil && nh.Cache != nil && res.Type == fib.Unicast {
@@ -522,28 +542,28 @@ func (r *Router) routeGet(args []string) (string, any, error) {
 		}
 	}
 	if exc != nil && exc.Gateway != 0 {
-		// The redirected gateway replaces the route's for this destination.
 		redirected := *res.Nexthop
 		redirected.Gateway = exc.Gateway
 		res.Nexthop = &redirected
 	}
-	text := fib.FormatGet(k.Dst, &k, &res, r.FIB)
-	if exc != nil {
-		text = strings.TrimRight(text, "\n") + "\n    " + exceptionText(exc)
-	}
-	j := RouteGetJSON{Dst: pipeline.IPString(k.Dst), Type: typeNames[res.Type], Table: res.Table, MTU: res.MTU, Text: text}
+	return res, exc, nil
+}
+
+// routeGetJSON is the -json form of a 'route get' answer for dst.
+func (r *Router) routeGetJSON(dst uint32, res *fib.Result, text string) RouteGetJSON {
+	j := RouteGetJSON{Dst: netaddr.IPv4String(dst), Type: typeNames[res.Type], Table: res.Table, MTU: res.MTU, Text: text}
 	if nh := res.Nexthop; nh != nil {
 		if nh.Gateway != 0 {
-			j.Gateway = pipeline.IPString(nh.Gateway)
+			j.Gateway = netaddr.IPv4String(nh.Gateway)
 		}
 		if nh.Port >= 0 {
 			j.Dev = r.FIB.PortName(nh.Port)
 		}
 	}
 	if res.Prefsrc != 0 {
-		j.Prefsrc = pipeline.IPString(res.Prefsrc)
+		j.Prefsrc = netaddr.IPv4String(res.Prefsrc)
 	}
-	return text, j, nil
+	return j
 }
 
 func (r *Router) routeFlush(args []string) (string, any, error) {
@@ -666,7 +686,7 @@ func (r *Router) neigh(args []string) (string, any, error) {
 			name := r.FIB.PortName(e.Port)
 			b.WriteString(neigh.Format(e, name))
 			b.WriteByte('\n')
-			j := NeighJSON{Dst: pipeline.IPString(e.IP), Dev: name, State: []string{e.State.String()}}
+			j := NeighJSON{Dst: netaddr.IPv4String(e.IP), Dev: name, State: []string{e.State.String()}}
 			if e.HasMAC {
 				j.LLAddr = e.MAC.String()
 			}

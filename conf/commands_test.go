@@ -10,12 +10,13 @@ import (
 
 	"ferry/cache"
 	"ferry/cache/neigh"
+	"ferry/netaddr"
 	"ferry/pipeline"
 )
 
 type nullTx struct{}
 
-func (nullTx) Solicit(int, uint32, *neigh.MAC) error { return nil }
+func (nullTx) Solicit(int, uint32, *netaddr.MAC) error { return nil }
 
 type sysClock struct{}
 
@@ -42,8 +43,8 @@ func testRouter(t testing.TB) *Router {
 		nps = append(nps, neigh.PortConfig{Name: p.Name, Params: neigh.DefaultParams()})
 	}
 	nm := neigh.NewManager(nps, 1, sysClock{}, nullTx{}, nil)
-	sh := pipeline.NewShared(f, gen, nm, nil, infos, 1)
-	return &Router{FIB: f, Gen: gen, Neigh: nm, Shared: sh, Links: noLinks{}}
+	sh := pipeline.NewDataplane(f, gen, nm, nil, infos, 1)
+	return &Router{FIB: f, Gen: gen, Neigh: nm, Dataplane: sh, Links: noLinks{}}
 }
 
 func exec(t *testing.T, r *Router, cmd string) string {
@@ -86,7 +87,7 @@ func TestRouterCommands(t *testing.T) {
 	before = r.Gen.Bumps()
 	exec(t, r, "knob set dev port0 accept_redirects 1")
 	exec(t, r, "knob set forward_use_pmtu 1")
-	if r.Gen.Bumps() < before+2 || !r.Shared.Ports()[0].AcceptRedirects || !r.Shared.Knobs().ForwardUsePMTU {
+	if r.Gen.Bumps() < before+2 || !r.Dataplane.Ports()[0].AcceptRedirects || !r.Dataplane.Knobs().ForwardUsePMTU {
 		t.Fatal("knob changes not applied or no genid bump")
 	}
 	exec(t, r, "knob set dev port1 neigh.base_reachable_time_ms 2000")
@@ -207,7 +208,7 @@ func TestRouteGetMultipathHashPolicy(t *testing.T) {
 		t.Fatalf("L3 hash: ports chose %v", g)
 	}
 	exec(t, r, "knob set fib_multipath_hash_policy 1")
-	if !r.Shared.Knobs().MultipathHashL4 || !strings.Contains(exec(t, r, "knob show"), "fib_multipath_hash_policy = 1") {
+	if !r.Dataplane.Knobs().MultipathHashL4 || !strings.Contains(exec(t, r, "knob show"), "fib_multipath_hash_policy = 1") {
 		t.Fatal("knob not applied")
 	}
 	if g := gateways(); len(g) != 2 {

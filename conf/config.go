@@ -250,7 +250,28 @@ func (c *Config) lineNear(field string) int {
 	return 0
 }
 
+// check fills in defaults and validates the configuration a section at a
+// time, in the order the file is usually read, stopping at the first error.
 func (c *Config) check(file string) error {
+	for _, section := range []func(file string) error{
+		c.checkDaemon,
+		c.checkKnobs,
+		c.checkCores,
+		c.checkPorts,
+		c.checkControlPlane,
+		c.checkMetrics,
+		c.checkMbufs,
+	} {
+		if err := section(file); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkDaemon covers ferryd's own settings: the API socket, the pass size,
+// hugepages, logging and the collector.
+func (c *Config) checkDaemon(file string) error {
 	if c.API == "" {
 		c.API = DefaultAPI
 	}
@@ -280,6 +301,11 @@ func (c *Config) check(file string) error {
 	if c.GCPercent < 25 {
 		return c.Errorf(file, "gc_percent", "%d is below 25 (the collector would run nearly all the time)", c.GCPercent)
 	}
+	return nil
+}
+
+// checkKnobs covers the kernel-named routing knobs.
+func (c *Config) checkKnobs(file string) error {
 	if c.MinPMTU != 0 && (c.MinPMTU < 68 || c.MinPMTU > 9000) {
 		return c.Errorf(file, "min_pmtu", "%d out of range 68-9000", c.MinPMTU)
 	}
@@ -295,20 +321,30 @@ func (c *Config) check(file string) error {
 	if c.RedirectSilence < 0 {
 		return c.Errorf(file, "redirect_silence", "must not be negative")
 	}
+	return nil
+}
+
+// checkCores covers the pipeline cores: at least one, each listed once.
+func (c *Config) checkCores(file string) error {
 	if len(c.Cores) == 0 {
 		return c.Errorf(file, "cores", "at least one pipeline core is needed")
 	}
-	seenCore := map[int]bool{}
+	seen := map[int]bool{}
 	for i, cpu := range c.Cores {
 		f := fmt.Sprintf("cores[%d]", i)
 		if cpu < 0 || cpu >= 1024 {
 			return c.Errorf(file, f, "core %d out of range", cpu)
 		}
-		if seenCore[cpu] {
+		if seen[cpu] {
 			return c.Errorf(file, f, "core %d listed twice", cpu)
 		}
-		seenCore[cpu] = true
+		seen[cpu] = true
 	}
+	return nil
+}
+
+// checkPorts covers the ports and the RSS key they hash flows with.
+func (c *Config) checkPorts(file string) error {
 	if len(c.Ports) == 0 {
 		return c.Errorf(file, "ports", "at least one port is needed")
 	}
@@ -317,54 +353,65 @@ func (c *Config) check(file string) error {
 	}
 	names := map[string]bool{}
 	for i := range c.Ports {
-		p := &c.Ports[i]
-		f := fmt.Sprintf("ports[%d]", i)
-		if p.Name == "" {
-			return c.Errorf(file, f+".name", "missing")
-		}
-		if !validName(p.Name) {
-			return c.Errorf(file, f+".name", "%q: use letters, digits, '-', '_' or '.' (at most 15)", p.Name)
-		}
-		if names[p.Name] {
-			return c.Errorf(file, f+".name", "port %q defined twice", p.Name)
-		}
-		names[p.Name] = true
-		if p.Dev == "" {
-			return c.Errorf(file, f+".dev", "missing (e.g. \"net_tap0,iface=ftap0\" or a PCI address)")
-		}
-		if p.MTU == 0 {
-			p.MTU = DefaultMTU
-		}
-		if p.MTU < 68 || p.MTU > MaxMTU {
-			return c.Errorf(file, f+".mtu", "%d out of range 68-%d", p.MTU, MaxMTU)
-		}
-		if p.RxDesc == 0 {
-			p.RxDesc = DefaultRxDesc
-		}
-		if p.TxDesc == 0 {
-			p.TxDesc = DefaultTxDesc
-		}
-		if _, err := p.NeighParams(); err != nil {
-			return c.Errorf(file, f+".neigh", "%v", err)
-		}
-		for j, a := range p.Addresses {
-			if _, err := ParseAddr(a); err != nil {
-				return c.Errorf(file, fmt.Sprintf("%s.addresses[%d]", f, j), "%v", err)
-			}
+		if err := c.checkPort(file, i, names); err != nil {
+			return err
 		}
 	}
 	if _, err := c.RSSKeyBytes(); err != nil {
 		return c.Errorf(file, "rss_key", "%v", err)
 	}
-	if err := c.checkControlPlane(file); err != nil {
-		return err
+	return nil
+}
+
+// checkPort fills in the defaults of ports[i] and checks it; names holds
+// the names of the ports before it.
+func (c *Config) checkPort(file string, i int, names map[string]bool) error {
+	p := &c.Ports[i]
+	f := fmt.Sprintf("ports[%d]", i)
+	if p.Name == "" {
+		return c.Errorf(file, f+".name", "missing")
 	}
+	if !validName(p.Name) {
+		return c.Errorf(file, f+".name", "%q: use letters, digits, '-', '_' or '.' (at most 15)", p.Name)
+	}
+	if names[p.Name] {
+		return c.Errorf(file, f+".name", "port %q defined twice", p.Name)
+	}
+	names[p.Name] = true
+	if p.Dev == "" {
+		return c.Errorf(file, f+".dev", "missing (e.g. \"net_tap0,iface=ftap0\" or a PCI address)")
+	}
+	if p.MTU == 0 {
+		p.MTU = DefaultMTU
+	}
+	if p.MTU < 68 || p.MTU > MaxMTU {
+		return c.Errorf(file, f+".mtu", "%d out of range 68-%d", p.MTU, MaxMTU)
+	}
+	if p.RxDesc == 0 {
+		p.RxDesc = DefaultRxDesc
+	}
+	if p.TxDesc == 0 {
+		p.TxDesc = DefaultTxDesc
+	}
+	if _, err := p.NeighParams(); err != nil {
+		return c.Errorf(file, f+".neigh", "%v", err)
+	}
+	for j, a := range p.Addresses {
+		if _, err := ParseAddr(a); err != nil {
+			return c.Errorf(file, fmt.Sprintf("%s.addresses[%d]", f, j), "%v", err)
+		}
+	}
+	return nil
+}
+
+// checkMetrics covers the Prometheus endpoint's address.
+func (c *Config) checkMetrics(file string) error {
 	if c.Metrics != "" {
 		if _, port, err := net.SplitHostPort(c.Metrics); err != nil || port == "" {
 			return c.Errorf(file, "metrics", "%q is not HOST:PORT (e.g. 127.0.0.1:9469)", c.Metrics)
 		}
 	}
-	return c.checkMbufs(file)
+	return nil
 }
 
 // checkControlPlane fills in the kernel path's defaults and checks its

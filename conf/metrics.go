@@ -60,7 +60,7 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	for core, c := range r.Shared.CoreCounters() {
+	for core, c := range r.Dataplane.CoreCounters() {
 		cs := strconv.Itoa(core)
 		for i := 0; i < pipeline.NumCounters; i++ {
 			ctr := pipeline.Counter(i)
@@ -81,7 +81,7 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
-	for port, k := range r.Shared.KernelPathStats() {
+	for port, k := range r.Dataplane.KernelPathStats() {
 		name := r.FIB.PortName(port)
 		counter(m.kernel, k.Punted.Frames, name, "punted")
 		counter(m.kernel, k.Punted.Full, name, "punt_dropped_queue_full")

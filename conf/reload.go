@@ -10,7 +10,7 @@ import (
 	"ferry/cache"
 	"ferry/cache/neigh"
 	"ferry/fib"
-	"ferry/pipeline"
+	"ferry/netaddr"
 )
 
 // restartOnly names what a running ferryd cannot change in place, with
@@ -135,7 +135,7 @@ func (r *Router) Reload(cur, next *Config, file string) (string, error) {
 	}
 	for _, req := range nreq {
 		if err := r.Neigh.Apply(req); err != nil {
-			return strings.Join(report, ", "), fmt.Errorf("neighbour %s: %w", pipeline.IPString(req.IP), err)
+			return strings.Join(report, ", "), fmt.Errorf("neighbour %s: %w", netaddr.IPv4String(req.IP), err)
 		}
 	}
 	report = append(report, fmt.Sprintf("neighbours %d", len(nreq)))
@@ -147,17 +147,17 @@ func (r *Router) Reload(cur, next *Config, file string) (string, error) {
 
 // applyKnobs sets every global and per-port knob as next has it.
 func (r *Router) applyKnobs(next *Config) error {
-	r.Shared.SetKnobs(next.Knobs())
+	r.Dataplane.SetKnobs(next.Knobs())
 	for i, p := range next.Ports {
-		cur := r.Shared.Ports()
+		cur := r.Dataplane.Ports()
 		if i < len(cur) && cur[i].MTU != p.MTU {
 			if err := r.setPortKnob(i, "mtu", fmt.Sprint(p.MTU)); err != nil {
 				return fmt.Errorf("ports[%d].mtu: %w", i, err)
 			}
 		}
-		ports := append(cur[:0:0], r.Shared.Ports()...)
+		ports := append(cur[:0:0], r.Dataplane.Ports()...)
 		p.ApplyPortKnobs(&ports[i])
-		r.Shared.SetPorts(ports)
+		r.Dataplane.SetPorts(ports)
 		np, err := p.NeighParams()
 		if err != nil {
 			return fmt.Errorf("ports[%d].neigh: %w", i, err)

@@ -6,6 +6,7 @@ import (
 
 	"ferry/cache"
 	"ferry/fib"
+	"ferry/netaddr"
 )
 
 // BuildFIB turns the config's ports, addresses, routes and rules into a FIB,
@@ -26,7 +27,7 @@ func BuildFIB(c *Config, file string, gen *cache.GenID) (*fib.FIB, error) {
 			if err != nil {
 				return nil, c.Errorf(file, fmt.Sprintf("ports[%d].addresses[%d]", i, j), "%v", err)
 			}
-			if err := f.AddAddress(i, Uint32(pfx.Addr().As4()), uint8(pfx.Bits())); err != nil {
+			if err := f.AddAddress(i, netaddr.IPv4From4(pfx.Addr().As4()), uint8(pfx.Bits())); err != nil {
 				return nil, c.Errorf(file, fmt.Sprintf("ports[%d].addresses[%d]", i, j), "%v", err)
 			}
 		}
@@ -52,9 +53,4 @@ func BuildFIB(c *Config, file string, gen *cache.GenID) (*fib.FIB, error) {
 		}
 	}
 	return f, nil
-}
-
-// Uint32 converts a 4-byte address to the host-order form the FIB uses.
-func Uint32(a [4]byte) uint32 {
-	return uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
 }

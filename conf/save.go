@@ -8,7 +8,7 @@ import (
 
 	"ferry/cache/neigh"
 	"ferry/fib"
-	"ferry/pipeline"
+	"ferry/netaddr"
 )
 
 // Save renders the running state as a configuration ferryd starts from:
@@ -40,7 +40,7 @@ func (r *Router) Save(cur *Config) ([]byte, error) {
 	}
 	for _, e := range r.Neigh.Entries(-1) {
 		if e.State == neigh.Permanent && e.HasMAC {
-			c.Neighbors = append(c.Neighbors, fmt.Sprintf("%s lladdr %s dev %s", pipeline.IPString(e.IP), pipeline.MAC(e.MAC), r.FIB.PortName(e.Port)))
+			c.Neighbors = append(c.Neighbors, fmt.Sprintf("%s lladdr %s dev %s", netaddr.IPv4String(e.IP), e.MAC, r.FIB.PortName(e.Port)))
 		}
 	}
 	r.saveKnobs(&c)
@@ -68,7 +68,7 @@ func defaultRuleText(prio, sel string) bool {
 
 // saveKnobs writes the running knobs into c, as the config keys say them.
 func (r *Router) saveKnobs(c *Config) {
-	k := r.Shared.Knobs()
+	k := r.Dataplane.Knobs()
 	b := k.ForwardUsePMTU
 	c.ForwardUsePMTU = &b
 	c.MinPMTU = int(k.MinPMTU)
@@ -80,7 +80,7 @@ func (r *Router) saveKnobs(c *Config) {
 	if k.MultipathHashL4 {
 		c.MultipathHashPolicy = 1
 	}
-	ports := r.Shared.Ports()
+	ports := r.Dataplane.Ports()
 	c.Ports = append([]Port(nil), c.Ports...)
 	for i := range c.Ports {
 		if i >= len(ports) {

@@ -15,7 +15,7 @@ import (
 )
 
 func (r *Router) stats() (string, any, error) {
-	c := r.Shared.Counters()
+	c := r.Dataplane.Counters()
 	data := map[string]uint64{}
 	var names []string
 	for i := 0; i < pipeline.NumCounters; i++ {
@@ -38,7 +38,7 @@ func (r *Router) stats() (string, any, error) {
 			fmt.Fprintf(&b, "  %-24s %d\n", ctr.Name(), c[i])
 		}
 	}
-	kp := r.Shared.KernelPathStats()
+	kp := r.Dataplane.KernelPathStats()
 	if kp != nil {
 		b.WriteString("kernel path:\n")
 		for i, k := range kp {
@@ -73,7 +73,7 @@ type CoreStat struct {
 // coreStats shows each pipeline's packets and drops side by side, a
 // column a core; a counter every core left at zero is left out.
 func (r *Router) coreStats() (string, any, error) {
-	per := r.Shared.CoreCounters()
+	per := r.Dataplane.CoreCounters()
 	data := make([]CoreStat, len(per))
 	for i, c := range per {
 		data[i] = CoreStat{Core: i, Counters: map[string]uint64{}}
@@ -176,7 +176,7 @@ func readRuntime() RuntimeStats {
 }
 
 func (r *Router) cacheStats() (string, any, error) {
-	c := r.Shared.Counters()
+	c := r.Dataplane.Counters()
 	data := map[string]uint64{
 		"hint_hits":       c[pipeline.HintHits],
 		"fib_lookups":     c[pipeline.FIBLookups],

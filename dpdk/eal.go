@@ -1,5 +1,6 @@
-// Package dpdk is the router's only cgo package: a small binding over DPDK's
+// Package dpdk is the router's cgo package: a small binding over DPDK's
 // EAL, mempools and ethdev, plus the loops that run pipelines on lcores.
+// Only it and its sub-packages (the benchmark's packet loop) use cgo.
 package dpdk
 
 /*
@@ -86,3 +87,7 @@ func NewPool(name string, n, cacheSize, dataRoom int) (*Pool, error) {
 	}
 	return &Pool{p: p, Name: name}, nil
 }
+
+// Mempool is the rte_mempool behind p, for C code in other packages (whose
+// C types are not this package's).
+func (p *Pool) Mempool() unsafe.Pointer { return unsafe.Pointer(p.p) }

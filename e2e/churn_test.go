@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"ferry/fib"
+	"ferry/internal/bgptable"
 )
 
 // writeTable writes a BGP-like table of n prefixes as 'ip -batch' adds
@@ -22,8 +22,8 @@ func writeTable(t *testing.T, n int, gw string) (add, del string) {
 	t.Helper()
 	dir := t.TempDir()
 	var a, d strings.Builder
-	for _, p := range fib.GenerateBGP(n, 1) {
-		pfx := fmt.Sprintf("%d.%d.%d.%d/%d", p.Addr>>24, byte(p.Addr>>16), byte(p.Addr>>8), byte(p.Addr), p.Len)
+	for _, p := range bgptable.Generate(n, 1) {
+		pfx := p.String()
 		fmt.Fprintf(&a, "route add %s via %s proto bgp\n", pfx, gw)
 		fmt.Fprintf(&d, "route del %s via %s proto bgp\n", pfx, gw)
 	}

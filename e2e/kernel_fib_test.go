@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"ferry/conf"
+	"ferry/netaddr"
 )
 
 // kernelTable builds routes and rules that exercise every route type,
@@ -32,8 +33,7 @@ func kernelTable(r *rand.Rand) (lines []string, multipath []string) {
 			if r.Intn(4) == 0 {
 				a = uint32(172)<<24 | uint32(16+r.Intn(16))<<16 | r.Uint32()&0xffff
 			}
-			a &= ^uint32(0) << (32 - l)
-			p := fmt.Sprintf("%d.%d.%d.%d/%d", a>>24, a>>16&255, a>>8&255, a&255, l)
+			p := netaddr.Prefix{Addr: a & netaddr.Mask(uint8(l)), Len: uint8(l)}.String()
 			if !seen[p] {
 				seen[p] = true
 				return p
@@ -202,7 +202,7 @@ ports:
 			bases = append(bases, uint32(a)<<24|uint32(b)<<16|uint32(c)<<8|uint32(d))
 		}
 	}
-	ip := func(a uint32) string { return fmt.Sprintf("%d.%d.%d.%d", a>>24, a>>16&255, a>>8&255, a&255) }
+	ip := netaddr.IPv4String
 	variants := [][]string{nil, {"mark", "5"}, {"tos", "0x10"}, {"tos", "0x08"},
 		{"from", "10.1.2.3", "iif", "port0"}, {"from", "10.200.0.1", "iif", "port1"},
 		{"from", "172.16.0.9", "iif", "port1"}, {"from", "192.0.2.1"}}

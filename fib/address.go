@@ -3,13 +3,15 @@ package fib
 import (
 	"errors"
 	"fmt"
+
+	"ferry/netaddr"
 )
 
 // AddAddress assigns addr/plen to a port and adds the routes the kernel adds
 // for it (fib_add_ifaddr): the local route, and for a primary address the
 // connected prefix in main and, below /31, the directed broadcast.
 func (f *FIB) AddAddress(port int, addr uint32, plen uint8) error {
-	name := fmt.Sprintf("%s/%d", ipStr(addr), plen)
+	name := fmt.Sprintf("%s/%d", netaddr.IPv4String(addr), plen)
 	if plen > 32 {
 		return fmt.Errorf("address %q: invalid prefix length", name)
 	}
@@ -38,7 +40,7 @@ func (f *FIB) AddAddress(port int, addr uint32, plen uint8) error {
 // DelAddress removes an address and the routes it brought. A secondary of
 // the same subnet becomes primary (promote_secondaries).
 func (f *FIB) DelAddress(port int, addr uint32, plen uint8) error {
-	name := fmt.Sprintf("%s/%d", ipStr(addr), plen)
+	name := fmt.Sprintf("%s/%d", netaddr.IPv4String(addr), plen)
 	return f.Batch(func(b *Batch) error {
 		if f.portNameLocked(port) == "" {
 			return fmt.Errorf("address %q: no such port %d", name, port)
@@ -77,7 +79,7 @@ func markSecondaries(as []ifaddr) {
 	for i := range as {
 		as[i].secondary = false
 		for j := 0; j < i; j++ {
-			if as[j].plen == as[i].plen && (as[j].addr^as[i].addr)&mask(as[i].plen) == 0 {
+			if as[j].plen == as[i].plen && (as[j].addr^as[i].addr)&netaddr.Mask(as[i].plen) == 0 {
 				as[i].secondary = true
 				break
 			}
@@ -94,7 +96,7 @@ func (f *FIB) autoRoutes(port int) []Route {
 		prim := a.addr
 		if a.secondary {
 			for _, p := range as {
-				if !p.secondary && p.plen == a.plen && (p.addr^a.addr)&mask(a.plen) == 0 {
+				if !p.secondary && p.plen == a.plen && (p.addr^a.addr)&netaddr.Mask(a.plen) == 0 {
 					prim = p.addr
 					break
 				}
@@ -105,13 +107,13 @@ func (f *FIB) autoRoutes(port int) []Route {
 		if a.secondary {
 			continue
 		}
-		net := a.addr & mask(a.plen)
+		net := a.addr & netaddr.Mask(a.plen)
 		if net != 0 && (net != a.addr || a.plen < 32) {
 			out = append(out, Route{Table: TableMain, Dst: net, Len: a.plen, Type: Unicast, Proto: ProtoKernel,
 				Scope: ScopeLink, Prefsrc: a.addr, Nexthops: nh()})
 		}
 		if a.plen < 31 {
-			out = append(out, Route{Table: TableLocal, Dst: net | ^mask(a.plen), Len: 32, Type: Broadcast,
+			out = append(out, Route{Table: TableLocal, Dst: net | ^netaddr.Mask(a.plen), Len: 32, Type: Broadcast,
 				Proto: ProtoKernel, Scope: ScopeLink, Prefsrc: a.addr, Nexthops: nh()})
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"unsafe"
 
 	"ferry/cache"
+	"ferry/internal/bgptable"
+	"ferry/netaddr"
 )
 
 const benchSize = 900000
@@ -43,14 +45,14 @@ var bench struct {
 
 func benchSetup(b *testing.B) {
 	bench.once.Do(func() {
-		bench.ps = GenerateBGP(benchSize, 1)
+		bench.ps = bgptable.Generate(benchSize, 1)
 		bench.f = buildBGP(b, bench.ps)
 		bench.gw = make([]uint8, len(bench.ps))
 		for i := range bench.gw {
 			bench.gw[i] = uint8(i % len(benchGWs))
 		}
-		bench.rnd = AddrStream(bench.ps, 1<<20, 2)
-		bench.skew = SkewedAddrStream(bench.ps, 1<<20, 100000, 3)
+		bench.rnd = bgptable.Addrs(bench.ps, 1<<20, 2)
+		bench.skew = bgptable.SkewedAddrs(bench.ps, 1<<20, 100000, 3)
 	})
 }
 
@@ -91,7 +93,7 @@ func BenchmarkLookupOutput900kRandom(b *testing.B) {
 		k.Dst = addrs[i&(len(addrs)-1)]
 		f.LookupOutput(&k, &res)
 		if res.Err != nil {
-			b.Fatalf("%s: %v", ipStr(k.Dst), res.Err)
+			b.Fatalf("%s: %v", netaddr.IPv4String(k.Dst), res.Err)
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Mlookups/s")
@@ -192,7 +194,7 @@ func BenchmarkFastLPMBulk900kRandom(b *testing.B) {
 }
 
 func BenchmarkBuild900k(b *testing.B) {
-	ps := GenerateBGP(benchSize, 1)
+	ps := bgptable.Generate(benchSize, 1)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		buildBGP(b, ps)
@@ -270,7 +272,7 @@ func benchUpdates(b *testing.B, per int) {
 // BenchmarkMemory900k reports the lookup structure's bytes per prefix
 // (nodes and their arrays) and the whole heap's, routes included.
 func BenchmarkMemory900k(b *testing.B) {
-	ps := GenerateBGP(benchSize, 1)
+	ps := bgptable.Generate(benchSize, 1)
 	var f *FIB
 	var before, after runtime.MemStats
 	for i := 0; i < b.N; i++ {
@@ -298,30 +300,18 @@ func TestBGPTable(t *testing.T) {
 	if raceEnabled {
 		n = 5000
 	}
-	ps := GenerateBGP(n, 7)
-	if len(ps) != n || GenerateBGP(n, 7)[n-1] != ps[n-1] {
-		t.Fatal("generator not deterministic")
-	}
-	c24 := 0
-	for _, p := range ps {
-		if p.Len == 24 {
-			c24++
-		}
-	}
-	if c24 < n*55/100 || c24 > n*65/100 {
-		t.Errorf("%d /24 of %d", c24, n)
-	}
+	ps := bgptable.Generate(n, 7)
 	f := buildBGP(t, ps)
 	rf := newRef()
 	for _, p := range ps {
 		rf.m[p.Len][p.Addr] = 0
 	}
 	root := f.main.root.Load()
-	for _, a := range AddrStream(ps, 20000, 3) {
+	for _, a := range bgptable.Addrs(ps, 20000, 3) {
 		want, _, _ := rf.lpm(a)
 		l := root.lpm(a)
 		if l == nil || l.key != want.Addr || l.plen != want.Len {
-			t.Fatalf("lpm %s: %v, want %v", ipStr(a), l, want)
+			t.Fatalf("lpm %s: %v, want %v", netaddr.IPv4String(a), l, want)
 		}
 	}
 	_ = cache.GenID{}

@@ -18,6 +18,7 @@ import (
 	"syscall"
 
 	"ferry/cache"
+	"ferry/netaddr"
 )
 
 // Type is a route type, with the kernel's RTN_* values.
@@ -145,13 +146,8 @@ type Result struct {
 	Err       error    // nil, or one of the Err* values
 }
 
-// Prefix is an IPv4 prefix.
-type Prefix struct {
-	Addr uint32
-	Len  uint8
-}
-
-func (p Prefix) String() string { return fmt.Sprintf("%s/%d", ipStr(p.Addr), p.Len) }
+// Prefix is an IPv4 prefix, as ParsePrefix reads it.
+type Prefix = netaddr.Prefix
 
 // port is the state of one port as the writers keep it.
 type port struct {
@@ -342,7 +338,7 @@ func (f *FIB) publishPortsLocked() {
 		ps.onlink[i] = p.onlink
 		ps.names[i] = f.portNameLocked(i)
 		for _, a := range p.addrs {
-			ps.all[i] = append(ps.all[i], Prefix{a.addr, a.plen})
+			ps.all[i] = append(ps.all[i], Prefix{Addr: a.addr, Len: a.plen})
 			if !a.secondary {
 				ps.addrs[i] = append(ps.addrs[i], a)
 			}
@@ -362,7 +358,7 @@ func selectAddr(ps *portSnap, p int, dst uint32) uint32 {
 	var addr uint32
 	if p >= 0 && p < len(ps.addrs) {
 		for _, a := range ps.addrs[p] {
-			if dst != 0 && (a.addr^dst)&mask(a.plen) == 0 {
+			if dst != 0 && (a.addr^dst)&netaddr.Mask(a.plen) == 0 {
 				return a.addr
 			}
 			if addr == 0 {
@@ -379,13 +375,8 @@ func selectAddr(ps *portSnap, p int, dst uint32) uint32 {
 	return 0
 }
 
-func mask(plen uint8) uint32 {
-	if plen == 0 {
-		return 0
-	}
-	return ^uint32(0) << (32 - plen)
-}
+// mask and ipStr are fib's own names for netaddr.Mask and
+// netaddr.IPv4String, which the table and rule code use.
+func mask(plen uint8) uint32 { return netaddr.Mask(plen) }
 
-func ipStr(a uint32) string {
-	return fmt.Sprintf("%d.%d.%d.%d", a>>24, a>>16&255, a>>8&255, a&255)
-}
+func ipStr(a uint32) string { return netaddr.IPv4String(a) }

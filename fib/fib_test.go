@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"ferry/cache"
+	"ferry/netaddr"
 )
 
 func ip(s string) uint32 {
@@ -124,7 +125,7 @@ func TestAutoRoutes(t *testing.T) {
 	if err := f.DelAddress(0, ip("192.0.2.9"), 24); err == nil {
 		t.Error("delete of missing address succeeded")
 	}
-	if got := f.Addresses(1); len(got) != 3 || got[0] != (Prefix{ip("198.51.100.1"), 24}) {
+	if got := f.Addresses(1); len(got) != 3 || got[0] != (Prefix{Addr: ip("198.51.100.1"), Len: 24}) {
 		t.Errorf("Addresses = %v", got)
 	}
 }
@@ -357,7 +358,7 @@ func TestNLMFlags(t *testing.T) {
 		var s []string
 		for _, r := range f.Routes(TableMain) {
 			if r.Dst == ip("10.0.0.0") {
-				s = append(s, ipStr(r.Nexthops[0].Gateway)[8:])
+				s = append(s, netaddr.IPv4String(r.Nexthops[0].Gateway)[8:])
 			}
 		}
 		return strings.Join(s, ",")

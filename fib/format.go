@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"ferry/netaddr"
 )
 
 var typeStrs = [...]string{"unspec", "unicast", "local", "broadcast", "anycast", "multicast", "blackhole",
@@ -54,9 +56,9 @@ func prefixStr(a uint32, plen uint8) string {
 	case plen == 0 && a == 0:
 		return "default"
 	case plen == 32:
-		return ipStr(a)
+		return netaddr.IPv4String(a)
 	}
-	return ipStr(a) + "/" + strconv.Itoa(int(plen))
+	return netaddr.IPv4String(a) + "/" + strconv.Itoa(int(plen))
 }
 
 func portStr(f *FIB, p int) string {
@@ -108,7 +110,7 @@ func AppendRoute(b []byte, r *Route, f *FIB, withTable bool) []byte {
 	}
 	if r.Prefsrc != 0 {
 		b = append(b, " src "...)
-		b = appendIP(b, r.Prefsrc)
+		b = netaddr.AppendIPv4(b, r.Prefsrc)
 	}
 	if r.Priority != 0 {
 		b = append(b, " metric "...)
@@ -142,7 +144,7 @@ const hexDigits = "0123456789abcdef"
 func appendVia(b []byte, nh *Nexthop, f *FIB) []byte {
 	if nh.Gateway != 0 {
 		b = append(b, " via "...)
-		b = appendIP(b, nh.Gateway)
+		b = netaddr.AppendIPv4(b, nh.Gateway)
 	}
 	if nh.Port >= 0 {
 		b = append(b, " dev "...)
@@ -166,21 +168,10 @@ func appendPrefix(b []byte, a uint32, plen uint8) []byte {
 	if plen == 0 && a == 0 {
 		return append(b, "default"...)
 	}
-	b = appendIP(b, a)
+	b = netaddr.AppendIPv4(b, a)
 	if plen != 32 {
 		b = append(b, '/')
 		b = strconv.AppendUint(b, uint64(plen), 10)
-	}
-	return b
-}
-
-// appendIP appends a in dotted quad.
-func appendIP(b []byte, a uint32) []byte {
-	for i := 24; i >= 0; i -= 8 {
-		b = strconv.AppendUint(b, uint64(a>>i&0xff), 10)
-		if i > 0 {
-			b = append(b, '.')
-		}
 	}
 	return b
 }
@@ -253,13 +244,13 @@ func FormatGet(dst uint32, k *Key, res *Result, f *FIB) string {
 	if res.Type != Unicast && res.Type != 0 {
 		w = append(w, res.Type.String())
 	}
-	w = append(w, ipStr(dst))
+	w = append(w, netaddr.IPv4String(dst))
 	if k.Src != 0 {
-		w = append(w, "from", ipStr(k.Src))
+		w = append(w, "from", netaddr.IPv4String(k.Src))
 	}
 	nh := res.Nexthop
 	if nh != nil && nh.Gateway != 0 && res.Type == Unicast {
-		w = append(w, "via", ipStr(nh.Gateway))
+		w = append(w, "via", netaddr.IPv4String(nh.Gateway))
 	}
 	switch {
 	case res.Type == Local || input && res.Type == Broadcast:
@@ -271,7 +262,7 @@ func FormatGet(dst uint32, k *Key, res *Result, f *FIB) string {
 		w = append(w, "table", tableName(res.Table))
 	}
 	if !input && k.Src == 0 && res.Prefsrc != 0 {
-		w = append(w, "src", ipStr(res.Prefsrc))
+		w = append(w, "src", netaddr.IPv4String(res.Prefsrc))
 	}
 	if k.Mark != 0 {
 		w = append(w, "mark", fmt.Sprint(k.Mark)) // ip prints the mark in decimal
@@ -307,7 +298,7 @@ func RouteJSON(r *Route, f *FIB, withTable bool) map[string]any {
 	}
 	hop := func(nh *Nexthop, into map[string]any) {
 		if nh.Gateway != 0 {
-			into["gateway"] = ipStr(nh.Gateway)
+			into["gateway"] = netaddr.IPv4String(nh.Gateway)
 		}
 		if nh.Port >= 0 {
 			into["dev"] = portStr(f, nh.Port)
@@ -346,7 +337,7 @@ func RouteJSON(r *Route, f *FIB, withTable bool) map[string]any {
 		o["metric"] = r.Priority
 	}
 	if r.Prefsrc != 0 {
-		o["prefsrc"] = ipStr(r.Prefsrc)
+		o["prefsrc"] = netaddr.IPv4String(r.Prefsrc)
 	}
 	if r.MTU != 0 {
 		m := map[string]any{"mtu": r.MTU}
@@ -365,10 +356,10 @@ func RuleJSON(r *Rule, f *FIB) map[string]any {
 		o["not"] = nil
 	}
 	if r.SrcLen != 0 {
-		o["src"], o["srclen"] = ipStr(r.Src), r.SrcLen
+		o["src"], o["srclen"] = netaddr.IPv4String(r.Src), r.SrcLen
 	}
 	if r.DstLen != 0 {
-		o["dst"], o["dstlen"] = ipStr(r.Dst), r.DstLen
+		o["dst"], o["dstlen"] = netaddr.IPv4String(r.Dst), r.DstLen
 	}
 	if r.Tos != 0 {
 		o["tos"] = fmt.Sprintf("0x%02x", r.Tos)

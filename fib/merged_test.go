@@ -4,6 +4,8 @@ import (
 	"math/rand"
 	"testing"
 	"unsafe"
+
+	"ferry/netaddr"
 )
 
 // An answer is half a cache line.
@@ -42,7 +44,7 @@ func TestMergedDifferential(t *testing.T) {
 	stats := map[string]int{}
 	for i := 0; i < ops; i++ {
 		p := Prefix{Len: uint8(rng.Intn(33))}
-		p.Addr = overlapAddr(rng) & mask(p.Len)
+		p.Addr = overlapAddr(rng) & netaddr.Mask(p.Len)
 		typ := types[rng.Intn(len(types))]
 		r := Route{Table: tables[rng.Intn(len(tables))], Dst: p.Addr, Len: p.Len, Type: typ,
 			Priority: uint32(rng.Intn(3)), MTU: uint32(1000 + rng.Intn(100))}

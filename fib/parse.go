@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"ferry/netaddr"
 )
 
 var typeNames = map[string]Type{
@@ -105,7 +107,7 @@ func ParsePrefix(s string) (Prefix, error) {
 	if !ok || err != nil || n > 32 {
 		return Prefix{}, fmt.Errorf("any valid prefix is expected rather than %q", s)
 	}
-	return Prefix{a, uint8(n)}, nil
+	return Prefix{Addr: a, Len: uint8(n)}, nil
 }
 
 // ParseAddr reads a dotted-quad IPv4 address.
@@ -152,199 +154,213 @@ func (p *parser) port(f *FIB, name string) (int, error) {
 	return i, nil
 }
 
+// routeParser holds what ParseRoute has read so far.
+type routeParser struct {
+	*parser
+	f       *FIB
+	r       Route
+	nh      Nexthop    // the only path, when no "nexthop" clause is given
+	nhs     []*Nexthop // one per "nexthop" clause
+	haveDst bool
+	single  bool // "via" or "dev" set nh
+	multi   bool // a "nexthop" clause was seen
+}
+
 // ParseRoute reads the arguments of `ip route add|del|replace|...` after the
 // verb. Ports are resolved through f.
 func ParseRoute(args []string, f *FIB) (Route, error) {
-	p := &parser{what: "route", line: strings.Join(args, " "), args: args}
-	r := Route{Type: Unicast, Proto: ProtoBoot, given: givenParsed}
-	nh := Nexthop{Port: -1}
-	var nhs []*Nexthop
-	haveDst, single, multi := false, false, false
-	for p.more() {
-		tok := p.next()
-		var err error
-		switch tok {
-		case "via", "src", "dev", "oif", "metric", "priority", "preference", "tos", "dsfield", "scope",
-			"proto", "protocol", "mtu", "table", "weight":
-			if multi && tok != "weight" && tok != "via" && tok != "dev" && tok != "oif" {
-				return r, p.errf("%q after a nexthop: route attributes come before the first \"nexthop\"", tok)
-			}
-		}
-		switch tok {
-		case "to":
-			continue // the prefix follows
-		case "via":
-			v, err2 := p.arg(tok)
-			if err2 != nil {
-				return r, err2
-			}
-			if v == "inet" && p.more() {
-				v = p.next()
-			}
-			a, ok := parseAddr(v, false)
-			if !ok {
-				return r, p.wrong(v, "inet address is expected")
-			}
-			cur := &nh
-			if multi {
-				cur = nhs[len(nhs)-1]
-			} else {
-				single = true
-			}
-			cur.Gateway = a
-		case "dev", "oif":
-			v, err2 := p.arg(tok)
-			if err2 != nil {
-				return r, err2
-			}
-			i, err2 := p.port(f, v)
-			if err2 != nil {
-				return r, err2
-			}
-			if multi {
-				nhs[len(nhs)-1].Port = i
-			} else {
-				nh.Port, single = i, true
-			}
-		case "onlink":
-			if multi {
-				nhs[len(nhs)-1].Onlink = true
-			} else {
-				nh.Onlink = true
-			}
-		case "weight":
-			v, err2 := p.arg(tok)
-			if err2 != nil {
-				return r, err2
-			}
-			w, err2 := strconv.Atoi(v)
-			if err2 != nil || w < 1 || w > 256 || !multi {
-				return r, p.wrong(v, "\"weight\" is invalid")
-			}
-			nhs[len(nhs)-1].Weight = w
-		case "nexthop":
-			if single {
-				return r, p.errf("\"nexthop\" after \"via\" or \"dev\": give every path as a nexthop")
-			}
-			multi = true
-			nhs = append(nhs, &Nexthop{Port: -1, Weight: 1})
-		case "src":
-			var v string
-			if v, err = p.arg(tok); err != nil {
-				return r, err
-			}
-			a, ok := parseAddr(v, false)
-			if !ok {
-				return r, p.wrong(v, "inet address is expected")
-			}
-			r.Prefsrc = a
-		case "metric", "priority", "preference":
-			var v string
-			if v, err = p.arg(tok); err != nil {
-				return r, err
-			}
-			n, ok := parseU32(v)
-			if !ok {
-				return r, p.wrong(v, "\"metric\" value is invalid")
-			}
-			r.Priority = n
-			r.given |= givenPriority
-		case "tos", "dsfield":
-			var v string
-			if v, err = p.arg(tok); err != nil {
-				return r, err
-			}
-			t, ok := parseTos(v)
-			if !ok {
-				return r, p.wrong(v, "\"tos\" value is invalid")
-			}
-			r.Tos = t
-			r.given |= givenTos
-		case "scope":
-			var v string
-			if v, err = p.arg(tok); err != nil {
-				return r, err
-			}
-			s, ok := scopeNames[v]
-			if !ok {
-				n, err2 := strconv.ParseUint(v, 0, 8)
-				if err2 != nil {
-					return r, p.wrong(v, "invalid \"scope\" value")
-				}
-				s = Scope(n)
-			}
-			r.Scope = s
-			r.given |= givenScope
-		case "proto", "protocol":
-			var v string
-			if v, err = p.arg(tok); err != nil {
-				return r, err
-			}
-			n, ok := protoNames[v]
-			if !ok {
-				x, err2 := strconv.ParseUint(v, 0, 8)
-				if err2 != nil {
-					return r, p.wrong(v, "\"protocol\" value is invalid")
-				}
-				n = uint8(x)
-			}
-			r.Proto = n
-			r.given |= givenProto
-		case "mtu":
-			var v string
-			if v, err = p.arg(tok); err != nil {
-				return r, err
-			}
-			if v == "lock" {
-				r.MTULock = true
-				if v, err = p.arg(tok); err != nil {
-					return r, err
-				}
-			}
-			n, ok := parseU32(v)
-			if !ok || n == 0 {
-				return r, p.wrong(v, "\"mtu\" value is invalid")
-			}
-			r.MTU = n
-		case "table":
-			var v string
-			if v, err = p.arg(tok); err != nil {
-				return r, err
-			}
-			t, ok := parseTable(v)
-			if !ok {
-				return r, p.wrong(v, "\"table\" value is invalid")
-			}
-			r.Table = t
-			r.given |= givenTable
-		default:
-			if t, ok := typeNames[tok]; ok && p.more() && !haveDst {
-				r.Type = t
-				r.given |= givenType
-				tok = p.next()
-			}
-			if haveDst {
-				return r, p.errf("either \"to\" is duplicate, or %q is a garbage", tok)
-			}
-			pf, err2 := ParsePrefix(tok)
-			if err2 != nil {
-				return r, p.errf("%s", err2)
-			}
-			if pf.Addr&^mask(pf.Len) != 0 {
-				return r, p.errf("invalid prefix for given prefix length: %q", tok)
-			}
-			r.Dst, r.Len, haveDst = pf.Addr, pf.Len, true
+	rp := &routeParser{
+		parser: &parser{what: "route", line: strings.Join(args, " "), args: args},
+		f:      f,
+		r:      Route{Type: Unicast, Proto: ProtoBoot, given: givenParsed},
+		nh:     Nexthop{Port: -1},
+	}
+	for rp.more() {
+		if err := rp.word(rp.next()); err != nil {
+			return rp.r, err
 		}
 	}
-	if !haveDst {
-		return r, p.errf("no destination prefix")
+	return rp.finish()
+}
+
+// word reads one keyword and its arguments.
+func (rp *routeParser) word(tok string) error {
+	switch tok {
+	case "to":
+		return nil // the prefix follows
+	case "via", "dev", "oif", "onlink", "weight", "nexthop":
+		return rp.nexthopWord(tok)
+	case "src", "metric", "priority", "preference", "tos", "dsfield", "scope", "proto", "protocol", "mtu", "table":
+		if rp.multi {
+			return rp.errf("%q after a nexthop: route attributes come before the first \"nexthop\"", tok)
+		}
+		return rp.attribute(tok)
+	}
+	return rp.destination(tok)
+}
+
+// path is the nexthop the words being read describe: the last "nexthop"
+// clause's, or the route's only one.
+func (rp *routeParser) path() *Nexthop {
+	if rp.multi {
+		return rp.nhs[len(rp.nhs)-1]
+	}
+	return &rp.nh
+}
+
+// nexthopWord reads a word of a path: a "nexthop" clause or the only path.
+func (rp *routeParser) nexthopWord(tok string) error {
+	switch tok {
+	case "nexthop":
+		if rp.single {
+			return rp.errf("\"nexthop\" after \"via\" or \"dev\": give every path as a nexthop")
+		}
+		rp.multi = true
+		rp.nhs = append(rp.nhs, &Nexthop{Port: -1, Weight: 1})
+		return nil
+	case "onlink":
+		rp.path().Onlink = true
+		return nil
+	}
+	v, err := rp.arg(tok)
+	if err != nil {
+		return err
+	}
+	switch tok {
+	case "via":
+		if v == "inet" && rp.more() {
+			v = rp.next()
+		}
+		a, ok := parseAddr(v, false)
+		if !ok {
+			return rp.wrong(v, "inet address is expected")
+		}
+		rp.path().Gateway = a
+		rp.single = !rp.multi
+	case "dev", "oif":
+		i, err := rp.port(rp.f, v)
+		if err != nil {
+			return err
+		}
+		rp.path().Port = i
+		rp.single = !rp.multi
+	case "weight":
+		w, err := strconv.Atoi(v)
+		if err != nil || w < 1 || w > 256 || !rp.multi {
+			return rp.wrong(v, "\"weight\" is invalid")
+		}
+		rp.path().Weight = w
+	}
+	return nil
+}
+
+// attribute reads a word that sets the route rather than one of its paths.
+func (rp *routeParser) attribute(tok string) error {
+	v, err := rp.arg(tok)
+	if err != nil {
+		return err
+	}
+	r := &rp.r
+	switch tok {
+	case "src":
+		a, ok := parseAddr(v, false)
+		if !ok {
+			return rp.wrong(v, "inet address is expected")
+		}
+		r.Prefsrc = a
+	case "metric", "priority", "preference":
+		n, ok := parseU32(v)
+		if !ok {
+			return rp.wrong(v, "\"metric\" value is invalid")
+		}
+		r.Priority = n
+		r.given |= givenPriority
+	case "tos", "dsfield":
+		t, ok := parseTos(v)
+		if !ok {
+			return rp.wrong(v, "\"tos\" value is invalid")
+		}
+		r.Tos = t
+		r.given |= givenTos
+	case "scope":
+		s, ok := scopeNames[v]
+		if !ok {
+			n, err := strconv.ParseUint(v, 0, 8)
+			if err != nil {
+				return rp.wrong(v, "invalid \"scope\" value")
+			}
+			s = Scope(n)
+		}
+		r.Scope = s
+		r.given |= givenScope
+	case "proto", "protocol":
+		n, ok := protoNames[v]
+		if !ok {
+			x, err := strconv.ParseUint(v, 0, 8)
+			if err != nil {
+				return rp.wrong(v, "\"protocol\" value is invalid")
+			}
+			n = uint8(x)
+		}
+		r.Proto = n
+		r.given |= givenProto
+	case "mtu":
+		if v == "lock" {
+			r.MTULock = true
+			if v, err = rp.arg(tok); err != nil {
+				return err
+			}
+		}
+		n, ok := parseU32(v)
+		if !ok || n == 0 {
+			return rp.wrong(v, "\"mtu\" value is invalid")
+		}
+		r.MTU = n
+	case "table":
+		t, ok := parseTable(v)
+		if !ok {
+			return rp.wrong(v, "\"table\" value is invalid")
+		}
+		r.Table = t
+		r.given |= givenTable
+	}
+	return nil
+}
+
+// destination reads the prefix, with the route type before it if given.
+func (rp *routeParser) destination(tok string) error {
+	if t, ok := typeNames[tok]; ok && rp.more() && !rp.haveDst {
+		rp.r.Type = t
+		rp.r.given |= givenType
+		tok = rp.next()
+	}
+	if rp.haveDst {
+		return rp.errf("either \"to\" is duplicate, or %q is a garbage", tok)
+	}
+	pf, err := ParsePrefix(tok)
+	if err != nil {
+		return rp.errf("%s", err)
+	}
+	if pf.Addr&^netaddr.Mask(pf.Len) != 0 {
+		return rp.errf("invalid prefix for given prefix length: %q", tok)
+	}
+	rp.r.Dst, rp.r.Len, rp.haveDst = pf.Addr, pf.Len, true
+	return nil
+}
+
+// finish attaches the paths, fills in iproute2's defaults for what was not
+// given, and checks the route as a whole.
+func (rp *routeParser) finish() (Route, error) {
+	r := &rp.r
+	if !rp.haveDst {
+		return *r, rp.errf("no destination prefix")
 	}
 	switch {
-	case multi:
-		r.Nexthops = nhs
-	case single || nh.Onlink:
-		nh.Weight = 1
-		r.Nexthops = []*Nexthop{&nh}
+	case rp.multi:
+		r.Nexthops = rp.nhs
+	case rp.single || rp.nh.Onlink:
+		rp.nh.Weight = 1
+		r.Nexthops = []*Nexthop{&rp.nh}
 	}
 	if r.given&givenTable == 0 {
 		r.Table = TableMain
@@ -352,21 +368,20 @@ func ParseRoute(args []string, f *FIB) (Route, error) {
 			r.Table = TableLocal
 		}
 	}
-	// iproute2's default scope.
 	if r.given&givenScope == 0 {
 		switch {
 		case r.Type == Local:
 			r.Scope = ScopeHost
 		case r.Type == Broadcast || r.Type == Multicast || r.Type == Anycast:
 			r.Scope = ScopeLink
-		case r.Type == Unicast && !multi && nh.Gateway == 0:
+		case r.Type == Unicast && !rp.multi && rp.nh.Gateway == 0:
 			r.Scope = ScopeLink
 		}
 	}
 	if len(r.Nexthops) == 1 && r.Nexthops[0].Gateway == 0 && r.Nexthops[0].Port < 0 && !isReject(r.Type) {
-		return r, p.errf("nexthop needs a gateway (via) or a device (dev)")
+		return *r, rp.errf("nexthop needs a gateway (via) or a device (dev)")
 	}
-	return r, nil
+	return *r, nil
 }
 
 // ParseRule reads the arguments of `ip rule add|del` after the verb.
@@ -399,7 +414,7 @@ func ParseRule(args []string, f *FIB) (Rule, error) {
 			if err != nil {
 				return r, p.wrong(v, "\""+tok+"\" prefix is invalid")
 			}
-			pf.Addr &= mask(pf.Len)
+			pf.Addr &= netaddr.Mask(pf.Len)
 			if tok == "from" {
 				r.Src, r.SrcLen = pf.Addr, pf.Len
 			} else {

@@ -6,6 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"ferry/internal/bgptable"
+	"ferry/netaddr"
 )
 
 // TestWriteRteFiles writes the benchmark's 900k BGP-like table and its
@@ -17,7 +20,7 @@ func TestWriteRteFiles(t *testing.T) {
 	if dir == "" {
 		t.Skip("FIB_RTE_DIR not set")
 	}
-	ps := GenerateBGP(benchSize, 1)
+	ps := bgptable.Generate(benchSize, 1)
 	write := func(name string, fn func(w *bufio.Writer)) {
 		fd, err := os.Create(filepath.Join(dir, name))
 		must(t, err)
@@ -28,12 +31,12 @@ func TestWriteRteFiles(t *testing.T) {
 	}
 	write("routes.txt", func(w *bufio.Writer) {
 		for i, p := range ps {
-			fmt.Fprintf(w, "%s/%d %d\n", ipStr(p.Addr), p.Len, i%len(benchGWs))
+			fmt.Fprintf(w, "%s/%d %d\n", netaddr.IPv4String(p.Addr), p.Len, i%len(benchGWs))
 		}
 	})
 	write("ips.txt", func(w *bufio.Writer) {
-		for _, a := range AddrStream(ps, 1<<20, 2) {
-			fmt.Fprintln(w, ipStr(a))
+		for _, a := range bgptable.Addrs(ps, 1<<20, 2) {
+			fmt.Fprintln(w, netaddr.IPv4String(a))
 		}
 	})
 }

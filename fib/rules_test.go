@@ -6,6 +6,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"ferry/netaddr"
 )
 
 func rules(f *FIB) string {
@@ -146,7 +148,7 @@ func TestMultipath(t *testing.T) {
 				t.Fatal("flow moved between lookups")
 			}
 			if want := selectAddr(f.portSnap.Load(), res.Nexthop.Port, res.Nexthop.Gateway); res.Prefsrc != want {
-				t.Fatalf("prefsrc %s, want %s", ipStr(res.Prefsrc), ipStr(want))
+				t.Fatalf("prefsrc %s, want %s", netaddr.IPv4String(res.Prefsrc), netaddr.IPv4String(want))
 			}
 			n[res.Nexthop.Gateway]++
 		}

@@ -5,6 +5,8 @@ import (
 	"math/bits"
 	"slices"
 	"sync/atomic"
+
+	"ferry/netaddr"
 )
 
 // The trie is a multibit trie of stride 8 with bitmap-compressed nodes, in
@@ -212,7 +214,7 @@ func (n *node) below(a uint32, maxLen int, writer bool) *leaf {
 		if p == nil {
 			continue
 		}
-		if x := p.find(a&mask(uint8(l)), uint8(l)); x != nil {
+		if x := p.find(a&netaddr.Mask(uint8(l)), uint8(l)); x != nil {
 			return x
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"ferry/cache"
+	"ferry/netaddr"
 )
 
 // ref is the brute-force reference: every prefix in a per-length set,
@@ -27,8 +28,8 @@ func newRef() *ref {
 
 func (r *ref) lpm(a uint32) (Prefix, uint32, bool) {
 	for l := 32; l >= 0; l-- {
-		if v, ok := r.m[l][a&mask(uint8(l))]; ok {
-			return Prefix{a & mask(uint8(l)), uint8(l)}, v, true
+		if v, ok := r.m[l][a&netaddr.Mask(uint8(l))]; ok {
+			return Prefix{Addr: a & netaddr.Mask(uint8(l)), Len: uint8(l)}, v, true
 		}
 	}
 	return Prefix{}, 0, false
@@ -74,9 +75,9 @@ func check(t testing.TB, f *FIB, rf *ref, a uint32) {
 		if ok != wok || ok && (res.Route.Dst != want.Addr || res.Route.Len != want.Len || res.MTU != wmtu) {
 			got := "none"
 			if ok {
-				got = Prefix{res.Route.Dst, res.Route.Len}.String()
+				got = Prefix{Addr: res.Route.Dst, Len: res.Route.Len}.String()
 			}
-			t.Fatalf("lookup %s (fast %v): got %s mtu %d, want %v %s mtu %d", ipStr(a), fast, got, res.MTU, wok, want, wmtu)
+			t.Fatalf("lookup %s (fast %v): got %s mtu %d, want %v %s mtu %d", netaddr.IPv4String(a), fast, got, res.MTU, wok, want, wmtu)
 		}
 	}
 	// The merged structure of the default rules (local and default are
@@ -91,7 +92,7 @@ func check(t testing.TB, f *FIB, rf *ref, a uint32) {
 	fs.lpmBulk([]uint32{a ^ 0x01000000, a, a ^ 0x80}, vals[:])
 	for _, v := range []uint16{fs.lpm(a), vals[1]} {
 		if v != want0 {
-			t.Fatalf("merged lookup %s: answer %d, want %d (%v %s)", ipStr(a), v, want0, wok, want)
+			t.Fatalf("merged lookup %s: answer %d, want %d (%v %s)", netaddr.IPv4String(a), v, want0, wok, want)
 		}
 	}
 }
@@ -101,7 +102,7 @@ func check(t testing.TB, f *FIB, rf *ref, a uint32) {
 func randomOps(t testing.TB, rng *rand.Rand, f *FIB, rf *ref, apply func(RouteCmd) error, n int, checkEach bool) {
 	for i := 0; i < n; i++ {
 		p := Prefix{Len: uint8(rng.Intn(33))}
-		p.Addr = overlapAddr(rng) & mask(p.Len)
+		p.Addr = overlapAddr(rng) & netaddr.Mask(p.Len)
 		mtu := uint32(1000 + rng.Intn(64))
 		cur, exists := rf.m[p.Len][p.Addr]
 		var op Op
@@ -171,14 +172,14 @@ func verifyAll(t testing.TB, f *FIB, rf *ref, rng *rand.Rand, lookups int) {
 		fs.lpmBulk(as[:], vals[:])
 		for j, a := range as {
 			if vals[j] != fs.lpm(a) {
-				t.Fatalf("bulk lookup %s: %v, single %v", ipStr(a), vals[j], fs.lpm(a))
+				t.Fatalf("bulk lookup %s: %v, single %v", netaddr.IPv4String(a), vals[j], fs.lpm(a))
 			}
 		}
 	}
 	for l := range rf.m {
 		for a := range rf.m[l] {
 			check(t, f, rf, a)
-			check(t, f, rf, a|^mask(uint8(l)))
+			check(t, f, rf, a|^netaddr.Mask(uint8(l)))
 		}
 	}
 }
@@ -208,7 +209,7 @@ func TestTrieDifferential(t *testing.T) {
 	// Empty it again: only the root node stays.
 	for l := range rf.m {
 		for a := range rf.m[l] {
-			must(t, f.Del(diffRoute(Prefix{a, uint8(l)}, 0)))
+			must(t, f.Del(diffRoute(Prefix{Addr: a, Len: uint8(l)}, 0)))
 			delete(rf.m[l], a)
 			rf.n--
 		}
@@ -235,21 +236,21 @@ func FuzzTrie(fz *testing.F) {
 				op = OpReplace
 			}
 			plen := data[5] % 33
-			a := (uint32(data[1])<<24 | uint32(data[2])<<16 | uint32(data[3])<<8 | uint32(data[4])) & mask(plen)
+			a := (uint32(data[1])<<24 | uint32(data[2])<<16 | uint32(data[3])<<8 | uint32(data[4])) & netaddr.Mask(plen)
 			mtu := 1000 + uint32(data[0]>>2)
 			if op == OpDel {
 				mtu = 0
 			}
 			data = data[6:]
 			_, exists := rf.m[plen][a]
-			err := f.Apply(RouteCmd{op, diffRoute(Prefix{a, plen}, mtu)})
+			err := f.Apply(RouteCmd{op, diffRoute(Prefix{Addr: a, Len: plen}, mtu)})
 			switch {
 			case op == OpAdd && exists, op == OpDel && !exists, op == OpChange && !exists:
 				if err == nil {
-					t.Fatalf("%v %s/%d: no error", op, ipStr(a), plen)
+					t.Fatalf("%v %s/%d: no error", op, netaddr.IPv4String(a), plen)
 				}
 			case err != nil:
-				t.Fatalf("%v %s/%d: %v", op, ipStr(a), plen, err)
+				t.Fatalf("%v %s/%d: %v", op, netaddr.IPv4String(a), plen, err)
 			case op == OpDel:
 				delete(rf.m[plen], a)
 				rf.n--
@@ -260,7 +261,7 @@ func FuzzTrie(fz *testing.F) {
 				rf.m[plen][a] = mtu
 			}
 			check(t, f, rf, a)
-			check(t, f, rf, a|^mask(plen))
+			check(t, f, rf, a|^netaddr.Mask(plen))
 			check(t, f, rf, a^0x00808080)
 		}
 		verifyAll(t, f, rf, rand.New(rand.NewSource(int64(len(data)))), 200)
@@ -281,10 +282,10 @@ func FuzzTrie(fz *testing.F) {
 // whose MTU is the one of that route's version.
 func TestConcurrentReaders(t *testing.T) {
 	f := diffFIB(t)
-	p8, p16 := Prefix{ip("10.0.0.0"), 8}, Prefix{ip("10.1.0.0"), 16}
+	p8, p16 := Prefix{Addr: ip("10.0.0.0"), Len: 8}, Prefix{Addr: ip("10.1.0.0"), Len: 16}
 	must(t, f.Add(diffRoute(p16, 1016)))
-	churn := []Prefix{{ip("20.1.0.0"), 16}, {ip("20.1.2.0"), 24}, {ip("20.1.2.128"), 25}}
-	must(t, f.Add(diffRoute(Prefix{ip("20.0.0.0"), 8}, 2080)))
+	churn := []Prefix{{Addr: ip("20.1.0.0"), Len: 16}, {Addr: ip("20.1.2.0"), Len: 24}, {Addr: ip("20.1.2.128"), Len: 25}}
+	must(t, f.Add(diffRoute(Prefix{Addr: ip("20.0.0.0"), Len: 8}, 2080)))
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	var lookups atomic.Int64
@@ -316,7 +317,7 @@ func TestConcurrentReaders(t *testing.T) {
 				}
 				// The churn's single changes are stored in place.
 				if l := r.MTU/10 - 200; i&1 != 0 && (r.Err != nil || l != 8 && l != 16 && l != 24 && l != 25) {
-					fail("bulk lookup %s: half-applied change seen: %+v", ipStr(keys[i].Dst), *r)
+					fail("bulk lookup %s: half-applied change seen: %+v", netaddr.IPv4String(keys[i].Dst), *r)
 					return
 				}
 			}
@@ -333,11 +334,11 @@ func TestConcurrentReaders(t *testing.T) {
 			f.LookupExact(&k, &res)
 			n++
 			if res.Err != nil || res.Route == nil {
-				fail("lookup %s: half-applied change seen: %+v", ipStr(k.Dst), res)
+				fail("lookup %s: half-applied change seen: %+v", netaddr.IPv4String(k.Dst), res)
 				return
 			}
 			if res.MTU != res.Route.MTU || res.MTU/10 != 200+uint32(res.Route.Len) {
-				fail("lookup %s: inconsistent route: %+v (route %s/%d mtu %d)", ipStr(k.Dst), res, ipStr(res.Route.Dst), res.Route.Len, res.Route.MTU)
+				fail("lookup %s: inconsistent route: %+v (route %s/%d mtu %d)", netaddr.IPv4String(k.Dst), res, netaddr.IPv4String(res.Route.Dst), res.Route.Len, res.Route.MTU)
 				return
 			}
 		}

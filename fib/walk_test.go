@@ -7,6 +7,9 @@ import (
 	"sync"
 	"testing"
 	"unsafe"
+
+	"ferry/internal/bgptable"
+	"ferry/netaddr"
 )
 
 // TestWalkLayout pins the offsets the assembly walk reads walk by.
@@ -45,12 +48,12 @@ func walkFIB(t testing.TB) *FIB {
 }
 
 func buildWalkFIB(t testing.TB) *FIB {
-	ps := GenerateBGP(50000, 11)
+	ps := bgptable.Generate(50000, 11)
 	rng := rand.New(rand.NewSource(5))
 	for i := 0; i < 2000; i++ {
 		a := rng.Uint32()
 		l := uint8(8 + rng.Intn(25))
-		ps = append(ps, Prefix{a & mask(l), l})
+		ps = append(ps, Prefix{Addr: a & netaddr.Mask(l), Len: l})
 	}
 	return buildBGP(t, dedupe(ps))
 }
@@ -100,14 +103,14 @@ func walkBoth(t testing.TB, fs *fsnap, dsts []uint32) {
 	}
 	for i := range dsts {
 		if !kid[uint8(i)] && a.out[i] != g.out[i] {
-			t.Fatalf("%s: value %d, compiled walk %d", ipStr(dsts[i]), a.out[i], g.out[i])
+			t.Fatalf("%s: value %d, compiled walk %d", netaddr.IPv4String(dsts[i]), a.out[i], g.out[i])
 		}
 	}
 	var vals [bulkN]uint16
 	fs.lpmBulk(dsts, vals[:])
 	for i, d := range dsts {
 		if want := fs.lpm(d); vals[i] != want {
-			t.Fatalf("%s: bulk walk %d, single lookup %d", ipStr(d), vals[i], want)
+			t.Fatalf("%s: bulk walk %d, single lookup %d", netaddr.IPv4String(d), vals[i], want)
 		}
 	}
 }
@@ -115,7 +118,7 @@ func walkBoth(t testing.TB, fs *fsnap, dsts []uint32) {
 func TestWalkNodesMatchesCompiled(t *testing.T) {
 	fs := walkFIB(t).fast.Load()
 	rng := rand.New(rand.NewSource(9))
-	ps := GenerateBGP(50000, 11)
+	ps := bgptable.Generate(50000, 11)
 	for round := 0; round < 200; round++ {
 		dsts := make([]uint32, 1+rng.Intn(bulkN))
 		for i := range dsts {
@@ -124,7 +127,7 @@ func TestWalkNodesMatchesCompiled(t *testing.T) {
 				dsts[i] = rng.Uint32()
 			default: // within a table prefix
 				p := ps[rng.Intn(len(ps))]
-				dsts[i] = p.Addr | rng.Uint32()&^mask(p.Len)
+				dsts[i] = p.Addr | rng.Uint32()&^netaddr.Mask(p.Len)
 			}
 		}
 		walkBoth(t, fs, dsts)
@@ -183,7 +186,7 @@ func TestOldSnapshotAfterKidsMoved(t *testing.T) {
 		t.Fatalf("the change is not seen by the current snapshot")
 	}
 	if got := old.lpm(probe); got != want {
-		t.Fatalf("a reader of the snapshot from before both changes finds %d for %s, not its %d", got, ipStr(probe), want)
+		t.Fatalf("a reader of the snapshot from before both changes finds %d for %s, not its %d", got, netaddr.IPv4String(probe), want)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 
 	"ferry/cache/neigh"
 	"ferry/fib"
+	"ferry/netaddr"
 )
 
 // arpInput handles one ARP frame: it tells the neighbour owner what it
@@ -23,7 +24,7 @@ func (p *Pipeline) arpInput(ref unsafe.Pointer, fr []byte, port int) {
 	op := be.Uint16(a[ArpOpOff:])
 	sip := be.Uint32(a[ArpSpaOff:])
 	tip := be.Uint32(a[ArpTpaOff:])
-	var sha MAC
+	var sha netaddr.MAC
 	copy(sha[:], a[ArpShaOff:ArpShaOff+6])
 	if (op != 1 && op != 2) || isMulticastOrBroadcastIP(tip) || sip>>24 == 127 || isMulticastOrBroadcastIP(sip) || sha[0]&1 != 0 {
 		p.drop(ref, DropARPBad)
@@ -38,9 +39,9 @@ func (p *Pipeline) arpInput(ref unsafe.Pointer, fr []byte, port int) {
 	// nothing. The owner is told what the frame was: a reply broadcast,
 	// not sent to the router, only makes an entry STALE (arp_process).
 	if sip != 0 && p.sh.Neigh != nil {
-		var tha neigh.MAC
+		var tha netaddr.MAC
 		copy(tha[:], a[ArpThaOff:ArpThaOff+6])
-		p.sh.Neigh.ARPInput(p.core, port, neigh.ARPPacket{Op: op, SenderIP: sip, SenderMAC: neigh.MAC(sha), TargetIP: tip,
+		p.sh.Neigh.ARPInput(p.core, port, neigh.ARPPacket{Op: op, SenderIP: sip, SenderMAC: sha, TargetIP: tip,
 			TargetMAC: tha, HasTarget: true, Unicast: fr[0]&1 == 0})
 	}
 	if op != 1 || !(p.sh.FIB.IsLocal(tip) || pi.ProxyARP && p.proxies(tip, sip, port)) {
@@ -71,7 +72,7 @@ func (p *Pipeline) arpInput(ref unsafe.Pointer, fr []byte, port int) {
 // BuildARP writes an ARP frame (request op 1, reply op 2) into b and returns
 // its length. dst is the Ethernet destination; tha the target hardware
 // address in the body (zero for requests).
-func BuildARP(b []byte, op uint16, dst, src MAC, sip, tip uint32, tha MAC) int {
+func BuildARP(b []byte, op uint16, dst, src netaddr.MAC, sip, tip uint32, tha netaddr.MAC) int {
 	copy(b[0:6], dst[:])
 	copy(b[6:12], src[:])
 	be.PutUint16(b[EthTypeOff:], EtherARP)

@@ -9,6 +9,7 @@ import (
 	"unsafe"
 
 	"ferry/fib"
+	"ferry/internal/bgptable"
 )
 
 // benchBurst loads frames into the rx burst each iteration and runs the
@@ -212,7 +213,7 @@ func bgpHarnessN(b *testing.B, routes int) (*harness, []uint32) {
 		b.Fatal(err)
 	}
 	h.step(0)
-	ps := fib.GenerateBGP(routes, 1)
+	ps := bgptable.Generate(routes, 1)
 	err := h.f.Batch(func(bt *fib.Batch) error {
 		for _, p := range ps {
 			rt, err := fib.ParseRoute([]string{p.String(), "via", "198.51.100.2"}, h.f)
@@ -228,7 +229,7 @@ func bgpHarnessN(b *testing.B, routes int) (*harness, []uint32) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return h, fib.AddrStream(ps, 1<<20, 3)
+	return h, bgptable.Addrs(ps, 1<<20, 3)
 }
 
 // The same over a 10k-prefix table: quick to set up, so also the one to

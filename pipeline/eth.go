@@ -3,9 +3,11 @@ package pipeline
 import (
 	"encoding/binary"
 
-	"ferry/fib"
 	"math/bits"
 	"unsafe"
+
+	"ferry/fib"
+	"ferry/netaddr"
 )
 
 // RxPkt is a received packet as the data plane hands it in and the
@@ -191,7 +193,7 @@ func (p *Pipeline) ethCheck(r *RxPkt) int {
 		return 0
 	}
 	h := (*frameHdr)(r.Data)
-	if h[0]&1 == 0 && MAC(h[0:6]) != p.ports[port].MAC {
+	if h[0]&1 == 0 && netaddr.MAC(h[0:6]) != p.ports[port].MAC {
 		p.drop(r.Ref, DropNotForUs)
 		return 0
 	}
@@ -297,7 +299,7 @@ func (p *Pipeline) ethShortOrNoPort(r *RxPkt, l, port, nports int) {
 		return
 	}
 	buf := bytesAt(r.Data, int(r.Cap))
-	if buf[0]&1 == 0 && MAC(buf[0:6]) != p.ports[port].MAC {
+	if buf[0]&1 == 0 && netaddr.MAC(buf[0:6]) != p.ports[port].MAC {
 		p.drop(r.Ref, DropNotForUs)
 		return
 	}
@@ -312,7 +314,7 @@ func (p *Pipeline) ethShortOrNoPort(r *RxPkt, l, port, nports int) {
 }
 
 // macWord is a MAC as the first six bytes of a frame load, little-endian.
-func macWord(m MAC) uint64 {
+func macWord(m netaddr.MAC) uint64 {
 	var b [8]byte
 	copy(b[:], m[:])
 	return le.Uint64(b[:])

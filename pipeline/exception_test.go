@@ -7,6 +7,7 @@ import (
 
 	"ferry/cache"
 	"ferry/fib"
+	"ferry/netaddr"
 )
 
 func (h *harness) setPort(i int, fn func(*PortInfo)) {
@@ -105,17 +106,17 @@ func TestFragNeededWhenDFSet(t *testing.T) {
 func TestSendRedirect(t *testing.T) {
 	h := newHarness(t)
 	ipC := ip4(192, 0, 2, 3)
-	macC := MAC{2, 0, 0, 0, 0, 0xc0}
+	macC := netaddr.MAC{2, 0, 0, 0, 0, 0xc0}
 	h.permanent(0, ipA, macA)
 	h.permanent(0, ipC, macC)
 	h.addRoute("10.7.0.0/16", "via", "192.0.2.3", "dev", "port0")
-	h.setPort(0, func(p *PortInfo) { p.Addrs = []Prefix{{ipR0, 24}}; p.SendRedirects = true })
+	h.setPort(0, func(p *PortInfo) { p.Addrs = []netaddr.Prefix{{Addr: ipR0, Len: 24}}; p.SendRedirects = true })
 	out := h.burst(sent{0, echoRequest(macR0, macA, ipA, ip4(10, 7, 0, 1), 64, 1)})
 	var fwd, redir bool
 	for _, s := range out {
 		ip := ipOf(s.frame)
 		switch {
-		case MAC(s.frame[0:6]) == macC:
+		case netaddr.MAC(s.frame[0:6]) == macC:
 			fwd = true
 		case ip[ipProto] == ProtoICMP && ip[20] == ICMPRedirect:
 			if ip[21] != CodeRedirectHost || be.Uint32(ip[24:]) != ipC || be.Uint32(ip[ipDst:]) != ipA {
@@ -140,7 +141,7 @@ func TestSendRedirect(t *testing.T) {
 	}
 }
 
-func redirectFrame(from MAC, oldGW, newGW, innerSrc, innerDst uint32) []byte {
+func redirectFrame(from netaddr.MAC, oldGW, newGW, innerSrc, innerDst uint32) []byte {
 	inner := echoRequest(macR1, macR1, innerSrc, innerDst, 64, 9)[EthHdrLen:][:28]
 	pl := make([]byte, 8+len(inner))
 	pl[0], pl[1] = ICMPRedirect, CodeRedirectHost
@@ -153,7 +154,7 @@ func redirectFrame(from MAC, oldGW, newGW, innerSrc, innerDst uint32) []byte {
 func TestAcceptRedirect(t *testing.T) {
 	h := newHarness(t)
 	ipG2 := ip4(198, 51, 100, 3)
-	macG2 := MAC{2, 0, 0, 0, 0, 0xd0}
+	macG2 := netaddr.MAC{2, 0, 0, 0, 0, 0xd0}
 	h.permanent(1, ipB, macB)
 	h.permanent(1, ipG2, macG2)
 	target := ip4(203, 0, 113, 5)
@@ -167,7 +168,7 @@ func TestAcceptRedirect(t *testing.T) {
 	}
 	h.setPort(1, func(p *PortInfo) {
 		p.AcceptRedirects, p.SecureRedirects = true, false
-		p.Addrs = []Prefix{{ipR1, 24}}
+		p.Addrs = []netaddr.Prefix{{Addr: ipR1, Len: 24}}
 	})
 	// Not from the current gateway: rejected.
 	h.burst(sent{1, redirectFrame(macB, ip4(198, 51, 100, 9), ipG2, ipR1, target)})
@@ -180,7 +181,7 @@ func TestAcceptRedirect(t *testing.T) {
 	}
 	// Traffic to the target now goes to the new gateway; other destinations do not.
 	out := h.burst(sent{0, echoRequest(macR0, macA, ipA, target, 64, 1)}, sent{0, echoRequest(macR0, macA, ipA, other, 64, 2)})
-	if len(out) != 2 || MAC(out[0].frame[0:6]) != macG2 || MAC(out[1].frame[0:6]) != macB {
+	if len(out) != 2 || netaddr.MAC(out[0].frame[0:6]) != macG2 || netaddr.MAC(out[1].frame[0:6]) != macB {
 		t.Fatalf("after redirect: %v", out)
 	}
 	if h.f.Exceptions().Flush() == 0 {
@@ -188,7 +189,7 @@ func TestAcceptRedirect(t *testing.T) {
 	}
 	h.gen.Bump()
 	out = h.burst(sent{0, echoRequest(macR0, macA, ipA, target, 64, 3)})
-	if len(out) != 1 || MAC(out[0].frame[0:6]) != macB {
+	if len(out) != 1 || netaddr.MAC(out[0].frame[0:6]) != macB {
 		t.Fatal("flush did not restore the route's gateway")
 	}
 }
@@ -320,7 +321,7 @@ func TestWarmOutputPathDoesNotAllocate(t *testing.T) {
 func TestMultipathHashPolicy(t *testing.T) {
 	h := newHarness(t)
 	ipC := ip4(198, 51, 100, 3)
-	macC := MAC{2, 0, 0, 0, 0, 0xc0}
+	macC := netaddr.MAC{2, 0, 0, 0, 0, 0xc0}
 	h.permanent(1, ipB, macB)
 	h.permanent(1, ipC, macC)
 	h.addRoute("10.9.0.0/16", "nexthop", "via", "198.51.100.2", "dev", "port1", "nexthop", "via", "198.51.100.3", "dev", "port1")
@@ -337,11 +338,11 @@ func TestMultipathHashPolicy(t *testing.T) {
 		}
 		return sent{0, f}
 	}
-	gateways := func(frag bool) map[MAC]int {
-		seen := map[MAC]int{}
+	gateways := func(frag bool) map[netaddr.MAC]int {
+		seen := map[netaddr.MAC]int{}
 		for port := uint16(1000); port < 1064; port++ {
 			for _, s := range h.burst(udp(port, frag)) {
-				seen[MAC(s.frame[0:6])]++
+				seen[netaddr.MAC(s.frame[0:6])]++
 			}
 		}
 		return seen
@@ -364,9 +365,9 @@ func TestMultipathHashPolicy(t *testing.T) {
 	for port := uint16(1000); port < 1064; port++ {
 		in = append(in, udp(port, false))
 	}
-	seen := map[MAC]int{}
+	seen := map[netaddr.MAC]int{}
 	for _, s := range h.burst(in...) {
-		seen[MAC(s.frame[0:6])]++
+		seen[netaddr.MAC(s.frame[0:6])]++
 	}
 	if len(seen) != 2 || seen[macB] < 8 || seen[macC] < 8 {
 		t.Fatalf("one burst of 64 flows went to %v, want both gateways", seen)
@@ -397,8 +398,8 @@ func TestBurstKeepsOrderAroundFragments(t *testing.T) {
 		default:
 			order = append(order, fmt.Sprintf("echo%d", be.Uint16(ip[IPv4MinHdr+6:])))
 		}
-		if MAC(s.frame[0:6]) != macB || s.port != 1 {
-			t.Fatalf("frame to %v on port %d, want the gateway's MAC on port 1", MAC(s.frame[0:6]), s.port)
+		if netaddr.MAC(s.frame[0:6]) != macB || s.port != 1 {
+			t.Fatalf("frame to %v on port %d, want the gateway's MAC on port 1", netaddr.MAC(s.frame[0:6]), s.port)
 		}
 	}
 	if got := strings.Join(order, " "); got != "echo1 frag frag frag echo2" {

@@ -252,7 +252,7 @@ func (p *Pipeline) gatewayHdr(m *gwMemo, d *cache.Decision) *gwHdr {
 		return nil
 	}
 	nm.Touch(p.core, e)
-	g.hdr = ipv4EthHdr(MAC(mac), p.ports[port].MAC)
+	g.hdr = ipv4EthHdr(mac, p.ports[port].MAC)
 	g.ok = true
 	return g
 }

@@ -3,6 +3,8 @@ package pipeline
 import (
 	"testing"
 	"time"
+
+	"ferry/netaddr"
 )
 
 // FuzzPipeline feeds arbitrary frames to a pipeline: it must never panic,
@@ -10,7 +12,7 @@ import (
 func FuzzPipeline(f *testing.F) {
 	f.Add(echoRequest(macR0, macA, ipA, ipB, 64, 1), uint8(0))
 	f.Add(echoRequest(macR0, macA, ipA, ipR0, 1, 1), uint8(0))
-	f.Add(arpFrame(1, Broadcast, macA, ipA, ipR0, MAC{}), uint8(0))
+	f.Add(arpFrame(1, netaddr.BroadcastMAC, macA, ipA, ipR0, netaddr.MAC{}), uint8(0))
 	f.Add(arpFrame(2, macR1, macB, ipB, ipR1, macR1), uint8(1))
 	f.Add(ipPacket(macR0, macA, ipA, ip4(10, 1, 1, 1), 64, ProtoUDP, make([]byte, 30)), uint8(0))
 	f.Fuzz(func(t *testing.T, frame []byte, port uint8) {
@@ -55,12 +57,6 @@ func TestChecksumAndTTL(t *testing.T) {
 		if want := be.Uint16(ip[ipCsum:]); got != want && !(got == 0 && want == 0xffff || got == 0xffff && want == 0) {
 			t.Fatalf("id %#x: patched checksum %#04x, recomputed %#04x", id, got, want)
 		}
-	}
-	if got := IPString(ip4(203, 0, 113, 5)); got != "203.0.113.5" {
-		t.Fatal(got)
-	}
-	if got := (MAC{0x02, 0xab, 0, 1, 2, 0xff}).String(); got != "02:ab:00:01:02:ff" {
-		t.Fatal(got)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"ferry/cache"
 	"ferry/cache/neigh"
 	"ferry/fib"
+	"ferry/netaddr"
 )
 
 // testBuf is a packet buffer in Go memory standing in for an mbuf.
@@ -20,7 +21,7 @@ type testBuf struct {
 // handed in comes out exactly once: sent, freed or still queued.
 type harness struct {
 	t     testing.TB
-	sh    *Shared
+	sh    *Dataplane
 	p     *Pipeline
 	io    IO
 	nm    *neigh.Manager
@@ -33,7 +34,7 @@ type harness struct {
 	freeN uint32
 	alloN uint32
 
-	macs [2]MAC
+	macs [2]netaddr.MAC
 }
 
 type fakeClock struct{ t time.Time }
@@ -41,18 +42,18 @@ type fakeClock struct{ t time.Time }
 func (c *fakeClock) Now() time.Time { return c.t }
 
 var (
-	macR0 = MAC{0x02, 0, 0, 0, 0, 0x10}
-	macR1 = MAC{0x02, 0, 0, 0, 0, 0x11}
-	macA  = MAC{0x02, 0, 0, 0, 0, 0xa0}
-	macB  = MAC{0x02, 0, 0, 0, 0, 0xb0}
+	macR0 = netaddr.MAC{0x02, 0, 0, 0, 0, 0x10}
+	macR1 = netaddr.MAC{0x02, 0, 0, 0, 0, 0x11}
+	macA  = netaddr.MAC{0x02, 0, 0, 0, 0, 0xa0}
+	macB  = netaddr.MAC{0x02, 0, 0, 0, 0, 0xb0}
 )
 
 func ip4(a, b, c, d byte) uint32 { return uint32(a)<<24 | uint32(b)<<16 | uint32(c)<<8 | uint32(d) }
 
-// newHarness makes the pipeline under test; setup runs on its Shared
+// newHarness makes the pipeline under test; setup runs on its Dataplane
 // before the pipeline is made.
-func newHarness(t testing.TB, setup ...func(*Shared)) *harness {
-	h := &harness{t: t, bufs: map[uintptr]*testBuf{}, macs: [2]MAC{macR0, macR1}}
+func newHarness(t testing.TB, setup ...func(*Dataplane)) *harness {
+	h := &harness{t: t, bufs: map[uintptr]*testBuf{}, macs: [2]netaddr.MAC{macR0, macR1}}
 	h.gen = &cache.GenID{}
 	h.f = fib.New(h.gen, 1)
 	must := func(err error) {
@@ -71,10 +72,10 @@ func newHarness(t testing.TB, setup ...func(*Shared)) *harness {
 	h.clk = &fakeClock{t: time.Unix(1000, 0)}
 	tx := &NeighTx{}
 	h.nm = neigh.NewManager([]neigh.PortConfig{
-		{Name: "port0", MAC: neigh.MAC(macR0), Addrs: []uint32{ip4(192, 0, 2, 1)}, Params: neigh.DefaultParams()},
-		{Name: "port1", MAC: neigh.MAC(macR1), Addrs: []uint32{ip4(198, 51, 100, 1)}, Params: neigh.DefaultParams()},
+		{Name: "port0", MAC: macR0, Addrs: []uint32{ip4(192, 0, 2, 1)}, Params: neigh.DefaultParams()},
+		{Name: "port1", MAC: macR1, Addrs: []uint32{ip4(198, 51, 100, 1)}, Params: neigh.DefaultParams()},
 	}, 1, h.clk, tx, nil)
-	h.sh = NewShared(h.f, h.gen, h.nm, tx, ports, 1)
+	h.sh = NewDataplane(h.f, h.gen, h.nm, tx, ports, 1)
 	h.sh.UseClock(h.clk) // one clock: the owner's and the pipeline's
 	goIO(&h.io, &h.rxN, &h.freeN, &h.alloN, h.newBuf)
 	for _, f := range setup {
@@ -183,14 +184,14 @@ func (h *harness) counter(c Counter) uint64 { return h.p.ctr.local[c] }
 
 // Frame builders.
 
-func ethHdr(b []byte, dst, src MAC, typ uint16) {
+func ethHdr(b []byte, dst, src netaddr.MAC, typ uint16) {
 	copy(b[0:6], dst[:])
 	copy(b[6:12], src[:])
 	be.PutUint16(b[12:], typ)
 }
 
 // ipPacket builds Ethernet+IPv4 with payload; proto ICMP payloads get a checksum.
-func ipPacket(dst, src MAC, sip, dip uint32, ttl, proto uint8, payload []byte) []byte {
+func ipPacket(dst, src netaddr.MAC, sip, dip uint32, ttl, proto uint8, payload []byte) []byte {
 	b := make([]byte, EthHdrLen+IPv4MinHdr+len(payload))
 	ethHdr(b, dst, src, EtherIPv4)
 	ip := b[EthHdrLen:]
@@ -207,7 +208,7 @@ func ipPacket(dst, src MAC, sip, dip uint32, ttl, proto uint8, payload []byte) [
 	return b
 }
 
-func echoRequest(dst, src MAC, sip, dip uint32, ttl uint8, seq uint16) []byte {
+func echoRequest(dst, src netaddr.MAC, sip, dip uint32, ttl uint8, seq uint16) []byte {
 	pl := make([]byte, 8+32)
 	pl[0] = ICMPEcho
 	be.PutUint16(pl[4:], 0x77)
@@ -219,12 +220,12 @@ func echoRequest(dst, src MAC, sip, dip uint32, ttl uint8, seq uint16) []byte {
 	return ipPacket(dst, src, sip, dip, ttl, ProtoICMP, pl)
 }
 
-func arpFrame(op uint16, dst, src MAC, sip, tip uint32, tha MAC) []byte {
+func arpFrame(op uint16, dst, src netaddr.MAC, sip, tip uint32, tha netaddr.MAC) []byte {
 	b := make([]byte, 60)
 	BuildARP(b, op, dst, src, sip, tip, tha)
 	return b
 }
 
-func neighPermanent(port int, ip uint32, mac MAC) neigh.Request {
-	return neigh.Request{Cmd: neigh.CmdAdd, Port: port, IP: ip, MAC: neigh.MAC(mac), HasMAC: true, State: neigh.Permanent}
+func neighPermanent(port int, ip uint32, mac netaddr.MAC) neigh.Request {
+	return neigh.Request{Cmd: neigh.CmdAdd, Port: port, IP: ip, MAC: mac, HasMAC: true, State: neigh.Permanent}
 }

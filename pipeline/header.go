@@ -63,25 +63,6 @@ const (
 
 var be = binary.BigEndian
 
-// MAC is an Ethernet address.
-type MAC [6]byte
-
-// Broadcast is the all-ones Ethernet address.
-var Broadcast = MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
-
-func (m MAC) String() string {
-	const hex = "0123456789abcdef"
-	var b [17]byte
-	for i, v := range m {
-		if i > 0 {
-			b[i*3-1] = ':'
-		}
-		b[i*3] = hex[v>>4]
-		b[i*3+1] = hex[v&0xf]
-	}
-	return string(b[:])
-}
-
 // checksum is the Internet checksum (RFC 1071) of b, folded and inverted.
 func checksum(b []byte, initial uint32) uint16 {
 	sum := initial
@@ -127,30 +108,6 @@ func decTTL(ip []byte) {
 	sum += sum >> 16
 	le.PutUint16(ip[ipCsum:], uint16(sum))
 	ip[ipTTL]--
-}
-
-// IPString formats a host-order IPv4 address.
-func IPString(a uint32) string {
-	var b [15]byte
-	n := 0
-	for i := 3; i >= 0; i-- {
-		v := byte(a >> (uint(i) * 8))
-		if v >= 100 {
-			b[n] = '0' + v/100
-			n++
-		}
-		if v >= 10 {
-			b[n] = '0' + v/10%10
-			n++
-		}
-		b[n] = '0' + v%10
-		n++
-		if i > 0 {
-			b[n] = '.'
-			n++
-		}
-	}
-	return string(b[:n])
 }
 
 func isMulticastOrBroadcastIP(a uint32) bool {

@@ -12,6 +12,7 @@ import (
 	"ferry/cache"
 	"ferry/cache/neigh"
 	"ferry/fib"
+	"ferry/netaddr"
 )
 
 // coreRig is one core's IO over Go memory, as the data plane hands it.
@@ -24,7 +25,7 @@ type coreRig struct {
 	bufs  map[uintptr]*testBuf
 }
 
-func newCoreRig(sh *Shared, core int) *coreRig {
+func newCoreRig(sh *Dataplane, core int) *coreRig {
 	c := &coreRig{bufs: map[uintptr]*testBuf{}}
 	goIO(&c.io, &c.rxN, &c.freeN, &c.alloN, c.buf)
 	c.p = sh.NewPipeline(core, &c.io)
@@ -39,7 +40,7 @@ func (c *coreRig) buf() *testBuf {
 
 // pass runs frames through the core and returns the destination MACs of
 // what it sent on port 1; it fails on a buffer sent or freed twice.
-func (c *coreRig) pass(frames [][]byte) (toPort1 []MAC, err error) {
+func (c *coreRig) pass(frames [][]byte) (toPort1 []netaddr.MAC, err error) {
 	for i, f := range frames {
 		b := c.buf()
 		copy(b.data[:], f)
@@ -60,7 +61,7 @@ func (c *coreRig) pass(frames [][]byte) (toPort1 []MAC, err error) {
 			}
 			delete(c.bufs, ref)
 			if port == 1 {
-				toPort1 = append(toPort1, MAC(b.data[0:6]))
+				toPort1 = append(toPort1, netaddr.MAC(b.data[0:6]))
 			}
 		}
 		c.io.TxN[port] = 0
@@ -92,7 +93,7 @@ func TestPipelinesShareStateUnderChurn(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	gwC, macC := ip4(198, 51, 100, 3), MAC{0x02, 0, 0, 0, 0, 0xc0}
+	gwC, macC := ip4(198, 51, 100, 3), netaddr.MAC{0x02, 0, 0, 0, 0, 0xc0}
 	route := func(gw string) fib.Route {
 		r, err := fib.ParseRoute([]string{"203.0.113.0/24", "via", gw, "dev", "port1"}, f)
 		if err != nil {
@@ -106,10 +107,10 @@ func TestPipelinesShareStateUnderChurn(t *testing.T) {
 	ports := []PortInfo{{Name: "port0", MAC: macR0, MTU: 1500, Up: true}, {Name: "port1", MAC: macR1, MTU: 1500, Up: true}}
 	tx := &NeighTx{}
 	nm := neigh.NewManager([]neigh.PortConfig{
-		{Name: "port0", MAC: neigh.MAC(macR0), Addrs: []uint32{ipR0}, Params: neigh.DefaultParams()},
-		{Name: "port1", MAC: neigh.MAC(macR1), Addrs: []uint32{ipR1}, Params: neigh.DefaultParams()},
-	}, cores, neigh.SystemClock{}, tx, nil)
-	sh := NewShared(f, gen, nm, tx, ports, cores)
+		{Name: "port0", MAC: macR0, Addrs: []uint32{ipR0}, Params: neigh.DefaultParams()},
+		{Name: "port1", MAC: macR1, Addrs: []uint32{ipR1}, Params: neigh.DefaultParams()},
+	}, cores, cache.SystemClock{}, tx, nil)
+	sh := NewDataplane(f, gen, nm, tx, ports, cores)
 	for _, req := range []neigh.Request{neighPermanent(1, ipB, macB), neighPermanent(1, gwC, macC), neighPermanent(0, ipA, macA)} {
 		if err := nm.Apply(req); err != nil {
 			t.Fatal(err)
@@ -156,7 +157,7 @@ func TestPipelinesShareStateUnderChurn(t *testing.T) {
 					return
 				}
 				for _, m := range macs {
-					if m != macB && m != macC && m != Broadcast {
+					if m != macB && m != macC && m != netaddr.BroadcastMAC {
 						errs <- fmt.Errorf("core %d sent to %v, no gateway's or host's MAC", c.p.core, m)
 						return
 					}
@@ -213,9 +214,9 @@ func TestPipelinesShareStateUnderChurn(t *testing.T) {
 		}
 		// The owner's solicitations for the silent hosts (broadcasts)
 		// may leave in the same pass.
-		var macs []MAC
+		var macs []netaddr.MAC
 		for _, m := range sent {
-			if m != Broadcast {
+			if m != netaddr.BroadcastMAC {
 				macs = append(macs, m)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"unsafe"
 
 	"ferry/cache/neigh"
+	"ferry/netaddr"
 )
 
 const (
@@ -46,7 +47,7 @@ func (p *Pipeline) neighOutput() {
 	var seen [neighMemo]struct {
 		port uint16
 		nh   uint32
-		mac  MAC
+		mac  netaddr.MAC
 	}
 	nseen := 0
 	for k := 0; k < p.nOut; {
@@ -55,7 +56,7 @@ func (p *Pipeline) neighOutput() {
 		for end < p.nOut && p.out[end].port == it.port && p.out[end].nh == it.nh {
 			end++
 		}
-		var mac MAC
+		var mac netaddr.MAC
 		ok := false
 		for j := 0; j < nseen; j++ {
 			if seen[j].nh == it.nh && seen[j].port == it.port {
@@ -105,7 +106,7 @@ func (p *Pipeline) neighOutput() {
 }
 
 // ipv4EthHdr is the Ethernet header of an IPv4 frame from src to dst.
-func ipv4EthHdr(dst, src MAC) (h [EthHdrLen]byte) {
+func ipv4EthHdr(dst, src netaddr.MAC) (h [EthHdrLen]byte) {
 	copy(h[0:6], dst[:])
 	copy(h[6:12], src[:])
 	be.PutUint16(h[EthTypeOff:], EtherIPv4)
@@ -114,7 +115,7 @@ func ipv4EthHdr(dst, src MAC) (h [EthHdrLen]byte) {
 
 // neighMAC returns the link-layer address for nh on port if the neighbour
 // can be used now, and asks the owner to resolve it otherwise.
-func (p *Pipeline) neighMAC(port int, nh uint32) (MAC, bool) {
+func (p *Pipeline) neighMAC(port int, nh uint32) (netaddr.MAC, bool) {
 	nm := p.sh.Neigh
 	if e := nm.Table(port).Lookup(nh); e != nil {
 		// One atomic read gives state and MAC together.
@@ -124,11 +125,11 @@ func (p *Pipeline) neighMAC(port int, nh uint32) (MAC, bool) {
 			} else {
 				nm.Touch(p.core, e)
 			}
-			return MAC(mac), true
+			return mac, true
 		}
 	}
 	nm.Resolve(p.core, port, nh)
-	return MAC{}, false
+	return netaddr.MAC{}, false
 }
 
 // pendingFor is the queue of packets waiting for (port, nh), if any.
@@ -201,7 +202,7 @@ func (p *Pipeline) pendingPoll() {
 			if !ok {
 				continue
 			}
-			hdr := ipv4EthHdr(MAC(mac), p.ports[q.port].MAC)
+			hdr := ipv4EthHdr(mac, p.ports[q.port].MAC)
 			for j := 0; j < q.n; j++ {
 				copy(q.buf[j][:EthHdrLen], hdr[:])
 				if !p.io.send(q.port, q.ref[j], int(q.len[j])) {

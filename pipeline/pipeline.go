@@ -8,37 +8,23 @@ import (
 	"ferry/cache"
 	"ferry/cache/neigh"
 	"ferry/fib"
+	"ferry/netaddr"
 )
 
 // PortInfo is what the packet path needs to know about a port.
 type PortInfo struct {
 	Name  string
-	MAC   MAC
+	MAC   netaddr.MAC
 	MTU   int
 	NoARP bool
 	Up    bool
-	Addrs []Prefix // the port's IPv4 addresses
+	Addrs []netaddr.Prefix // the port's IPv4 addresses
 
 	// ICMP redirect knobs, as net.ipv4.conf.<port>.*.
 	AcceptRedirects bool // default off on a router
 	SecureRedirects bool // default on
 	SendRedirects   bool // default on
 	ProxyARP        bool // answer ARP for addresses routed out another port
-}
-
-// Prefix is an address with its prefix length.
-type Prefix struct {
-	Addr uint32
-	Len  uint8
-}
-
-// Contains reports whether a is inside the prefix.
-func (p Prefix) Contains(a uint32) bool {
-	if p.Len == 0 {
-		return true
-	}
-	m := ^uint32(0) << (32 - uint(p.Len))
-	return a&m == p.Addr&m
 }
 
 // onlink reports whether a is on one of the port's subnets.
@@ -84,11 +70,13 @@ func DefaultKnobs() Knobs {
 }
 
 // Knobs returns the current settings.
-func (s *Shared) Knobs() Knobs { return *s.knobs.Load() }
+func (s *Dataplane) Knobs() Knobs { return *s.knobs.Load() }
 
-// Shared is the state every core reads; writers publish new values
-// atomically and bump the genid when a decision could go stale.
-type Shared struct {
+// Dataplane is the state all the pipelines share: the FIB, the genid, the
+// neighbour manager, the ports and knobs, the mailboxes and punt rings.
+// Writers publish new values atomically and bump the genid when a decision
+// could go stale.
+type Dataplane struct {
 	FIB   *fib.FIB
 	Gen   *cache.GenID
 	Neigh *neigh.Manager
@@ -100,11 +88,11 @@ type Shared struct {
 	clock cache.Clock // read once a pass; the neighbour owner's too
 }
 
-// NewShared ties the FIB, genid and neighbour manager together for ncores
-// cores, and binds tx, the transmitter nm was made with (nil when nm was
-// given another), to the new Shared.
-func NewShared(f *fib.FIB, gen *cache.GenID, nm *neigh.Manager, tx *NeighTx, ports []PortInfo, ncores int) *Shared {
-	s := &Shared{FIB: f, Gen: gen, Neigh: nm, clock: cache.SystemClock{}}
+// NewDataplane ties the FIB, genid and neighbour manager together for
+// ncores cores, and binds tx, the transmitter nm was made with (nil when nm
+// was given another), to the new Dataplane.
+func NewDataplane(f *fib.FIB, gen *cache.GenID, nm *neigh.Manager, tx *NeighTx, ports []PortInfo, ncores int) *Dataplane {
+	s := &Dataplane{FIB: f, Gen: gen, Neigh: nm, clock: cache.SystemClock{}}
 	if tx != nil {
 		tx.sh = s
 	}
@@ -119,7 +107,7 @@ func NewShared(f *fib.FIB, gen *cache.GenID, nm *neigh.Manager, tx *NeighTx, por
 }
 
 // SetPorts publishes new port information and expires cached decisions.
-func (s *Shared) SetPorts(p []PortInfo) {
+func (s *Dataplane) SetPorts(p []PortInfo) {
 	cp := append([]PortInfo(nil), p...)
 	s.ports.Store(&cp)
 	if s.Gen != nil {
@@ -128,10 +116,10 @@ func (s *Shared) SetPorts(p []PortInfo) {
 }
 
 // Ports returns the current port information (read only).
-func (s *Shared) Ports() []PortInfo { return *s.ports.Load() }
+func (s *Dataplane) Ports() []PortInfo { return *s.ports.Load() }
 
 // SetKnobs publishes new settings; decisions depend on them, so they expire.
-func (s *Shared) SetKnobs(k Knobs) {
+func (s *Dataplane) SetKnobs(k Knobs) {
 	s.knobs.Store(&k)
 	if s.Gen != nil {
 		s.Gen.Bump()
@@ -139,7 +127,7 @@ func (s *Shared) SetKnobs(k Knobs) {
 }
 
 // Counters sums every core's counters.
-func (s *Shared) Counters() [NumCounters]uint64 {
+func (s *Dataplane) Counters() [NumCounters]uint64 {
 	var sum [NumCounters]uint64
 	for _, p := range s.cores {
 		p.ctr.addTo(&sum)
@@ -148,7 +136,7 @@ func (s *Shared) Counters() [NumCounters]uint64 {
 }
 
 // CoreCounters returns each core's published counters, in core order.
-func (s *Shared) CoreCounters() [][NumCounters]uint64 {
+func (s *Dataplane) CoreCounters() [][NumCounters]uint64 {
 	out := make([][NumCounters]uint64, len(s.cores))
 	for i, p := range s.cores {
 		p.ctr.addTo(&out[i])
@@ -159,7 +147,7 @@ func (s *Shared) CoreCounters() [][NumCounters]uint64 {
 // Pipeline is one core's packet path. Nothing in it is shared for writing.
 type Pipeline struct {
 	core int
-	sh   *Shared
+	sh   *Dataplane
 	io   *IO
 
 	ports   []PortInfo
@@ -214,7 +202,7 @@ type outItem struct {
 }
 
 // NewPipeline makes core's pipeline over the data plane's io views.
-func (s *Shared) NewPipeline(core int, io *IO) *Pipeline {
+func (s *Dataplane) NewPipeline(core int, io *IO) *Pipeline {
 	p := &Pipeline{core: core, sh: s, io: io, punt: s.punt}
 	p.ipID = uint16(core) << 12
 	s.cores = append(s.cores, p)

@@ -8,6 +8,7 @@ import (
 
 	"ferry/cache/neigh"
 	"ferry/fib"
+	"ferry/netaddr"
 )
 
 var (
@@ -17,9 +18,9 @@ var (
 	ipB  = ip4(198, 51, 100, 2)
 )
 
-func (h *harness) permanent(port int, ip uint32, mac MAC) {
+func (h *harness) permanent(port int, ip uint32, mac netaddr.MAC) {
 	h.t.Helper()
-	err := h.nm.Apply(neigh.Request{Cmd: neigh.CmdAdd, Port: port, IP: ip, MAC: neigh.MAC(mac), HasMAC: true, State: neigh.Permanent})
+	err := h.nm.Apply(neigh.Request{Cmd: neigh.CmdAdd, Port: port, IP: ip, MAC: mac, HasMAC: true, State: neigh.Permanent})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -38,19 +39,19 @@ func checkIPv4(t *testing.T, f []byte) {
 
 func TestARPRequestForUsIsAnswered(t *testing.T) {
 	h := newHarness(t)
-	out := h.burst(sent{0, arpFrame(1, Broadcast, macA, ipA, ipR0, MAC{})})
+	out := h.burst(sent{0, arpFrame(1, netaddr.BroadcastMAC, macA, ipA, ipR0, netaddr.MAC{})})
 	if len(out) != 1 || out[0].port != 0 {
 		t.Fatalf("want one reply on port0, got %d frames", len(out))
 	}
 	f := out[0].frame
 	a := f[EthHdrLen:]
-	if MAC(f[0:6]) != macA || MAC(f[6:12]) != macR0 || be.Uint16(a[ArpOpOff:]) != 2 ||
-		MAC(a[ArpShaOff:ArpShaOff+6]) != macR0 || be.Uint32(a[ArpSpaOff:]) != ipR0 ||
-		MAC(a[ArpThaOff:ArpThaOff+6]) != macA || be.Uint32(a[ArpTpaOff:]) != ipA {
+	if netaddr.MAC(f[0:6]) != macA || netaddr.MAC(f[6:12]) != macR0 || be.Uint16(a[ArpOpOff:]) != 2 ||
+		netaddr.MAC(a[ArpShaOff:ArpShaOff+6]) != macR0 || be.Uint32(a[ArpSpaOff:]) != ipR0 ||
+		netaddr.MAC(a[ArpThaOff:ArpThaOff+6]) != macA || be.Uint32(a[ArpTpaOff:]) != ipA {
 		t.Fatalf("bad ARP reply % x", f[:42])
 	}
 	// A request for someone else is not answered.
-	if out := h.burst(sent{0, arpFrame(1, Broadcast, macA, ipA, ip4(192, 0, 2, 77), MAC{})}); len(out) != 0 {
+	if out := h.burst(sent{0, arpFrame(1, netaddr.BroadcastMAC, macA, ipA, ip4(192, 0, 2, 77), netaddr.MAC{})}); len(out) != 0 {
 		t.Fatalf("answered ARP for an address that is not ours")
 	}
 	if h.held() != 0 {
@@ -68,7 +69,7 @@ func TestEchoReply(t *testing.T) {
 	f := out[0].frame
 	checkIPv4(t, f)
 	ip := ipOf(f)
-	if MAC(f[0:6]) != macA || be.Uint32(ip[ipSrc:]) != ipR0 || be.Uint32(ip[ipDst:]) != ipA || ip[20] != ICMPEchoReply {
+	if netaddr.MAC(f[0:6]) != macA || be.Uint32(ip[ipSrc:]) != ipR0 || be.Uint32(ip[ipDst:]) != ipA || ip[20] != ICMPEchoReply {
 		t.Fatalf("bad echo reply % x", f[:40])
 	}
 	if checksum(ip[20:], 0) != 0 {
@@ -90,7 +91,7 @@ func TestForward(t *testing.T) {
 	}
 	f := out[0].frame
 	checkIPv4(t, f)
-	if MAC(f[0:6]) != macB || MAC(f[6:12]) != macR1 {
+	if netaddr.MAC(f[0:6]) != macB || netaddr.MAC(f[6:12]) != macR1 {
 		t.Fatalf("bad L2 rewrite % x", f[:14])
 	}
 	if ipOf(f)[ipTTL] != 63 {
@@ -98,7 +99,7 @@ func TestForward(t *testing.T) {
 	}
 	// Via a gateway: the frame goes to the gateway's MAC.
 	out = h.burst(sent{0, echoRequest(macR0, macA, ipA, ip4(203, 0, 113, 5), 64, 1)})
-	if len(out) != 1 || MAC(out[0].frame[0:6]) != macB {
+	if len(out) != 1 || netaddr.MAC(out[0].frame[0:6]) != macB {
 		t.Fatalf("via gateway: %v", out)
 	}
 }
@@ -118,7 +119,7 @@ func TestFullPassToOnePort(t *testing.T) {
 	}
 	for i, o := range out {
 		if o.port != 1 || be.Uint32(ipOf(o.frame)[ipDst:]) != ip4(203, 0, 113, byte(i)) {
-			t.Fatalf("frame %d: port %d, to %s", i, o.port, IPString(be.Uint32(ipOf(o.frame)[ipDst:])))
+			t.Fatalf("frame %d: port %d, to %s", i, o.port, netaddr.IPv4String(be.Uint32(ipOf(o.frame)[ipDst:])))
 		}
 	}
 	if h.held() != 0 {
@@ -131,7 +132,7 @@ func TestFullPassToOnePort(t *testing.T) {
 // by its own route, in order, with the right Ethernet header.
 func TestInterleavedDecisions(t *testing.T) {
 	h := newHarness(t)
-	macC := MAC{0x02, 0, 0, 0, 0, 0xc0}
+	macC := netaddr.MAC{0x02, 0, 0, 0, 0, 0xc0}
 	ipC := ip4(198, 51, 100, 3)
 	h.permanent(1, ipB, macB)
 	h.permanent(1, ipC, macC)
@@ -141,7 +142,7 @@ func TestInterleavedDecisions(t *testing.T) {
 	r := rand.New(rand.NewSource(7))
 	type want struct {
 		port int
-		mac  MAC
+		mac  netaddr.MAC
 	}
 	var in []sent
 	var wants []want
@@ -182,8 +183,8 @@ func TestInterleavedDecisions(t *testing.T) {
 		if seq := be.Uint16(ipOf(got.frame)[26:]); int(seq) != i {
 			t.Fatalf("port%d: packet %d where %d was due", w.port, seq, i)
 		}
-		if MAC(got.frame[0:6]) != w.mac || ipOf(got.frame)[ipTTL] != 63 {
-			t.Fatalf("packet %d to %s: to %s with TTL %d, want %s", i, IPString(be.Uint32(ipOf(got.frame)[ipDst:])), MAC(got.frame[0:6]), ipOf(got.frame)[ipTTL], w.mac)
+		if netaddr.MAC(got.frame[0:6]) != w.mac || ipOf(got.frame)[ipTTL] != 63 {
+			t.Fatalf("packet %d to %s: to %s with TTL %d, want %s", i, netaddr.IPv4String(be.Uint32(ipOf(got.frame)[ipDst:])), netaddr.MAC(got.frame[0:6]), ipOf(got.frame)[ipTTL], w.mac)
 		}
 	}
 	if next[0] != len(byPort[0]) || next[1] != len(byPort[1]) {
@@ -366,7 +367,7 @@ func TestUnresolvedNeighbourQueuesThenReleasesInOrder(t *testing.T) {
 			req = s.frame
 		}
 	}
-	if req == nil || MAC(req[0:6]) != Broadcast || be.Uint32(req[EthHdrLen+ArpTpaOff:]) != ipB || be.Uint32(req[EthHdrLen+ArpSpaOff:]) != ipR1 {
+	if req == nil || netaddr.MAC(req[0:6]) != netaddr.BroadcastMAC || be.Uint32(req[EthHdrLen+ArpTpaOff:]) != ipB || be.Uint32(req[EthHdrLen+ArpSpaOff:]) != ipR1 {
 		t.Fatalf("no ARP request for B on port1: %v", out)
 	}
 	// B answers.
@@ -377,7 +378,7 @@ func TestUnresolvedNeighbourQueuesThenReleasesInOrder(t *testing.T) {
 		t.Fatalf("released %d of 5 queued packets", len(out))
 	}
 	for i, s := range out {
-		if MAC(s.frame[0:6]) != macB || be.Uint16(ipOf(s.frame)[26:]) != uint16(i) {
+		if netaddr.MAC(s.frame[0:6]) != macB || be.Uint16(ipOf(s.frame)[26:]) != uint16(i) {
 			t.Fatalf("released packet %d wrong or out of order", i)
 		}
 	}
@@ -439,7 +440,7 @@ func TestFailedNeighbourSendsHostUnreachable(t *testing.T) {
 }
 
 func TestWarmForwardPathDoesNotAllocate(t *testing.T) {
-	for _, rules := range []string{"", "from 172.16.0.0/12 lookup 100", "from " + IPString(ipA) + " lookup main"} {
+	for _, rules := range []string{"", "from 172.16.0.0/12 lookup 100", "from " + netaddr.IPv4String(ipA) + " lookup main"} {
 		t.Run("rule="+rules, func(t *testing.T) { testWarmForwardPath(t, rules) })
 	}
 }
@@ -488,17 +489,17 @@ func testWarmForwardPath(t *testing.T, rule string) {
 
 func TestProxyARP(t *testing.T) {
 	h := newHarness(t)
-	req := arpFrame(1, Broadcast, macA, ipA, ip4(203, 0, 113, 9), MAC{})
+	req := arpFrame(1, netaddr.BroadcastMAC, macA, ipA, ip4(203, 0, 113, 9), netaddr.MAC{})
 	if out := h.burst(sent{0, req}); len(out) != 0 {
 		t.Fatal("answered for a routed address with proxy_arp off")
 	}
 	h.setPort(0, func(p *PortInfo) { p.ProxyARP = true })
 	out := h.burst(sent{0, req})
-	if len(out) != 1 || MAC(out[0].frame[EthHdrLen+ArpShaOff:EthHdrLen+ArpShaOff+6]) != macR0 {
+	if len(out) != 1 || netaddr.MAC(out[0].frame[EthHdrLen+ArpShaOff:EthHdrLen+ArpShaOff+6]) != macR0 {
 		t.Fatalf("proxy ARP reply: %v", out)
 	}
 	// Never for an address routed back out of the asking port.
-	if out := h.burst(sent{0, arpFrame(1, Broadcast, macA, ipA, ip4(192, 0, 2, 77), MAC{})}); len(out) != 0 {
+	if out := h.burst(sent{0, arpFrame(1, netaddr.BroadcastMAC, macA, ipA, ip4(192, 0, 2, 77), netaddr.MAC{})}); len(out) != 0 {
 		t.Fatal("proxied an address on the asking port's own link")
 	}
 }
@@ -543,9 +544,9 @@ func TestSharedResultCounters(t *testing.T) {
 // one makes it REACHABLE.
 func TestBroadcastARPReplyMakesStale(t *testing.T) {
 	for _, tc := range []struct {
-		dst  MAC
+		dst  netaddr.MAC
 		want neigh.State
-	}{{Broadcast, neigh.Stale}, {macR1, neigh.Reachable}} {
+	}{{netaddr.BroadcastMAC, neigh.Stale}, {macR1, neigh.Reachable}} {
 		h := newHarness(t)
 		h.burst(sent{0, echoRequest(macR0, macA, ipA, ipB, 64, 1)})
 		h.step(time.Millisecond) // INCOMPLETE, solicited

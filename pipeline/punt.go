@@ -36,7 +36,7 @@ type puntState struct {
 }
 
 // EnablePunt sets up the kernel path; it must come before NewPipeline.
-func (s *Shared) EnablePunt(c PuntConfig) error {
+func (s *Dataplane) EnablePunt(c PuntConfig) error {
 	if len(s.cores) > 0 {
 		return errors.New("punt: enabled after the pipelines were made")
 	}
@@ -72,7 +72,7 @@ func (s *Shared) EnablePunt(c PuntConfig) error {
 // PuntRings are the rings port's frames leave the cores by, a core each
 // (nil when the port has no kernel path); PuntWake signals that some
 // have frames. Both are for the kernel interface's writer.
-func (s *Shared) PuntRings(port int) []*FrameRing {
+func (s *Dataplane) PuntRings(port int) []*FrameRing {
 	if s.punt == nil || port < 0 || port >= MaxPorts || !s.punt.on[port] {
 		return nil
 	}
@@ -85,7 +85,7 @@ func (s *Shared) PuntRings(port int) []*FrameRing {
 
 // PuntWake is signalled, at most once a pass, when frames were punted
 // for port.
-func (s *Shared) PuntWake(port int) <-chan struct{} {
+func (s *Dataplane) PuntWake(port int) <-chan struct{} {
 	if s.punt == nil || port < 0 || port >= len(s.punt.wake) {
 		return nil
 	}
@@ -94,7 +94,7 @@ func (s *Shared) PuntWake(port int) <-chan struct{} {
 
 // InjectRing takes frames the kernel sent out of port's interface; a
 // core sends them on the port.
-func (s *Shared) InjectRing(port int) *FrameRing {
+func (s *Dataplane) InjectRing(port int) *FrameRing {
 	if s.punt == nil || port < 0 || port >= len(s.punt.inject) {
 		return nil
 	}
@@ -108,7 +108,7 @@ type KernelPathStats struct {
 }
 
 // KernelPathStats sums every core's punt ring of each port.
-func (s *Shared) KernelPathStats() []KernelPathStats {
+func (s *Dataplane) KernelPathStats() []KernelPathStats {
 	if s.punt == nil {
 		return nil
 	}

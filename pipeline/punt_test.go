@@ -3,10 +3,12 @@ package pipeline
 import (
 	"testing"
 	"time"
+
+	"ferry/netaddr"
 )
 
 func puntHarness(t *testing.T, rate int) *harness {
-	return newHarness(t, func(sh *Shared) {
+	return newHarness(t, func(sh *Dataplane) {
 		if err := sh.EnablePunt(PuntConfig{Ports: []bool{true, true}, Queue: 64, Rate: rate, FrameLen: 1514}); err != nil {
 			t.Fatal(err)
 		}
@@ -14,7 +16,7 @@ func puntHarness(t *testing.T, rate int) *harness {
 }
 
 // drain takes every frame punted for port, in order.
-func drainPunted(sh *Shared, port int) [][]byte {
+func drainPunted(sh *Dataplane, port int) [][]byte {
 	var out [][]byte
 	for _, r := range sh.PuntRings(port) {
 		for fr := r.Front(); fr != nil; fr = r.Front() {
@@ -33,7 +35,7 @@ func TestPuntToKernelInterface(t *testing.T) {
 	h.permanent(0, ipA, macA)
 	tcp := ipPacket(macR0, macA, ipA, ipR0, 64, ProtoTCP, make([]byte, 20))
 	udp := ipPacket(macR0, macA, ipA, ipR0, 64, ProtoUDP, make([]byte, 8))
-	ospf := ipPacket(MAC{0x01, 0, 0x5e, 0, 0, 5}, macA, ipA, ip4(224, 0, 0, 5), 1, 89, make([]byte, 44))
+	ospf := ipPacket(netaddr.MAC{0x01, 0, 0x5e, 0, 0, 5}, macA, ipA, ip4(224, 0, 0, 5), 1, 89, make([]byte, 44))
 	arpReply := arpFrame(2, macR0, macA, ipA, ipR0, macR0)
 	out := h.burst(sent{0, tcp}, sent{0, udp}, sent{0, ospf}, sent{0, arpReply}, sent{0, echoRequest(macR0, macA, ipA, ipR0, 64, 7)})
 	if len(out) != 1 || out[0].port != 0 || ipOf(out[0].frame)[20] != ICMPEchoReply {

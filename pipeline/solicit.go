@@ -4,21 +4,21 @@ import (
 	"errors"
 	"fmt"
 
-	"ferry/cache/neigh"
+	"ferry/netaddr"
 )
 
 // NeighTx is the neighbour manager's Transmitter. The manager is made
-// before Shared, which takes it, yet its solicitations leave through the
-// pipelines Shared feeds: NewShared binds NeighTx to itself, so both are
-// built in dependency order and nothing is assigned afterwards. The owner
-// solicits only from Step (never from NewManager or admin calls), so
-// nothing is sent unbound once Run starts after NewShared.
-type NeighTx struct{ sh *Shared }
+// before the Dataplane, which takes it, yet its solicitations leave through
+// the Dataplane's pipelines: NewDataplane binds NeighTx to itself, so both
+// are built in dependency order and nothing is assigned afterwards. The
+// owner solicits only from Step (never from NewManager or admin calls), so
+// nothing is sent unbound once Run starts after NewDataplane.
+type NeighTx struct{ sh *Dataplane }
 
 var errUnbound = errors.New("solicit: no pipelines to send on yet")
 
-// Solicit is Shared.Solicit on the Shared tx is bound to.
-func (tx *NeighTx) Solicit(port int, target uint32, dst *neigh.MAC) error {
+// Solicit is Dataplane.Solicit on the Dataplane tx is bound to.
+func (tx *NeighTx) Solicit(port int, target uint32, dst *netaddr.MAC) error {
 	if tx.sh == nil {
 		return errUnbound
 	}
@@ -28,47 +28,43 @@ func (tx *NeighTx) Solicit(port int, target uint32, dst *neigh.MAC) error {
 // Solicit builds an ARP request for target on port and hands it to a core
 // (neigh.Transmitter). The sender address is the port's address on the
 // target's subnet, else its first, as inet_select_addr picks for scope link.
-func (s *Shared) Solicit(port int, target uint32, dst *neigh.MAC) error {
+func (s *Dataplane) Solicit(port int, target uint32, dst *netaddr.MAC) error {
 	ports := s.Ports()
 	if port < 0 || port >= len(ports) {
-		return fmt.Errorf("solicit %s: no port %d", IPString(target), port)
+		return fmt.Errorf("solicit %s: no port %d", netaddr.IPv4String(target), port)
 	}
 	sip, ok := s.sourceFor(port, target)
 	if !ok {
-		return fmt.Errorf("solicit %s: port %s has no IPv4 address", IPString(target), ports[port].Name)
+		return fmt.Errorf("solicit %s: port %s has no IPv4 address", netaddr.IPv4String(target), ports[port].Name)
 	}
-	eth := Broadcast
+	eth := netaddr.BroadcastMAC
 	if dst != nil {
-		eth = MAC(*dst)
+		eth = *dst
 	}
 	var b [EthHdrLen + ArpLen]byte
-	n := BuildARP(b[:], 1, eth, ports[port].MAC, sip, target, MAC{})
+	n := BuildARP(b[:], 1, eth, ports[port].MAC, sip, target, netaddr.MAC{})
 	return s.post(port, b[:n])
 }
 
 // Announce sends a gratuitous ARP request for addr on port, so neighbours
 // learn (or relearn) the router's MAC at start and on address changes.
-func (s *Shared) Announce(port int, addr uint32) error {
+func (s *Dataplane) Announce(port int, addr uint32) error {
 	ports := s.Ports()
 	if port < 0 || port >= len(ports) {
-		return fmt.Errorf("announce %s: no port %d", IPString(addr), port)
+		return fmt.Errorf("announce %s: no port %d", netaddr.IPv4String(addr), port)
 	}
 	var b [EthHdrLen + ArpLen]byte
-	n := BuildARP(b[:], 1, Broadcast, ports[port].MAC, addr, addr, MAC{})
+	n := BuildARP(b[:], 1, netaddr.BroadcastMAC, ports[port].MAC, addr, addr, netaddr.MAC{})
 	return s.post(port, b[:n])
 }
 
-func (s *Shared) sourceFor(port int, target uint32) (uint32, bool) {
+func (s *Dataplane) sourceFor(port int, target uint32) (uint32, bool) {
 	addrs := s.FIB.Addresses(port)
 	if len(addrs) == 0 {
 		return 0, false
 	}
 	for _, a := range addrs {
-		mask := ^uint32(0) << (32 - uint(a.Len))
-		if a.Len == 0 {
-			mask = 0
-		}
-		if a.Addr&mask == target&mask {
+		if a.Contains(target) {
 			return a.Addr, true
 		}
 	}
@@ -77,7 +73,7 @@ func (s *Shared) sourceFor(port int, target uint32) (uint32, bool) {
 
 // post gives the frame to the first core's mailbox: control frames are rare
 // and one core keeps them in order.
-func (s *Shared) post(port int, b []byte) error {
+func (s *Dataplane) post(port int, b []byte) error {
 	if len(s.boxes) == 0 {
 		return fmt.Errorf("no pipeline core to send on")
 	}

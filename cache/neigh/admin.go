@@ -2,11 +2,12 @@ package neigh
 
 import (
 	"fmt"
-	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"ferry/netaddr"
 )
 
 // Cmd is an ip neigh command.
@@ -38,7 +39,7 @@ type Request struct {
 	Cmd    Cmd
 	Port   int // port index; -1 = every port (show/flush only)
 	IP     uint32
-	MAC    MAC
+	MAC    netaddr.MAC
 	HasMAC bool
 	State  State // add/change/replace; ParseNeigh defaults it to PERMANENT
 	// Show/flush filter.
@@ -144,13 +145,13 @@ func parseState(s string) (uint32, error) {
 	return uint32(v), nil
 }
 
+// parseIPv4 is netaddr.ParseIPv4 with the subsystem's prefix on its error.
 func parseIPv4(s string) (uint32, error) {
-	a, err := netip.ParseAddr(s)
-	if err != nil || !a.Is4() {
-		return 0, fmt.Errorf("neigh: %q is not an IPv4 address", s)
+	a, err := netaddr.ParseIPv4(s)
+	if err != nil {
+		return 0, fmt.Errorf("neigh: %w", err)
 	}
-	b := a.As4()
-	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]), nil
+	return a, nil
 }
 
 func lookupPort(name string, portIndex func(string) (int, bool)) (int, error) {
@@ -188,7 +189,7 @@ func parseModify(cmd Cmd, args []string, portIndex func(string) (int, bool)) (Re
 			}
 			haveLL = true
 			if v != "null" {
-				mac, err := ParseMAC(v)
+				mac, err := netaddr.ParseMAC(v)
 				if err != nil {
 					return Request{}, fmt.Errorf("neigh: %w", err)
 				}
@@ -350,13 +351,13 @@ func (m *Manager) Apply(req Request) error {
 		return fmt.Errorf("neigh: unknown command %d", req.Cmd)
 	}
 	if uint(req.Port) >= uint(len(m.ports)) {
-		return fmt.Errorf("neigh: %s %s: port %d: %w", req.Cmd, IPString(req.IP), req.Port, ErrNoPort)
+		return fmt.Errorf("neigh: %s %s: port %d: %w", req.Cmd, netaddr.IPv4String(req.IP), req.Port, ErrNoPort)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p := m.ports[req.Port]
 	ctx := func(err error) error {
-		return fmt.Errorf("neigh: %s %s dev %s: %w", req.Cmd, IPString(req.IP), p.cfg.Name, err)
+		return fmt.Errorf("neigh: %s %s dev %s: %w", req.Cmd, netaddr.IPv4String(req.IP), p.cfg.Name, err)
 	}
 	if p.t.single.Load() != nil {
 		return ctx(ErrNoARPPort)
@@ -396,7 +397,7 @@ func (m *Manager) Apply(req Request) error {
 		}
 		created = true
 	}
-	var mac *MAC
+	var mac *netaddr.MAC
 	if req.HasMAC {
 		mm := req.MAC
 		mac = &mm
@@ -498,7 +499,7 @@ func Format(e EntryInfo, portName string) string {
 
 func format(e EntryInfo, portName string, stats bool) string {
 	var b strings.Builder
-	b.WriteString(IPString(e.IP))
+	b.WriteString(netaddr.IPv4String(e.IP))
 	if portName != "" {
 		b.WriteString(" dev ")
 		b.WriteString(portName)

@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"ferry/netaddr"
 )
 
 func portIdx(name string) (int, bool) {
@@ -20,7 +22,7 @@ func portIdx(name string) (int, bool) {
 func portName(i int) string { return []string{"port0", "port1"}[i] }
 
 func TestParseNeigh(t *testing.T) {
-	mac := MAC{2, 0, 0, 0, 0, 9}
+	mac := netaddr.MAC{2, 0, 0, 0, 0, 9}
 	cases := []struct {
 		in   string
 		want Request
@@ -107,7 +109,7 @@ func TestFormat(t *testing.T) {
 		{EntryInfo{IP: 0xc0000202, MAC: peerMAC, HasMAC: true, State: Reachable}, "port0", "192.0.2.2 dev port0 lladdr 02:11:22:33:44:55 REACHABLE"},
 		{EntryInfo{IP: 0xc0000209, MAC: peerMAC, HasMAC: true, State: Failed}, "port0", "192.0.2.9 dev port0 FAILED"},
 		{EntryInfo{IP: 0xc0000203, State: Incomplete}, "port0", "192.0.2.3 dev port0 INCOMPLETE"},
-		{EntryInfo{IP: 0xc0000209, MAC: MAC{2, 0, 0, 0, 0, 9}, HasMAC: true, State: Permanent}, "port0", "192.0.2.9 dev port0 lladdr 02:00:00:00:00:09 PERMANENT"},
+		{EntryInfo{IP: 0xc0000209, MAC: netaddr.MAC{2, 0, 0, 0, 0, 9}, HasMAC: true, State: Permanent}, "port0", "192.0.2.9 dev port0 lladdr 02:00:00:00:00:09 PERMANENT"},
 		{EntryInfo{IP: 0xc0000209, MAC: peerMAC, HasMAC: true, State: Stale}, "", "192.0.2.9 lladdr 02:11:22:33:44:55 STALE"},
 		{EntryInfo{IP: 0xc0000209}, "port0", "192.0.2.9 dev port0"},
 	}

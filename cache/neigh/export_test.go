@@ -5,11 +5,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"ferry/netaddr"
 )
 
 // ARPReceived is the tests' shorthand for ARPInput: a request (op 1) or a
 // reply (op 2), replies taken as unicast to the router.
-func (m *Manager) ARPReceived(core, port int, op uint16, senderIP uint32, senderMAC MAC, targetIP uint32) bool {
+func (m *Manager) ARPReceived(core, port int, op uint16, senderIP uint32, senderMAC netaddr.MAC, targetIP uint32) bool {
 	return m.ARPInput(core, port, ARPPacket{
 		Op: op, SenderIP: senderIP, SenderMAC: senderMAC, TargetIP: targetIP,
 		Unicast: op == 2,
@@ -28,7 +30,7 @@ func (r Request) String(portName func(int) string) string {
 	}
 	switch r.Cmd {
 	case CmdAdd, CmdChange, CmdReplace, CmdDel:
-		b.WriteString(" " + IPString(r.IP))
+		b.WriteString(" " + netaddr.IPv4String(r.IP))
 		if r.HasMAC {
 			b.WriteString(" lladdr " + r.MAC.String())
 		}
@@ -39,7 +41,7 @@ func (r Request) String(portName func(int) string) string {
 		b.WriteString(" dev " + name())
 	default:
 		if r.PrefixLen > 0 {
-			fmt.Fprintf(&b, " to %s/%d", IPString(r.Prefix), r.PrefixLen)
+			fmt.Fprintf(&b, " to %s/%d", netaddr.IPv4String(r.Prefix), r.PrefixLen)
 		} else if r.Cmd == CmdFlush {
 			b.WriteString(" all") // flush needs an argument
 		}

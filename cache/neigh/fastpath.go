@@ -1,5 +1,7 @@
 package neigh
 
+import "ferry/netaddr"
+
 // Resolve says "core needs to send to ip on port" (the kernel's
 // neigh_event_send): the owner creates an INCOMPLETE entry, moves STALE to
 // DELAY, or restarts a FAILED one. Nothing is pushed when the entry needs no
@@ -69,9 +71,9 @@ func (m *Manager) push(core int, ev *event) bool {
 type ARPPacket struct {
 	Op        uint16
 	SenderIP  uint32
-	SenderMAC MAC
+	SenderMAC netaddr.MAC
 	TargetIP  uint32
-	TargetMAC MAC
+	TargetMAC netaddr.MAC
 	HasTarget bool // TargetMAC is meaningful (gratuitous replies need tha == sha)
 	Unicast   bool // Ethernet destination was our MAC; broadcast replies only make STALE
 }

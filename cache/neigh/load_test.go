@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"ferry/netaddr"
 )
 
 // stepFull pushes through fn, stepping the owner whenever the ring fills.
@@ -97,7 +99,7 @@ func TestConcurrentCoresAndOwner(t *testing.T) {
 				case 0:
 					m.Resolve(c, 0, ip)
 				case 1:
-					m.ARPReceived(c, 0, uint16(1+i%2), ip, MAC{2, 0, 0, 0, byte(c), byte(ip)}, ourIP)
+					m.ARPReceived(c, 0, uint16(1+i%2), ip, netaddr.MAC{2, 0, 0, 0, byte(c), byte(ip)}, ourIP)
 				case 2:
 					if e := m.Table(0).Lookup(ip); e != nil {
 						s, mac, ok := e.Load()

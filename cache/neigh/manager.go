@@ -7,19 +7,14 @@ import (
 	"time"
 
 	"ferry/cache"
+	"ferry/netaddr"
 )
-
-// Clock supplies the owner's time: the one the packet path reads too.
-type Clock = cache.Clock
-
-// SystemClock is the real clock.
-type SystemClock = cache.SystemClock
 
 // Transmitter sends ARP requests for the owner.
 type Transmitter interface {
 	// Solicit sends an ARP request for target on port: broadcast when dst is
 	// nil, unicast to *dst otherwise.
-	Solicit(port int, target uint32, dst *MAC) error
+	Solicit(port int, target uint32, dst *netaddr.MAC) error
 }
 
 // TickInterval is how often Run steps the owner.
@@ -88,7 +83,7 @@ type Manager struct {
 
 	// mu serializes the owner's Step with admin calls; cores never take it.
 	mu      sync.Mutex
-	clk     Clock
+	clk     cache.Clock
 	tx      Transmitter
 	log     func(msg string, kv ...any)
 	epoch   time.Time
@@ -104,9 +99,9 @@ type Manager struct {
 // cores that will call the fast-path methods, each with its own index.
 // Zero Params mean DefaultParams; invalid ones are logged and replaced by
 // the defaults so a bad knob cannot leave a port without neighbours.
-func NewManager(ports []PortConfig, cores int, clk Clock, tx Transmitter, log func(msg string, kv ...any)) *Manager {
+func NewManager(ports []PortConfig, cores int, clk cache.Clock, tx Transmitter, log func(msg string, kv ...any)) *Manager {
 	if clk == nil {
-		clk = SystemClock{}
+		clk = cache.SystemClock{}
 	}
 	if log == nil {
 		log = func(string, ...any) {}
@@ -145,7 +140,7 @@ func NewManager(ports []PortConfig, cores int, clk Clock, tx Transmitter, log fu
 			// address, a point-to-point one the broadcast address.
 			e.mac = pc.MAC
 			if pc.PointToPoint {
-				e.mac = BroadcastMAC
+				e.mac = netaddr.BroadcastMAC
 			}
 			e.publish(false)
 			p.t.single.Store(e)

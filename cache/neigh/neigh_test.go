@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"ferry/netaddr"
 )
 
 type fakeClock struct {
@@ -28,7 +30,7 @@ func (c *fakeClock) set(t time.Time) {
 type solicit struct {
 	port   int
 	target uint32
-	dst    *MAC
+	dst    *netaddr.MAC
 }
 
 type fakeTx struct {
@@ -36,10 +38,10 @@ type fakeTx struct {
 	got []solicit
 }
 
-func (f *fakeTx) Solicit(port int, target uint32, dst *MAC) error {
+func (f *fakeTx) Solicit(port int, target uint32, dst *netaddr.MAC) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var d *MAC
+	var d *netaddr.MAC
 	if dst != nil {
 		c := *dst
 		d = &c
@@ -71,9 +73,9 @@ const (
 )
 
 var (
-	ourMAC  = MAC{0x02, 0, 0, 0, 0, 0x01}
-	peerMAC = MAC{0x02, 0x11, 0x22, 0x33, 0x44, 0x55}
-	newMAC  = MAC{0x02, 0x66, 0x77, 0x88, 0x99, 0xaa}
+	ourMAC  = netaddr.MAC{0x02, 0, 0, 0, 0, 0x01}
+	peerMAC = netaddr.MAC{0x02, 0x11, 0x22, 0x33, 0x44, 0x55}
+	newMAC  = netaddr.MAC{0x02, 0x66, 0x77, 0x88, 0x99, 0xaa}
 )
 
 func ethPort(name string, p Params) PortConfig {
@@ -118,13 +120,13 @@ func (h *harness) state(ip uint32) State {
 	return e.State()
 }
 
-func (h *harness) reply(ip uint32, mac MAC) {
+func (h *harness) reply(ip uint32, mac netaddr.MAC) {
 	if !h.m.ARPReceived(0, 0, 2, ip, mac, ourIP) {
 		h.t.Fatal("ring full")
 	}
 }
 
-func (h *harness) request(sip uint32, mac MAC, tip uint32) {
+func (h *harness) request(sip uint32, mac netaddr.MAC, tip uint32) {
 	if !h.m.ARPReceived(0, 0, 1, sip, mac, tip) {
 		h.t.Fatal("ring full")
 	}
@@ -139,7 +141,7 @@ func (h *harness) resolve(ip uint32) {
 func (h *harness) touch(ip uint32) {
 	e := h.m.Table(0).Lookup(ip)
 	if e == nil {
-		h.t.Fatalf("touch %s: no entry", IPString(ip))
+		h.t.Fatalf("touch %s: no entry", netaddr.IPv4String(ip))
 	}
 	h.m.Touch(0, e)
 }
@@ -150,9 +152,9 @@ type step struct {
 	At       time.Duration
 	Do       func(h *harness)
 	Want     State
-	MAC      *MAC // nil: not checked
-	Solicits int  // cumulative; -1: not checked
-	Unicast  int  // cumulative unicast solicitations; -1: not checked
+	MAC      *netaddr.MAC // nil: not checked
+	Solicits int          // cumulative; -1: not checked
+	Unicast  int          // cumulative unicast solicitations; -1: not checked
 }
 
 func sec(n float64) time.Duration { return time.Duration(n * float64(time.Second)) }
@@ -330,7 +332,7 @@ func TestTransitions(t *testing.T) {
 				uni := 0
 				for _, x := range sent {
 					if x.target != peerIP || x.port != 0 {
-						t.Fatalf("solicited %s on port %d", IPString(x.target), x.port)
+						t.Fatalf("solicited %s on port %d", netaddr.IPv4String(x.target), x.port)
 					}
 					if x.dst != nil {
 						if *x.dst != pm {
@@ -408,10 +410,10 @@ func TestSinglePortEntries(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		cfg  PortConfig
-		mac  MAC
+		mac  netaddr.MAC
 	}{
 		{"noarp", PortConfig{Name: "port1", MAC: ourMAC, NoARP: true}, ourMAC},
-		{"p2p", PortConfig{Name: "tun0", MAC: ourMAC, PointToPoint: true}, BroadcastMAC},
+		{"p2p", PortConfig{Name: "tun0", MAC: ourMAC, PointToPoint: true}, netaddr.BroadcastMAC},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, 1, tc.cfg)
@@ -448,18 +450,18 @@ func TestMulticastAndBroadcastNeedNoARP(t *testing.T) {
 	h.resolve(0xe1817f01) // 225.129.127.1
 	h.resolve(0xffffffff)
 	h.at(0)
-	want := map[uint32]MAC{
+	want := map[uint32]netaddr.MAC{
 		0xe0000005: {0x01, 0, 0x5e, 0, 0, 5},
 		0xe1817f01: {0x01, 0, 0x5e, 0x01, 0x7f, 0x01},
-		0xffffffff: BroadcastMAC,
+		0xffffffff: netaddr.BroadcastMAC,
 	}
 	for ip, w := range want {
 		e := h.m.Table(0).Lookup(ip)
 		if e == nil || e.State() != NoARP {
-			t.Fatalf("%s: %v", IPString(ip), e)
+			t.Fatalf("%s: %v", netaddr.IPv4String(ip), e)
 		}
 		if mac, ok := e.MAC(); !ok || mac != w {
-			t.Fatalf("%s: mac %v", IPString(ip), mac)
+			t.Fatalf("%s: mac %v", netaddr.IPv4String(ip), mac)
 		}
 	}
 	if len(h.tx.list()) != 0 {
@@ -469,11 +471,11 @@ func TestMulticastAndBroadcastNeedNoARP(t *testing.T) {
 
 func TestBogusARPIgnored(t *testing.T) {
 	h := newHarness(t, 1)
-	h.request(0, peerMAC, ourIP)                          // DAD probe
-	h.request(peerIP, MAC{0x01, 0, 0x5e, 0, 0, 1}, ourIP) // multicast sender MAC
-	h.request(0xe0000001, peerMAC, ourIP)                 // multicast sender
-	h.request(ourIP, peerMAC, ourIP)                      // someone claims our address
-	h.m.ARPReceived(0, 0, 3, peerIP, peerMAC, ourIP)      // not a request/reply
+	h.request(0, peerMAC, ourIP)                                  // DAD probe
+	h.request(peerIP, netaddr.MAC{0x01, 0, 0x5e, 0, 0, 1}, ourIP) // multicast sender MAC
+	h.request(0xe0000001, peerMAC, ourIP)                         // multicast sender
+	h.request(ourIP, peerMAC, ourIP)                              // someone claims our address
+	h.m.ARPReceived(0, 0, 3, peerIP, peerMAC, ourIP)              // not a request/reply
 	h.at(0)
 	if es := h.m.Entries(-1); len(es) != 0 {
 		t.Fatalf("learned %v", es)

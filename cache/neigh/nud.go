@@ -1,5 +1,7 @@
 package neigh
 
+import "ferry/netaddr"
+
 // eventSend applies a send attempt to e's state (__neigh_event_send).
 func (m *Manager) eventSend(p *port, e *Entry, t int64) {
 	if e.used.Load() < t {
@@ -56,7 +58,7 @@ func maxProbes(p *Params, e *Entry) int {
 func (m *Manager) probe(p *port, e *Entry) {
 	n := e.probes
 	e.probes++
-	var dst *MAC
+	var dst *netaddr.MAC
 	if n -= p.p.UCastSolicit; n < 0 {
 		if e.hasMAC {
 			mac := e.mac
@@ -135,7 +137,7 @@ const (
 // update is __neigh_update: apply a new state and optional MAC under the
 // override rules. It returns ErrPerm for learning on PERMANENT/NOARP entries
 // and ErrNoLLAddr when a valid state is asked for without any MAC.
-func (m *Manager) update(p *port, e *Entry, lladdr *MAC, new State, flags int, t int64) error {
+func (m *Manager) update(p *port, e *Entry, lladdr *netaddr.MAC, new State, flags int, t int64) error {
 	old := e.state
 	if flags&fAdmin == 0 && old&(NoARP|Permanent) != 0 {
 		return ErrPerm
@@ -151,7 +153,7 @@ func (m *Manager) update(p *port, e *Entry, lladdr *MAC, new State, flags int, t
 		}
 		return nil
 	}
-	var addr MAC
+	var addr netaddr.MAC
 	switch {
 	case lladdr != nil:
 		addr = *lladdr

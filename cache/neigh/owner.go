@@ -3,6 +3,8 @@ package neigh
 import (
 	"context"
 	"time"
+
+	"ferry/netaddr"
 )
 
 // Run steps the owner every TickInterval until ctx is done.
@@ -113,10 +115,10 @@ func (m *Manager) create(p *port, ip uint32, t int64) *Entry {
 	switch {
 	case ip == 0xffffffff:
 		// Limited broadcast and multicast need no resolution (arp_constructor).
-		e.state, e.mac, e.hasMAC = NoARP, BroadcastMAC, true
+		e.state, e.mac, e.hasMAC = NoARP, netaddr.BroadcastMAC, true
 	case ip>>28 == 0xe:
 		e.state, e.hasMAC = NoARP, true
-		e.mac = MAC{0x01, 0x00, 0x5e, byte(ip>>16) & 0x7f, byte(ip >> 8), byte(ip)}
+		e.mac = netaddr.MAC{0x01, 0x00, 0x5e, byte(ip>>16) & 0x7f, byte(ip >> 8), byte(ip)}
 	}
 	e.publish(false)
 	p.t.insert(e)
@@ -144,7 +146,7 @@ func (m *Manager) arpProcess(p *port, ev *event, t int64) {
 		return
 	}
 	if tip>>28 == 0xe || tip>>24 == 127 || sip == 0 || sip == 0xffffffff ||
-		sip>>28 == 0xe || sip>>24 == 127 || ev.sha[0]&1 != 0 || ev.sha == (MAC{}) ||
+		sip>>28 == 0xe || sip>>24 == 127 || ev.sha[0]&1 != 0 || ev.sha == (netaddr.MAC{}) ||
 		p.isOurs(sip) {
 		// Nothing sane to learn (DAD probes, loops, bogus senders). A
 		// sender with our own MAC is accepted, as the kernel does: a

@@ -1,6 +1,10 @@
 package neigh
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"ferry/netaddr"
+)
 
 // RingSize is the capacity of each core's event ring.
 const RingSize = 4096
@@ -20,8 +24,8 @@ type event struct {
 	port    int32
 	ip      uint32 // resolve target, or ARP sender IP
 	tip     uint32 // ARP target IP
-	sha     MAC
-	tha     MAC
+	sha     netaddr.MAC
+	tha     netaddr.MAC
 }
 
 // ring is a single-producer single-consumer queue: the producer is one core,

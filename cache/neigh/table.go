@@ -3,6 +3,8 @@ package neigh
 import (
 	"sync/atomic"
 	"time"
+
+	"ferry/netaddr"
 )
 
 // Layout of Entry.word: state and MAC travel in one 64-bit word so a reader
@@ -28,7 +30,7 @@ type Entry struct {
 
 	// Owner-only (guarded by Manager.mu).
 	state     State
-	mac       MAC
+	mac       netaddr.MAC
 	hasMAC    bool
 	single    bool // the one NOARP neighbour of a noarp/p2p port
 	probes    int
@@ -43,16 +45,16 @@ func (e *Entry) State() State { return State(e.word.Load() >> wordStateSft) }
 
 // MAC returns the link-layer address; ok only if one is known and the state
 // allows sending with it (NUD_VALID).
-func (e *Entry) MAC() (MAC, bool) {
+func (e *Entry) MAC() (netaddr.MAC, bool) {
 	_, m, ok := e.Load()
 	return m, ok
 }
 
 // Load returns state and MAC from one atomic read; ok as for MAC.
-func (e *Entry) Load() (State, MAC, bool) {
+func (e *Entry) Load() (State, netaddr.MAC, bool) {
 	w := e.word.Load()
 	s := State(w >> wordStateSft)
-	var m MAC
+	var m netaddr.MAC
 	v := w & wordMACMask
 	for i := 5; i >= 0; i-- {
 		m[i] = byte(v)
@@ -93,7 +95,7 @@ func (e *Entry) publish(dead bool) {
 type EntryInfo struct {
 	Port      int
 	IP        uint32
-	MAC       MAC
+	MAC       netaddr.MAC
 	HasMAC    bool
 	State     State
 	Probes    int

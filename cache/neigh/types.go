@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"ferry/netaddr"
 )
 
 // State is a NUD state with the kernel's bit values, so masks compose the
@@ -67,74 +69,6 @@ func (s State) String() string {
 
 // Valid reports whether the entry's MAC may be used to send (NUD_VALID).
 func (s State) Valid() bool { return s&validMask != 0 }
-
-// MAC is an Ethernet address.
-type MAC [6]byte
-
-// BroadcastMAC is ff:ff:ff:ff:ff:ff.
-var BroadcastMAC = MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
-
-func (m MAC) String() string {
-	const hex = "0123456789abcdef"
-	b := make([]byte, 0, 17)
-	for i, x := range m {
-		if i > 0 {
-			b = append(b, ':')
-		}
-		b = append(b, hex[x>>4], hex[x&15])
-	}
-	return string(b)
-}
-
-// ParseMAC parses colon-separated hex octets (one or two digits each, as
-// iproute2's ll_addr_a2n accepts).
-func ParseMAC(s string) (MAC, error) {
-	var m MAC
-	i := 0
-	for part := 0; part < 6; part++ {
-		n, v := 0, 0
-		for i < len(s) && s[i] != ':' {
-			d := hexVal(s[i])
-			if d < 0 || n == 2 {
-				return MAC{}, fmt.Errorf("invalid lladdr %q", s)
-			}
-			v = v<<4 | d
-			n++
-			i++
-		}
-		if n == 0 {
-			return MAC{}, fmt.Errorf("invalid lladdr %q", s)
-		}
-		m[part] = byte(v)
-		if part < 5 {
-			if i >= len(s) {
-				return MAC{}, fmt.Errorf("invalid lladdr %q: want 6 octets", s)
-			}
-			i++ // the ':'
-		}
-	}
-	if i != len(s) {
-		return MAC{}, fmt.Errorf("invalid lladdr %q: want 6 octets", s)
-	}
-	return m, nil
-}
-
-func hexVal(c byte) int {
-	switch {
-	case c >= '0' && c <= '9':
-		return int(c - '0')
-	case c >= 'a' && c <= 'f':
-		return int(c-'a') + 10
-	case c >= 'A' && c <= 'F':
-		return int(c-'A') + 10
-	}
-	return -1
-}
-
-// IPString formats a host-byte-order IPv4 address.
-func IPString(ip uint32) string {
-	return fmt.Sprintf("%d.%d.%d.%d", ip>>24, ip>>16&0xff, ip>>8&0xff, ip&0xff)
-}
 
 // Params are the per-port neighbour knobs, named after the kernel's
 // /proc/sys/net/ipv4/neigh/<dev>/ entries.
@@ -226,7 +160,7 @@ func (p Params) Validate() error {
 // PortConfig describes one port to the neighbour subsystem.
 type PortConfig struct {
 	Name         string
-	MAC          MAC
+	MAC          netaddr.MAC
 	Addrs        []uint32 // our addresses on the port: "is this ARP for us"
 	NoARP        bool     // no ARP: one NOARP neighbour carrying our own MAC
 	PointToPoint bool     // point-to-point: one NOARP neighbour carrying broadcast

@@ -27,7 +27,9 @@ import (
 
 	"ferry/cmd/internal/cli"
 	"ferry/dpdk"
+	"ferry/dpdk/pktgen"
 	"ferry/fib"
+	"ferry/netaddr"
 )
 
 const usage = `Usage: ferry-pktgen --eal "EAL ARGS" --table FILE --dst-mac MAC [options]
@@ -532,7 +534,7 @@ func parseTraffic(o *options, log *zap.Logger) (*traffic, error) {
 	}
 	var tr traffic
 	var err error
-	if tr.dstMAC, err = parseMAC(o.dstMAC); err != nil {
+	if tr.dstMAC, err = netaddr.ParseMAC(o.dstMAC); err != nil {
 		return nil, usageError{err}
 	}
 	if tr.src, err = fib.ParseAddr(o.srcIP); err != nil {
@@ -567,7 +569,7 @@ func pcapOnly(o *options, log *zap.Logger) error {
 	if len(tr.cases) != 1 {
 		return usageError{errors.New("--write-pcap takes one traffic case")}
 	}
-	srcMAC, err := parseMAC(o.srcMAC)
+	srcMAC, err := netaddr.ParseMAC(o.srcMAC)
 	if err != nil {
 		return usageError{err}
 	}
@@ -602,7 +604,7 @@ func generate(ctx context.Context, o *options, log *zap.Logger, emit func(*Repor
 		return nil, err
 	}
 	defer cleanup()
-	rep := &Report{Tool: "ferry-pktgen", Label: o.label, Rounds: o.rounds, TSCHz: dpdk.TSCHz(), Table: o.table, Routes: len(table),
+	rep := &Report{Tool: "ferry-pktgen", Label: o.label, Rounds: o.rounds, TSCHz: pktgen.TSCHz(), Table: o.table, Routes: len(table),
 		TxDev: s.pairs[0].tx.Name, RxDev: s.pairs[0].rx.Name, CPU: o.cpu, Burst: o.burst, Warmup: o.warmup.Seconds(), Seconds: o.duration.Seconds()}
 	if err := waitLinks(ctx, s, o.linkTimeout, log); err != nil {
 		return rep, err
@@ -707,8 +709,8 @@ func caseGenerators(s *ealSetup, o *options, c trafficCase, dsts []uint32, dstMA
 		grp := &genGroup{cpus: o.cpus}
 		gens = append(gens, grp)
 		for q := 0; q < o.queues; q++ {
-			g, err := dpdk.NewGenerator(dpdk.GenConfig{
-				Mode: dpdk.GenSend, Tx: pp.tx, Rx: pp.rx, Pool: s.pool, Burst: o.burst, Queue: q,
+			g, err := pktgen.New(pktgen.Config{
+				Mode: pktgen.Send, Tx: pp.tx, Rx: pp.rx, Pool: s.pool, Burst: o.burst, Queue: q,
 				BackoffMicros: int(o.backoff / time.Microsecond),
 				Headers:       headers(lens, dstMAC, srcMAC, src), Lens: lens, Seq: seq,
 			})
@@ -911,7 +913,7 @@ func runReflector(ctx context.Context, o *options, log *zap.Logger) (*ReflectRep
 	g := &genGroup{cpus: o.cpus}
 	defer g.Free()
 	for q := 0; q < o.queues; q++ {
-		x, err := dpdk.NewGenerator(dpdk.GenConfig{Mode: dpdk.GenReflect, Tx: pp.tx, Rx: pp.rx, Burst: o.burst, Queue: q})
+		x, err := pktgen.New(pktgen.Config{Mode: pktgen.Reflect, Tx: pp.tx, Rx: pp.rx, Burst: o.burst, Queue: q})
 		if err != nil {
 			return nil, err
 		}

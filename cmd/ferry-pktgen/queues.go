@@ -5,14 +5,14 @@ import (
 	"strings"
 
 	"ferry/cmd/internal/cli"
-	"ferry/dpdk"
+	"ferry/dpdk/pktgen"
 )
 
 // genGroup is one device's generator: a loop per queue, each on its own
 // CPU, as a device with several pipelines needs one per pipeline to be
 // the bottleneck itself. With one queue it is the single loop.
 type genGroup struct {
-	gens []*dpdk.Generator
+	gens []*pktgen.Generator
 	cpus []int
 }
 
@@ -35,8 +35,8 @@ func (g *genGroup) Stop() {
 }
 
 // Counters adds up every loop's.
-func (g *genGroup) Counters() dpdk.GenCounters {
-	var s dpdk.GenCounters
+func (g *genGroup) Counters() pktgen.Counters {
+	var s pktgen.Counters
 	for _, x := range g.gens {
 		c := x.Counters()
 		s.TxPkts += c.TxPkts

@@ -8,8 +8,9 @@ import (
 	"strconv"
 	"strings"
 
-	"ferry/dpdk"
+	"ferry/dpdk/pktgen"
 	"ferry/fib"
+	"ferry/internal/bgptable"
 )
 
 // loadTable reads destination prefixes: one a line, either a bare prefix, an
@@ -133,14 +134,14 @@ func (c trafficCase) check() error {
 func (c trafficCase) destinations(ps []fib.Prefix, templateLen int, seed int64) []uint32 {
 	switch {
 	case c.Dist == "single":
-		return fib.AddrStream(ps, 1, seed)
+		return bgptable.Addrs(ps, 1, seed)
 	case c.Dist == "zipf":
-		return fib.SkewedAddrStream(ps, templateLen, c.Flows, seed)
+		return bgptable.SkewedAddrs(ps, templateLen, c.Flows, seed)
 	case c.Flows > 0:
 		// N flows sent round robin: every flow recurs every N frames.
-		return fib.AddrStream(ps, c.Flows, seed)
+		return bgptable.Addrs(ps, c.Flows, seed)
 	default:
-		return fib.AddrStream(ps, templateLen, seed)
+		return bgptable.Addrs(ps, templateLen, seed)
 	}
 }
 
@@ -164,7 +165,7 @@ func frameMix(size string) (lens []int, seq []int, err error) {
 func headers(lens []int, dstMAC, srcMAC [6]byte, src uint32) [][]byte {
 	out := make([][]byte, len(lens))
 	for k, l := range lens {
-		h := make([]byte, dpdk.GenHeaderLen)
+		h := make([]byte, pktgen.HeaderLen)
 		copy(h[0:6], dstMAC[:])
 		copy(h[6:12], srcMAC[:])
 		binary.BigEndian.PutUint16(h[12:], 0x0800)
@@ -181,20 +182,4 @@ func headers(lens []int, dstMAC, srcMAC [6]byte, src uint32) [][]byte {
 		out[k] = h
 	}
 	return out
-}
-
-func parseMAC(s string) ([6]byte, error) {
-	var m [6]byte
-	parts := strings.Split(s, ":")
-	if len(parts) != 6 {
-		return m, fmt.Errorf("MAC %q: want six hex bytes separated by ':'", s)
-	}
-	for i, p := range parts {
-		v, err := strconv.ParseUint(p, 16, 8)
-		if err != nil {
-			return m, fmt.Errorf("MAC %q: %w", s, err)
-		}
-		m[i] = byte(v)
-	}
-	return m, nil
 }

@@ -12,22 +12,25 @@ import (
 	"ferry/conf/linuxcp"
 	"ferry/dpdk"
 	"ferry/fib"
+	"ferry/netaddr"
 	"ferry/pipeline"
 )
 
-type dataplane struct {
+// dpdkPlane is the DPDK side of the data plane: the ports, the workers
+// that run the pipelines on their lcores, and the ports' kernel interfaces.
+type dpdkPlane struct {
 	ports     []dpdk.Port
 	cfg       *conf.Config
 	workers   []*dpdk.Worker
-	shared    *pipeline.Shared
+	plane     *pipeline.Dataplane
 	frameRoom int           // bytes of frame a packet buffer holds
 	kernel    *linuxcp.Path // the ports' kernel interfaces; nil without a control plane
 }
 
 // Links reports every port for 'ferryctl link show'.
-func (d *dataplane) Links() []conf.LinkStat {
+func (d *dpdkPlane) Links() []conf.LinkStat {
 	out := make([]conf.LinkStat, len(d.ports))
-	infos := d.shared.Ports()
+	infos := d.plane.Ports()
 	for i, p := range d.ports {
 		ls := conf.LinkStat{Name: d.cfg.Ports[i].Name, Dev: d.cfg.Ports[i].Dev, MTU: d.cfg.Ports[i].MTU}
 		if i < len(infos) {
@@ -61,7 +64,7 @@ func (d *dataplane) Links() []conf.LinkStat {
 // by name, here, and so reports a tap moved into another namespace (where
 // the hosts behind it are) down while it carries traffic. Such a port's
 // link is taken as up.
-func (d *dataplane) tapElsewhere(i int) bool {
+func (d *dpdkPlane) tapElsewhere(i int) bool {
 	if i >= len(d.cfg.Ports) {
 		return false
 	}
@@ -75,7 +78,7 @@ func (d *dataplane) tapElsewhere(i int) bool {
 
 // SetMTU changes a port's MTU in the PMD. Frames stay in one buffer
 // each, so an MTU whose frames the buffers cannot hold is refused.
-func (d *dataplane) SetMTU(port, mtu int) error {
+func (d *dpdkPlane) SetMTU(port, mtu int) error {
 	if port < 0 || port >= len(d.ports) {
 		return fmt.Errorf("no port %d", port)
 	}
@@ -87,16 +90,16 @@ func (d *dataplane) SetMTU(port, mtu int) error {
 
 // startKernelPath gives every port its kernel interface in the control
 // plane's namespace, with the port's MAC, MTU and addresses.
-func startKernelPath(ctx context.Context, cfg *conf.Config, f *fib.FIB, sh *pipeline.Shared, dp *dataplane, log *zap.Logger) (*linuxcp.Path, *linuxcp.Namespace, error) {
+func startKernelPath(ctx context.Context, cfg *conf.Config, f *fib.FIB, plane *pipeline.Dataplane, dp *dpdkPlane, log *zap.Logger) (*linuxcp.Path, *linuxcp.Namespace, error) {
 	ns, err := linuxcp.OpenNamespace(cfg.ControlPlane.Netns)
 	if err != nil {
 		return nil, nil, err
 	}
-	infos := sh.Ports()
+	infos := plane.Ports()
 	var specs []linuxcp.PortSpec
 	for i, pc := range cfg.Ports {
 		s := linuxcp.PortSpec{Port: i, Name: pc.Name, Iface: pc.KernelIface, MAC: infos[i].MAC[:], MTU: infos[i].MTU,
-			Punt: sh.PuntRings(i), Wake: sh.PuntWake(i), Inject: sh.InjectRing(i)}
+			Punt: plane.PuntRings(i), Wake: plane.PuntWake(i), Inject: plane.InjectRing(i)}
 		if i < len(dp.ports) {
 			port := dp.ports[i]
 			s.LinkUp = func() bool {
@@ -125,7 +128,7 @@ func startKernelPath(ctx context.Context, cfg *conf.Config, f *fib.FIB, sh *pipe
 // and returns what the packet path and the neighbour subsystem need to
 // know of them. Ports opened stay in d.ports for closePorts, also on
 // error.
-func (d *dataplane) openPorts(file string, f *fib.FIB, pool *dpdk.Pool, log *zap.Logger) (infos []pipeline.PortInfo, nports []neigh.PortConfig, err error) {
+func (d *dpdkPlane) openPorts(file string, f *fib.FIB, pool *dpdk.Pool, log *zap.Logger) (infos []pipeline.PortInfo, nports []neigh.PortConfig, err error) {
 	cfg := d.cfg
 	rssKey, _ := cfg.RSSKeyBytes() // checked with the config
 	for i, pc := range cfg.Ports {
@@ -156,28 +159,28 @@ func (d *dataplane) openPorts(file string, f *fib.FIB, pool *dpdk.Pool, log *zap
 			if err := dpdk.SetKernelMAC(ifname, peer); err != nil {
 				log.Warn("tap kernel side keeps the port's MAC", zap.String("iface", ifname), zap.Error(err))
 			} else {
-				log.Debug("tap kernel side has its own MAC", zap.String("iface", ifname), zap.String("mac", pipeline.MAC(peer).String()))
+				log.Debug("tap kernel side has its own MAC", zap.String("iface", ifname), zap.String("mac", netaddr.MAC(peer).String()))
 			}
 		}
-		pi := pipeline.PortInfo{Name: pc.Name, MAC: pipeline.MAC(mac), MTU: pc.MTU, NoARP: pc.NoARP, Up: true}
+		pi := pipeline.PortInfo{Name: pc.Name, MAC: netaddr.MAC(mac), MTU: pc.MTU, NoARP: pc.NoARP, Up: true}
 		pc.ApplyPortKnobs(&pi)
 		var addrs []uint32
 		for _, a := range f.Addresses(i) {
 			addrs = append(addrs, a.Addr)
-			pi.Addrs = append(pi.Addrs, pipeline.Prefix{Addr: a.Addr, Len: a.Len})
+			pi.Addrs = append(pi.Addrs, netaddr.Prefix{Addr: a.Addr, Len: a.Len})
 		}
 		infos = append(infos, pi)
 		np, err := pc.NeighParams()
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: ports[%d].neigh: %w", file, i, err)
 		}
-		nports = append(nports, neigh.PortConfig{Name: pc.Name, MAC: neigh.MAC(mac), Addrs: addrs, NoARP: pc.NoARP, PointToPoint: pc.PointToPoint, Params: np})
+		nports = append(nports, neigh.PortConfig{Name: pc.Name, MAC: netaddr.MAC(mac), Addrs: addrs, NoARP: pc.NoARP, PointToPoint: pc.PointToPoint, Params: np})
 	}
 	return infos, nports, nil
 }
 
 // closePorts stops and closes the ports opened.
-func (d *dataplane) closePorts(log *zap.Logger) {
+func (d *dpdkPlane) closePorts(log *zap.Logger) {
 	for _, p := range d.ports {
 		if err := p.Stop(); err != nil {
 			log.Warn("port stop failed", zap.String("port", p.Name), zap.Error(err))
@@ -187,13 +190,13 @@ func (d *dataplane) closePorts(log *zap.Logger) {
 
 // startPipelines runs a pipeline on each configured lcore, each polling
 // its queue of every port.
-func (d *dataplane) startPipelines(pool *dpdk.Pool) error {
+func (d *dpdkPlane) startPipelines(pool *dpdk.Pool) error {
 	for q, lcore := range d.cfg.Cores {
 		w, err := dpdk.NewWorker(lcore, q, d.ports, pool, d.cfg.RxBurst)
 		if err != nil {
 			return err
 		}
-		pl := d.shared.NewPipeline(q, &w.IO)
+		pl := d.plane.NewPipeline(q, &w.IO)
 		if err := w.Start(pl); err != nil {
 			w.Free()
 			return fmt.Errorf("cores[%d]: %w", q, err)
@@ -204,7 +207,7 @@ func (d *dataplane) startPipelines(pool *dpdk.Pool) error {
 }
 
 // stopPipelines stops every pipeline started and frees what it held.
-func (d *dataplane) stopPipelines(log *zap.Logger) {
+func (d *dpdkPlane) stopPipelines(log *zap.Logger) {
 	for _, w := range d.workers {
 		if err := w.Stop(); err != nil {
 			log.Warn("pipeline stop failed", zap.Int("lcore", w.Lcore), zap.Error(err))

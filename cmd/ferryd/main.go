@@ -173,64 +173,27 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 	if err != nil {
 		return err
 	}
-	dp := &dataplane{cfg: cfg, frameRoom: cfg.FrameRoom()}
+	dp := &dpdkPlane{cfg: cfg, frameRoom: cfg.FrameRoom()}
 	defer dp.closePorts(log)
 	infos, nports, err := dp.openPorts(file, f, pool, log)
 	if err != nil {
 		return err
 	}
-
-	// The manager solicits through the pipelines, which reach it through
-	// sh: tx carries its solicitations once NewShared has bound it.
-	tx := &pipeline.NeighTx{}
-	nm := neigh.NewManager(nports, len(cfg.Cores), cache.SystemClock{}, tx, func(msg string, kv ...any) {
-		log.Sugar().Debugw(msg, kv...)
-	})
-	sh := pipeline.NewShared(f, gen, nm, tx, infos, len(cfg.Cores))
-	sh.SetKnobs(cfg.Knobs())
-	if cp := cfg.ControlPlane; cp != nil {
-		on := make([]bool, len(cfg.Ports))
-		for i := range on {
-			on[i] = true
-		}
-		if err := sh.EnablePunt(pipeline.PuntConfig{Ports: on, Queue: cp.PuntQueue, Rate: cp.PuntRate, FrameLen: cfg.FrameRoom()}); err != nil {
-			return err
-		}
-	}
-	for i, n := range cfg.Neighbors {
-		// Entries are written as after 'ip neigh replace'.
-		req, err := neigh.ParseNeigh(append([]string{"replace"}, strings.Fields(n)...), f.PortIndex)
-		if err == nil {
-			err = nm.Apply(req)
-		}
-		if err != nil {
-			return fmt.Errorf("%s: neighbors[%d] %q: %w", file, i, n, err)
-		}
+	plane, nm, err := newDataplane(cfg, file, f, gen, infos, nports, log)
+	if err != nil {
+		return err
 	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	nmDone := make(chan struct{})
-	go func() {
-		nm.Run(runCtx)
-		close(nmDone)
-	}()
-	defer func() {
-		cancel()
-		<-nmDone
-	}()
+	stopNeigh := inBackground(runCtx, cancel, nm.Run)
+	defer stopNeigh()
 
-	if cpus, err := keepOffCores(pipeCPUs); err != nil {
-		log.Warn("other threads may share the pipeline cores", zap.Error(err))
-	} else if cpus == nil {
-		log.Warn("no CPU but the pipelines': other threads share them", zap.Ints("cpus", pipeCPUs))
-	} else {
-		log.Info("threads other than the pipelines kept off their CPUs", zap.Ints("pipeline_cpus", pipeCPUs), zap.Ints("other_cpus", cpus))
-	}
+	keepThreadsOff(pipeCPUs, log)
 	if b := dpdk.RxBurst(cfg.RxBurst, len(dp.ports)); b != cfg.RxBurst {
 		log.Info("receive burst shared out over the ports", zap.Int("rx_burst", cfg.RxBurst), zap.Int("per_port", b), zap.Int("ports", len(dp.ports)))
 	}
-	dp.shared = sh
+	dp.plane = plane
 	// Stopped before the ports close (deferred calls run last first), on
 	// every path: a pipeline left polling a closed port crashes.
 	defer dp.stopPipelines(log)
@@ -238,55 +201,35 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 		return err
 	}
 
-	router := &conf.Router{FIB: f, Gen: gen, Neigh: nm, Shared: sh, Links: dp, MTU: dp, Log: log}
+	router := &conf.Router{FIB: f, Gen: gen, Neigh: nm, Dataplane: plane, Links: dp, MTU: dp, Log: log}
 	defer setReload(router, cfg, file, log)()
 	if cfg.ControlPlane != nil {
-		kp, ns, err := startKernelPath(runCtx, cfg, f, sh, dp, log)
+		stopCP, err := startControlPlane(runCtx, cfg, file, f, plane, dp, router, log)
 		if err != nil {
-			return fmt.Errorf("%s: control_plane: %w", file, err)
+			return err
 		}
-		dp.kernel = kp
-		mc := linuxcp.NewController(runCtx, linuxcp.NewMirror(ns, f, kp, router, log), cfg.ControlPlane.MirrorOn())
-		router.CP = mc
 		defer func() {
 			cancel()
-			mc.Stop()
-			kp.Close()
-			ns.Close()
-			log.Info("kernel interfaces removed")
+			stopCP()
 		}()
 	}
-
 	if cfg.Metrics != "" {
 		if err := conf.ServeMetrics(runCtx, cfg.Metrics, router, log); err != nil {
 			return fmt.Errorf("%s: metrics: %w", file, err)
 		}
 	}
-
 	go expireExceptions(runCtx, f.Exceptions())
-	policy, err := conf.NewAccessPolicy(cfg.APIGroup, cfg.APIReadonlyGroup)
+	stopAPI, err := startAPI(runCtx, cancel, cfg, file, router, log)
 	if err != nil {
-		return &refusedError{fmt.Errorf("%s: api_group: %w", file, err)}
-	}
-	srv := &conf.Server{Path: cfg.API, Log: log, Handler: router, Access: policy}
-	if err := srv.Listen(); err != nil {
 		return err
 	}
-	srvDone := make(chan struct{})
-	go func() {
-		srv.Serve(runCtx)
-		close(srvDone)
-	}()
-	defer func() {
-		cancel()
-		<-srvDone
-	}()
+	defer stopAPI()
 
 	garps := 3
 	if cfg.GratuitousARP != nil {
 		garps = *cfg.GratuitousARP
 	}
-	go announce(runCtx, cfg, f, sh, garps, log)
+	go announce(runCtx, cfg, f, plane, garps, log)
 	logSummary(log, cfg, f, infos)
 	if err := sdNotify("READY=1\nSTATUS=forwarding"); err != nil {
 		log.Warn("could not tell systemd ferryd is ready", zap.Error(err))
@@ -297,10 +240,102 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 	return nil
 }
 
+// newDataplane builds the state the pipelines share and the neighbour
+// manager that owns its neighbour tables, with the configured knobs, punt
+// queues and static neighbours.
+func newDataplane(cfg *conf.Config, file string, f *fib.FIB, gen *cache.GenID, infos []pipeline.PortInfo, nports []neigh.PortConfig, log *zap.Logger) (*pipeline.Dataplane, *neigh.Manager, error) {
+	// The manager solicits through the pipelines, which reach it through
+	// plane: tx carries its solicitations once NewDataplane has bound it.
+	tx := &pipeline.NeighTx{}
+	nm := neigh.NewManager(nports, len(cfg.Cores), cache.SystemClock{}, tx, func(msg string, kv ...any) {
+		log.Sugar().Debugw(msg, kv...)
+	})
+	plane := pipeline.NewDataplane(f, gen, nm, tx, infos, len(cfg.Cores))
+	plane.SetKnobs(cfg.Knobs())
+	if cp := cfg.ControlPlane; cp != nil {
+		on := make([]bool, len(cfg.Ports))
+		for i := range on {
+			on[i] = true
+		}
+		if err := plane.EnablePunt(pipeline.PuntConfig{Ports: on, Queue: cp.PuntQueue, Rate: cp.PuntRate, FrameLen: cfg.FrameRoom()}); err != nil {
+			return nil, nil, err
+		}
+	}
+	for i, n := range cfg.Neighbors {
+		// Entries are written as after 'ip neigh replace'.
+		req, err := neigh.ParseNeigh(append([]string{"replace"}, strings.Fields(n)...), f.PortIndex)
+		if err == nil {
+			err = nm.Apply(req)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: neighbors[%d] %q: %w", file, i, n, err)
+		}
+	}
+	return plane, nm, nil
+}
+
+// inBackground runs run(ctx) in a goroutine; stop cancels ctx and waits
+// for run to return.
+func inBackground(ctx context.Context, cancel context.CancelFunc, run func(context.Context)) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		run(ctx)
+		close(done)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// keepThreadsOff moves every thread but the pipelines' off their CPUs and
+// says where they went.
+func keepThreadsOff(pipeCPUs []int, log *zap.Logger) {
+	if cpus, err := keepOffCores(pipeCPUs); err != nil {
+		log.Warn("other threads may share the pipeline cores", zap.Error(err))
+	} else if cpus == nil {
+		log.Warn("no CPU but the pipelines': other threads share them", zap.Ints("cpus", pipeCPUs))
+	} else {
+		log.Info("threads other than the pipelines kept off their CPUs", zap.Ints("pipeline_cpus", pipeCPUs), zap.Ints("other_cpus", cpus))
+	}
+}
+
+// startControlPlane gives every port its kernel interface and starts the
+// netlink mirror; stop removes them again.
+func startControlPlane(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, plane *pipeline.Dataplane, dp *dpdkPlane, router *conf.Router, log *zap.Logger) (stop func(), err error) {
+	kp, ns, err := startKernelPath(ctx, cfg, f, plane, dp, log)
+	if err != nil {
+		return nil, fmt.Errorf("%s: control_plane: %w", file, err)
+	}
+	dp.kernel = kp
+	mc := linuxcp.NewController(ctx, linuxcp.NewMirror(ns, f, kp, router, log), cfg.ControlPlane.MirrorOn())
+	router.CP = mc
+	return func() {
+		mc.Stop()
+		kp.Close()
+		ns.Close()
+		log.Info("kernel interfaces removed")
+	}, nil
+}
+
+// startAPI serves the control socket under the configured access policy;
+// stop cancels ctx and waits for the server to end.
+func startAPI(ctx context.Context, cancel context.CancelFunc, cfg *conf.Config, file string, router *conf.Router, log *zap.Logger) (stop func(), err error) {
+	policy, err := conf.NewAccessPolicy(cfg.APIGroup, cfg.APIReadonlyGroup)
+	if err != nil {
+		return nil, &refusedError{fmt.Errorf("%s: api_group: %w", file, err)}
+	}
+	srv := &conf.Server{Path: cfg.API, Log: log, Handler: router, Access: policy}
+	if err := srv.Listen(); err != nil {
+		return nil, err
+	}
+	return inBackground(ctx, cancel, srv.Serve), nil
+}
+
 // announce sends gratuitous ARP for every address, count times a second
 // apart, so neighbours learn (or relearn) the router's MACs; hosts that
 // attach to a port just after start still hear one.
-func announce(ctx context.Context, cfg *conf.Config, f *fib.FIB, sh *pipeline.Shared, count int, log *zap.Logger) {
+func announce(ctx context.Context, cfg *conf.Config, f *fib.FIB, plane *pipeline.Dataplane, count int, log *zap.Logger) {
 	for n := 0; n < count; n++ {
 		if n > 0 {
 			select {
@@ -314,7 +349,7 @@ func announce(ctx context.Context, cfg *conf.Config, f *fib.FIB, sh *pipeline.Sh
 				continue
 			}
 			for _, a := range f.Addresses(i) {
-				if err := sh.Announce(i, a.Addr); err != nil {
+				if err := plane.Announce(i, a.Addr); err != nil {
 					log.Warn("gratuitous ARP not sent", zap.String("port", cfg.Ports[i].Name), zap.Error(err))
 				}
 			}

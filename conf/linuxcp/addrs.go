@@ -3,10 +3,10 @@ package linuxcp
 import (
 	"fmt"
 
+	"ferry/netaddr"
+
 	"github.com/vishvananda/netlink"
 	"go.uber.org/zap"
-
-	"ferry/pipeline"
 )
 
 // syncAddrs gives each port the IPv4 addresses of its kernel interface.
@@ -72,14 +72,14 @@ func (m *Mirror) applyAddr(u netlink.AddrUpdate) {
 
 func (m *Mirror) setAddr(port int, a uint32, plen uint8, add bool) {
 	if err := m.addrs.SetAddress(port, a, plen, add); err != nil {
-		m.fail("addresses", fmt.Errorf("port %s address %s/%d: %w", m.f.PortName(port), pipeline.IPString(a), plen, err))
+		m.fail("addresses", fmt.Errorf("port %s address %s/%d: %w", m.f.PortName(port), netaddr.IPv4String(a), plen, err))
 		return
 	}
 	verb := "address added from the kernel"
 	if !add {
 		verb = "address removed as in the kernel"
 	}
-	m.log.Info(verb, zap.String("port", m.f.PortName(port)), zap.String("address", fmt.Sprintf("%s/%d", pipeline.IPString(a), plen)))
+	m.log.Info(verb, zap.String("port", m.f.PortName(port)), zap.String("address", fmt.Sprintf("%s/%d", netaddr.IPv4String(a), plen)))
 }
 
 // neighKey is a mirrored neighbour.
@@ -110,13 +110,13 @@ func (m *Mirror) applyNeigh(add bool, n *netlink.Neigh) {
 	switch {
 	case add && ok && (!had || old != mac):
 		if err := m.addrs.SetNeighbor(k.port, k.ip, mac, true); err != nil {
-			m.fail("neighbours", fmt.Errorf("neighbour %s: %w", pipeline.IPString(k.ip), err))
+			m.fail("neighbours", fmt.Errorf("neighbour %s: %w", netaddr.IPv4String(k.ip), err))
 			return
 		}
 		m.neighs[k] = mac
 	case had && (!add || !ok):
 		if err := m.addrs.SetNeighbor(k.port, k.ip, mac, false); err != nil {
-			m.fail("neighbours", fmt.Errorf("neighbour %s: %w", pipeline.IPString(k.ip), err))
+			m.fail("neighbours", fmt.Errorf("neighbour %s: %w", netaddr.IPv4String(k.ip), err))
 		}
 		delete(m.neighs, k)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"ferry/cache"
 	"ferry/fib"
+	"ferry/internal/bgptable"
 )
 
 // benchMirror is a mirror over a FIB with two ports whose kernel
@@ -59,7 +60,7 @@ func (m *Mirror) feed(us []netlink.RouteUpdate) {
 // that changes a route, deletes.
 func TestMirrorApplies(t *testing.T) {
 	m, f := benchMirror(t)
-	ps := fib.GenerateBGP(20000, 3)
+	ps := bgptable.Generate(20000, 3)
 	m.feed(updates(ps, unix.RTM_NEWROUTE))
 	if n := f.Count(fib.TableMain); n != 20000+2 || m.Status().Routes != 20000 {
 		t.Fatalf("%d routes in main, %d mirrored", n, m.Status().Routes)
@@ -98,7 +99,7 @@ func TestMirrorApplies(t *testing.T) {
 // A full table arriving as notifications, then withdrawn: route changes
 // a second the mirror applies (translation and FIB batches).
 func BenchmarkMirror900k(b *testing.B) {
-	ps := fib.GenerateBGP(900000, 1)
+	ps := bgptable.Generate(900000, 1)
 	add, del := updates(ps, unix.RTM_NEWROUTE), updates(ps, unix.RTM_DELROUTE)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -117,7 +118,7 @@ func BenchmarkMirror900k(b *testing.B) {
 }
 
 func BenchmarkMirror200k(b *testing.B) {
-	ps := fib.GenerateBGP(200000, 1)
+	ps := bgptable.Generate(200000, 1)
 	add := updates(ps, unix.RTM_NEWROUTE)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

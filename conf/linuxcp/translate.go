@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"ferry/fib"
+	"ferry/netaddr"
 )
 
 // MaxNexthops is the most nexthops of one route the mirror takes, as the
@@ -46,7 +47,7 @@ func ipv4(ip net.IP) (uint32, bool) {
 	if v4 == nil {
 		return 0, false
 	}
-	return uint32(v4[0])<<24 | uint32(v4[1])<<16 | uint32(v4[2])<<8 | uint32(v4[3]), true
+	return netaddr.IPv4From4([4]byte(v4)), true
 }
 
 // translate makes the FIB route for kernel route kr, whose interfaces

@@ -67,7 +67,5 @@ void fy_gen_run(struct fy_gen *g);
 int fy_gen_thread_start(int cpu);
 void fy_gen_thread_end(void);
 uint64_t fy_gen_tsc_hz(void);
-int fy_gen_port_count(void);
-int fy_gen_port_name(uint16_t port, char *name, unsigned len);
 
 #endif

@@ -1,6 +1,12 @@
-package dpdk
+// Package pktgen is ferry-pktgen's packet loop: it sends frames stamped
+// from templates and counts what comes back, or reflects one port's frames
+// to another, in C on a pinned EAL thread. Ports and buffer pools come from
+// package dpdk.
+package pktgen
 
 /*
+#cgo pkg-config: libdpdk
+#cgo CFLAGS: -O3 -Wno-deprecated-declarations
 #include <stdlib.h>
 #include "gen.h"
 */
@@ -13,39 +19,41 @@ import (
 	"runtime"
 	"sync/atomic"
 	"unsafe"
+
+	"ferry/dpdk"
 )
 
-// GenMode says what a Generator's loop does.
-type GenMode int
+// Mode says what a Generator's loop does.
+type Mode int
 
 const (
-	// GenSend stamps frames from the templates onto the tx port and counts
+	// Send stamps frames from the templates onto the tx port and counts
 	// what comes back on the rx port.
-	GenSend GenMode = C.FY_GEN_SEND
-	// GenReflect forwards the rx port to the tx port unchanged.
-	GenReflect GenMode = C.FY_GEN_REFLECT
+	Send Mode = C.FY_GEN_SEND
+	// Reflect forwards the rx port to the tx port unchanged.
+	Reflect Mode = C.FY_GEN_REFLECT
 )
 
 // Limits of the generator's templates.
 const (
-	GenHeaderLen = C.FY_GEN_HDR
-	GenMaxBurst  = C.FY_GEN_MAX_BURST
-	GenMaxSizes  = C.FY_GEN_MAX_SIZES
-	GenMaxSeq    = C.FY_GEN_MAX_SEQ
+	HeaderLen = C.FY_GEN_HDR
+	MaxBurst  = C.FY_GEN_MAX_BURST
+	MaxSizes  = C.FY_GEN_MAX_SIZES
+	MaxSeq    = C.FY_GEN_MAX_SEQ
 )
 
-// GenConfig sets up a Generator.
-type GenConfig struct {
-	Mode  GenMode
-	Tx    Port // GenReflect: the port frames leave by
-	Rx    Port // GenReflect: the port frames arrive on
+// Config sets up a Generator.
+type Config struct {
+	Mode  Mode
+	Tx    dpdk.Port // Reflect: the port frames leave by
+	Rx    dpdk.Port // Reflect: the port frames arrive on
 	Queue int
-	Pool  *Pool // GenSend only
+	Pool  *dpdk.Pool // Send only
 	Burst int
-	// GenSend: how long to wait, in microseconds, after finding the tx
+	// Send: how long to wait, in microseconds, after finding the tx
 	// ring full before trying again (0: retry at once).
 	BackoffMicros int
-	// One Ethernet+IPv4+UDP header (GenHeaderLen bytes, destination and
+	// One Ethernet+IPv4+UDP header (HeaderLen bytes, destination and
 	// checksum zero) and frame length per size class, and the order in
 	// which the classes are sent.
 	Headers [][]byte
@@ -62,27 +70,27 @@ type Generator struct {
 	done    chan struct{}
 }
 
-// GenCounters are the loop's totals since the Generator was made.
-type GenCounters struct {
+// Counters are the loop's totals since the Generator was made.
+type Counters struct {
 	TxPkts, TxBytes, TxFull, AllocFail uint64
 	RxPkts, RxBytes, RxOther, RxBack   uint64
 	Loops, IdleLoops, TSC              uint64
 }
 
-// NewGenerator checks c and copies the templates into C memory.
-func NewGenerator(c GenConfig) (*Generator, error) {
-	if c.Burst <= 0 || c.Burst > GenMaxBurst {
-		return nil, fmt.Errorf("generator: burst %d out of range 1-%d", c.Burst, GenMaxBurst)
+// New checks c and copies the templates into C memory.
+func New(c Config) (*Generator, error) {
+	if c.Burst <= 0 || c.Burst > MaxBurst {
+		return nil, fmt.Errorf("generator: burst %d out of range 1-%d", c.Burst, MaxBurst)
 	}
-	if c.Mode == GenSend {
+	if c.Mode == Send {
 		if c.Pool == nil {
 			return nil, errors.New("generator: no mbuf pool")
 		}
-		if len(c.Headers) == 0 || len(c.Headers) > GenMaxSizes || len(c.Headers) != len(c.Lens) {
-			return nil, fmt.Errorf("generator: %d headers for %d lengths (1-%d)", len(c.Headers), len(c.Lens), GenMaxSizes)
+		if len(c.Headers) == 0 || len(c.Headers) > MaxSizes || len(c.Headers) != len(c.Lens) {
+			return nil, fmt.Errorf("generator: %d headers for %d lengths (1-%d)", len(c.Headers), len(c.Lens), MaxSizes)
 		}
-		if len(c.Seq) == 0 || len(c.Seq) > GenMaxSeq {
-			return nil, fmt.Errorf("generator: size sequence of %d (1-%d)", len(c.Seq), GenMaxSeq)
+		if len(c.Seq) == 0 || len(c.Seq) > MaxSeq {
+			return nil, fmt.Errorf("generator: size sequence of %d (1-%d)", len(c.Seq), MaxSeq)
 		}
 	}
 	g := C.fy_gen_new()
@@ -95,12 +103,12 @@ func NewGenerator(c GenConfig) (*Generator, error) {
 	g.queue = C.uint16_t(c.Queue)
 	g.burst = C.uint16_t(c.Burst)
 	g.backoff_us = C.uint16_t(c.BackoffMicros)
-	if c.Mode == GenSend {
-		g.mp = c.Pool.p
+	if c.Mode == Send {
+		g.mp = (*C.struct_rte_mempool)(c.Pool.Mempool())
 		for k, h := range c.Headers {
-			if len(h) != GenHeaderLen {
+			if len(h) != HeaderLen {
 				C.fy_gen_free(g)
-				return nil, fmt.Errorf("generator: header %d is %d bytes, want %d", k, len(h), GenHeaderLen)
+				return nil, fmt.Errorf("generator: header %d is %d bytes, want %d", k, len(h), HeaderLen)
 			}
 			hdr := unsafe.Slice((*byte)(unsafe.Pointer(&g.hdr[k][0])), len(g.hdr[k]))
 			copy(hdr, h)
@@ -153,7 +161,7 @@ func (g *Generator) Start(cpu int) error {
 	if g.running {
 		return errors.New("generator: already running")
 	}
-	if GenMode(g.g.mode) == GenSend && g.g.ndst == 0 {
+	if Mode(g.g.mode) == Send && g.g.ndst == 0 {
 		return errors.New("generator: no destinations set")
 	}
 	atomic.StoreUint32((*uint32)(unsafe.Pointer(&g.g.stop)), 0)
@@ -165,7 +173,7 @@ func (g *Generator) Start(cpu int) error {
 		// affinity and EAL registration with it.
 		runtime.LockOSThread()
 		if ret := C.fy_gen_thread_start(C.int(cpu)); ret != 0 {
-			started <- errorf(ret, "pin generator thread to cpu %d and register it", cpu)
+			started <- &dpdk.Error{Op: fmt.Sprintf("pin generator thread to cpu %d and register it", cpu), Code: int(ret)}
 			return
 		}
 		started <- nil
@@ -191,10 +199,10 @@ func (g *Generator) Stop() {
 }
 
 // Counters reads the loop's totals; safe while it runs.
-func (g *Generator) Counters() GenCounters {
+func (g *Generator) Counters() Counters {
 	c := &g.g.c
 	ld := func(p *C.uint64_t) uint64 { return atomic.LoadUint64((*uint64)(unsafe.Pointer(p))) }
-	return GenCounters{
+	return Counters{
 		TxPkts: ld(&c.tx_pkts), TxBytes: ld(&c.tx_bytes), TxFull: ld(&c.tx_full), AllocFail: ld(&c.alloc_fail),
 		RxPkts: ld(&c.rx_pkts), RxBytes: ld(&c.rx_bytes), RxOther: ld(&c.rx_other), RxBack: ld(&c.rx_back),
 		Loops: ld(&c.loops), IdleLoops: ld(&c.idle_loops), TSC: ld(&c.tsc),
@@ -221,18 +229,3 @@ func (g *Generator) Free() {
 
 // TSCHz is the time stamp counter's frequency as the EAL measured it.
 func TSCHz() uint64 { return uint64(C.fy_gen_tsc_hz()) }
-
-// PortNames lists the ethdev names of the available ports, by port id.
-func PortNames() ([]string, error) {
-	n := int(C.fy_gen_port_count())
-	out := make([]string, 0, n)
-	buf := (*C.char)(C.malloc(64))
-	defer C.free(unsafe.Pointer(buf))
-	for id := 0; len(out) < n && id < 1024; id++ {
-		if C.fy_gen_port_name(C.uint16_t(id), buf, 64) != 0 {
-			continue
-		}
-		out = append(out, C.GoString(buf))
-	}
-	return out, nil
-}

@@ -260,15 +260,3 @@ int fy_gen_thread_start(int cpu)
 void fy_gen_thread_end(void) { rte_thread_unregister(); }
 
 uint64_t fy_gen_tsc_hz(void) { return rte_get_tsc_hz(); }
-
-int fy_gen_port_count(void) { return rte_eth_dev_count_avail(); }
-
-int fy_gen_port_name(uint16_t port, char *name, unsigned len)
-{
-	char buf[RTE_ETH_NAME_MAX_LEN];
-	int ret = rte_eth_dev_get_name_by_port(port, buf);
-	if (ret != 0)
-		return ret;
-	snprintf(name, len, "%s", buf);
-	return 0;
-}
