@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"ferry/fib"
+	"ferry/internal/bgptable"
 )
 
 // fullTable is a BGP-like table of n routes as ferryctl -batch sends it:
@@ -15,7 +16,7 @@ import (
 func fullTable(n int) [][]string {
 	gws := []string{"192.0.2.2", "192.0.2.3", "198.51.100.2", "198.51.100.3"}
 	cmds := make([][]string, n)
-	for i, p := range fib.GenerateBGP(n, 1) {
+	for i, p := range bgptable.Generate(n, 1) {
 		cmds[i] = []string{"route", "add", p.String(), "via", gws[i%len(gws)]}
 	}
 	return cmds
@@ -25,8 +26,12 @@ func fullTable(n int) [][]string {
 const benchChunk = 2048
 
 func loadTable(b testing.TB, r *Router, cmds [][]string) {
-	for i := 0; i < len(cmds); i += benchChunk {
-		if _, at, err := r.ExecBatch(cmds[i:min(i+benchChunk, len(cmds))]); err != nil {
+	chunk := benchChunk
+	if s := os.Getenv("FERRY_BENCH_CHUNK"); s != "" {
+		chunk, _ = strconv.Atoi(s)
+	}
+	for i := 0; i < len(cmds); i += chunk {
+		if _, at, err := r.ExecBatch(cmds[i:min(i+chunk, len(cmds))]); err != nil {
 			b.Fatalf("line %d: %v", i+at, err)
 		}
 	}

@@ -109,7 +109,7 @@ func (f *FIB) updateFast(d *dirtySet) {
 	pub := f.fast.Load()
 	w := &f.fw
 	fs := &w.cur
-	if pub == nil || d.n > 4096 || d.nchunks == 256 || len(fs.ans) > 2*w.nAns+4096 {
+	if pub == nil || d.n > fullRebuildBlocks || d.nchunks == 256 || len(fs.ans) > 2*w.nAns+4096 {
 		f.rebuildFast()
 		return
 	}
@@ -266,3 +266,7 @@ func (c *fsnap) copyNode(fs *fsnap, o uint32) uint32 {
 	}
 	return uint32(no)
 }
+
+// fullRebuildBlocks is how many changed /16 blocks make an update rebuild
+// everything instead.
+var fullRebuildBlocks = 4096

@@ -374,9 +374,3 @@ func selectAddr(ps *portSnap, p int, dst uint32) uint32 {
 	}
 	return 0
 }
-
-// mask and ipStr are fib's own names for netaddr.Mask and
-// netaddr.IPv4String, which the table and rule code use.
-func mask(plen uint8) uint32 { return netaddr.Mask(plen) }
-
-func ipStr(a uint32) string { return netaddr.IPv4String(a) }

@@ -3,6 +3,8 @@ package fib
 import (
 	"fmt"
 	"strconv"
+
+	"ferry/netaddr"
 )
 
 // RuleAction is what a matching rule does, with the kernel's FR_ACT_* values.
@@ -90,8 +92,8 @@ func (f *FIB) publishRulesLocked() {
 	rs := &ruleSnap{rules: make([]cRule, len(f.rules))}
 	for i, r := range f.rules {
 		c := &rs.rules[i]
-		c.srcMask, c.src = mask(r.SrcLen), r.Src&mask(r.SrcLen)
-		c.dstMask, c.dst = mask(r.DstLen), r.Dst&mask(r.DstLen)
+		c.srcMask, c.src = netaddr.Mask(r.SrcLen), r.Src&netaddr.Mask(r.SrcLen)
+		c.dstMask, c.dst = netaddr.Mask(r.DstLen), r.Dst&netaddr.Mask(r.DstLen)
 		c.mark, c.markMask = r.Mark&r.MarkMask, r.MarkMask
 		c.iif, c.oif = f.resolvePortLocked(r.IifName), f.resolvePortLocked(r.OifName)
 		c.tos, c.invert, c.action = r.Tos, r.Invert, r.Action
@@ -196,8 +198,8 @@ func checkRule(r *Rule) error {
 	if r.Mark != 0 && r.MarkMask == 0 {
 		r.MarkMask = 0xffffffff
 	}
-	r.Src &= mask(r.SrcLen)
-	r.Dst &= mask(r.DstLen)
+	r.Src &= netaddr.Mask(r.SrcLen)
+	r.Dst &= netaddr.Mask(r.DstLen)
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"ferry/cache"
+	"ferry/netaddr"
 )
 
 // table is one routing table; root is what readers load.
@@ -194,7 +195,7 @@ func (b *Batch) Apply(cmd RouteCmd) error {
 	if r.Len > 32 {
 		return fmt.Errorf("route %s: invalid prefix length %d", routeName(&r), r.Len)
 	}
-	if r.Dst&^mask(r.Len) != 0 {
+	if r.Dst&^netaddr.Mask(r.Len) != 0 {
 		return fmt.Errorf("route %s: invalid prefix for given prefix length", routeName(&r))
 	}
 	switch cmd.Op {
@@ -207,7 +208,7 @@ func (b *Batch) Apply(cmd RouteCmd) error {
 }
 
 func routeName(r *Route) string {
-	s := fmt.Sprintf("%s/%d", ipStr(r.Dst), r.Len)
+	s := fmt.Sprintf("%s/%d", netaddr.IPv4String(r.Dst), r.Len)
 	if r.Table != TableMain && r.Table != TableUnspec {
 		s += " table " + tableName(r.Table)
 	}
@@ -275,7 +276,7 @@ func (b *Batch) insert(r *Route, op Op) error {
 		r.Nexthops = nhs
 	}
 	if r.Prefsrc != 0 && !(r.Type == Local && r.Dst == r.Prefsrc && r.Len == 32) && !b.isLocal(r.Prefsrc) {
-		return fmt.Errorf("route %s: invalid prefsrc address %s", routeName(r), ipStr(r.Prefsrc))
+		return fmt.Errorf("route %s: invalid prefsrc address %s", routeName(r), netaddr.IPv4String(r.Prefsrc))
 	}
 
 	t := f.tableLocked(r.Table)
@@ -463,7 +464,7 @@ func (b *Batch) checkNexthop(r *Route, nh *Nexthop) error {
 			return fmt.Errorf("route %s: nexthop device required for onlink", routeName(r))
 		}
 		if t := b.addrType(nh.Gateway); t != Unicast && t != 0 {
-			return fmt.Errorf("route %s: nexthop has invalid gateway %s", routeName(r), ipStr(nh.Gateway))
+			return fmt.Errorf("route %s: nexthop has invalid gateway %s", routeName(r), netaddr.IPv4String(nh.Gateway))
 		}
 		return nil
 	}
@@ -508,12 +509,12 @@ func (b *Batch) resolveGateway(k gwKey) gwRes {
 	try(TableLocal)
 	try(TableMain)
 	try(TableDefault)
-	bad := fmt.Errorf("nexthop has invalid gateway %s", ipStr(k.gw))
+	bad := fmt.Errorf("nexthop has invalid gateway %s", netaddr.IPv4String(k.gw))
 	if !found || res.Type != Unicast && res.Type != Local {
 		return gwRes{err: bad}
 	}
 	if res.Nexthop == nil || res.Nexthop.Port < 0 {
-		return gwRes{err: fmt.Errorf("no egress device for nexthop gateway %s", ipStr(k.gw))}
+		return gwRes{err: fmt.Errorf("no egress device for nexthop gateway %s", netaddr.IPv4String(k.gw))}
 	}
 	return gwRes{port: res.Nexthop.Port}
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"ferry/fib"
+	"ferry/internal/bgptable"
 )
 
 // The benchmark's addressing: frames come from 192.0.2.10 on the device's
@@ -56,7 +57,7 @@ func overlaps(p fib.Prefix, net uint32) bool {
 // makeTable writes a deterministic BGP-like table of n routes into dir. The
 // ports' own subnets are left out so every destination is forwarded.
 func makeTable(dir string, n int) (*routeTable, error) {
-	ps := fib.GenerateBGP(n+n/100+16, tableSeed)
+	ps := bgptable.Generate(n+n/100+16, tableSeed)
 	kept := ps[:0]
 	for _, p := range ps {
 		if overlaps(p, port0Net) || overlaps(p, port1Net) {
