@@ -1,8 +1,10 @@
 // ferry-bench runs ferry's forwarding benchmark end to end: it generates
-// route tables, builds DPDK's l3fwd as the peer to compare with, and drives
+// route tables and builds DPDK's l3fwd as the peer to compare with. The
+// device-bound runs (device.go) replay a capture into each device's own
+// port, so that the device's core is the bottleneck; the memif runs drive
 // ferry-pktgen against the generator's own reflector (the source limit),
 // ferryd and l3fwd over memif ports, one pipeline core each, with the same
-// source, table and core. It prints a table and writes JSON, a text copy
+// source, table and core. It prints tables and writes JSON, text copies
 // and a PNG chart into the results directory.
 package main
 
@@ -30,10 +32,13 @@ import (
 
 const usage = `Usage: ferry-bench [options]
 
-Measures ferryd against DPDK's l3fwd (--lookup=fib) and against the traffic
-generator's own limit, over net_memif ports on this machine: one generator
-core, one device-under-test core. Needs root (hugepages, DPDK), bin/ferryd,
-bin/ferryctl, bin/ferry-pktgen and DPDK's example sources. 'make bench' runs it.
+Measures ferryd against DPDK's l3fwd (--lookup=fib). Device-bound (-mode
+device): each device reads a pcap replay on its own port and sends to a null
+port, on one core, so that the device is the bottleneck; testpmd in io mode
+shows what the replay gives. End to end (-mode memif): over net_memif ports
+from a generator on another core, against the generator's own limit. Needs
+root (hugepages, DPDK), bin/ferryd, bin/ferryctl, bin/ferry-pktgen,
+dpdk-testpmd and DPDK's example sources. 'make bench' runs it.
 
 Options:
 `
@@ -68,6 +73,9 @@ type options struct {
 	settle     time.Duration
 	rttMax     float64
 	render     string
+	mode        string
+	deviceCases string
+	profile     bool
 }
 
 type bench struct {
@@ -103,7 +111,10 @@ func run() int {
 	fs.StringVar(&o.out, "out", "bench/results", "results directory")
 	fs.StringVar(&o.tables, "tables", "16,900000", "route table sizes, comma separated")
 	fs.StringVar(&o.duts, "dut", "source,ferryd,l3fwd", "devices under test: they take turns on the device core, in this order (reversed every other round); LABEL=BINARY adds another build, e.g. ferryd.new=/tmp/ferryd")
-	fs.StringVar(&o.cases, "cases", "single;uniform:1000;uniform;uniform@imix", "traffic cases (ferry-pktgen --cases syntax)")
+	fs.StringVar(&o.cases, "cases", "single;uniform:1000;uniform;uniform@imix", "traffic cases of the memif runs (ferry-pktgen --cases syntax)")
+	fs.StringVar(&o.mode, "mode", "device,memif", "runs: device (device-bound: pcap replay in, null port out), memif (end to end from the generator), or both")
+	fs.StringVar(&o.deviceCases, "device-cases", "single;uniform:1000;uniform:65536;uniform;uniform@imix", "traffic cases of the device-bound runs")
+	fs.BoolVar(&o.profile, "profile", true, "record ferryd's and l3fwd's last device-bound turn on the uniform case with perf, into device-profile-DEVICE.txt")
 	fs.DurationVar(&o.duration, "duration", 2*time.Second, "measured time of each turn (a device on a case in a round)")
 	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "warm-up of each turn")
 	fs.DurationVar(&o.rest, "rest", 3*time.Second, "generator idle between cases and rounds: on a virtual machine, cores loaded for more than ~10 s in a row were seen to slow down")
@@ -300,6 +311,20 @@ func (b *bench) run(ctx context.Context) error {
 	tables, err := makeTables(b.work, b.o.tables, b.log)
 	if err != nil {
 		return err
+	}
+	modes := strings.Split(b.o.mode, ",")
+	for _, m := range modes {
+		if m != "device" && m != "memif" {
+			return fmt.Errorf("-mode %q: use device, memif or device,memif", b.o.mode)
+		}
+	}
+	if slices.Contains(modes, "device") {
+		if err := b.runDevice(ctx, tables); err != nil {
+			return err
+		}
+	}
+	if !slices.Contains(modes, "memif") {
+		return nil
 	}
 
 	res := &results{Started: start.UTC().Format(time.RFC3339), Machine: machineInfo(), Options: b.o.public(), Hugepages: b.huge}

@@ -117,6 +117,7 @@ type dutRun struct {
 	gc0      uint64    // GC cycles when it was ready
 	gcKnown  bool      // gc0 was read
 	readyAt  time.Time // when gc0 was read
+	prefix   string    // its EAL's file prefix (telemetry socket)
 }
 
 // ealMem is the memory part of every EAL's arguments.
@@ -126,6 +127,19 @@ func (b *bench) ealMem(mb int) []string {
 		return []string{"--huge-unlink"}
 	}
 	return []string{"--no-huge", "-m", strconv.Itoa(mb)}
+}
+
+// portDevs are a device's two ports, as DPDK device arguments, and the
+// mbufs its pool needs beyond the usual (ferryd's mbufs; 0: the default).
+type portDevs struct {
+	dev   [2]string
+	mbufs int
+}
+
+// memifDevs are a device's two memif client ports.
+func memifDevs(sock0, sock1 string) portDevs {
+	a := memifPair(0, "client", sock0, sock1, dutP0MAC, dutP1MAC)
+	return portDevs{dev: [2]string{a[1], a[3]}}
 }
 
 // memifPair is the --vdev arguments of one device's two memif ports, as
@@ -339,21 +353,21 @@ func (b *bench) startDUT(ctx context.Context, t *routeTable, r *dutRun, dir, soc
 	case dutSource:
 		r.proc, err = b.startReflector(ctx, tag, sock0, sock1, r.LogDir)
 	case dutFerryd:
-		r.proc, err = b.startFerryd(ctx, t, tag, sock0, sock1, dir, r, b.loadMode == "inline")
+		r.proc, err = b.startFerryd(ctx, t, tag, memifDevs(sock0, sock1), dir, r, b.loadMode == "inline")
 		if err != nil && r.Load == "batch" && b.o.ferrydLoad == "auto" {
 			b.batchBroken = true
 			b.loadMode = "inline"
 			b.note("ferryctl -batch failed, ferryd gets its routes inline (routes: in the config) from here on: %s", firstLine(err.Error()))
 			r.proc.stop(20 * time.Second)
 			t0 = time.Now()
-			r.proc, err = b.startFerryd(ctx, t, tag+"-inline", sock0, sock1, dir, r, true)
+			r.proc, err = b.startFerryd(ctx, t, tag+"-inline", memifDevs(sock0, sock1), dir, r, true)
 		}
 	case dutL3fwd:
 		bin := b.l3fwd
 		if r.spec.bin != "" {
 			bin = r.spec.bin
 		}
-		r.proc, err = b.startL3fwd(ctx, t, bin, tag, sock0, sock1, r.LogDir)
+		r.proc, err = b.startL3fwd(ctx, t, bin, tag, memifDevs(sock0, sock1), r.LogDir, r)
 	default:
 		err = fmt.Errorf("unknown device under test %q", r.DUT)
 	}
@@ -386,7 +400,7 @@ func (b *bench) cleanupAfter(p *proc, prefix string) {
 // ferrydConfig writes ferryd's configuration: two memif client ports, the
 // pipeline on the device core, routes inline (from the table's YAML list)
 // or none (loaded later with ferryctl -batch).
-func (b *bench) ferrydConfig(path, prefix, api, sock0, sock1 string, t *routeTable, inline bool) error {
+func (b *bench) ferrydConfig(path, prefix, api string, devs portDevs, t *routeTable, inline bool) error {
 	var w bytes.Buffer
 	eal := []string{"--file-prefix", prefix, "--no-pci"}
 	cores := strconv.Itoa(b.o.dutCPU)
@@ -408,12 +422,15 @@ func (b *bench) ferrydConfig(path, prefix, api, sock0, sock1 string, t *routeTab
 	for i := range eal {
 		eal[i] = strconv.Quote(eal[i])
 	}
-	fmt.Fprintf(&w, "# written by ferry-bench\neal: [%s]\nhugepages: %q\ncores: [%s]\napi: %q\nmbufs: 32767\nlog_level: info\n",
-		strings.Join(eal, ", "), huge, cores, api)
+	mbufs := devs.mbufs
+	if mbufs == 0 {
+		mbufs = 32767
+	}
+	fmt.Fprintf(&w, "# written by ferry-bench\neal: [%s]\nhugepages: %q\ncores: [%s]\napi: %q\nmbufs: %d\nlog_level: info\n",
+		strings.Join(eal, ", "), huge, cores, api, mbufs)
 	fmt.Fprintf(&w, "ports:\n")
-	for i, s := range []struct{ sock, mac, addr string }{{sock0, dutP0MAC, "192.0.2.1/24"}, {sock1, dutP1MAC, "198.51.100.1/24"}} {
-		fmt.Fprintf(&w, "  - name: port%d\n    dev: \"net_memif%d,role=client,id=0,socket=%s,socket-abstract=no,mac=%s\"\n    addresses: [%q]\n",
-			i, i, s.sock, s.mac, s.addr)
+	for i, addr := range []string{"192.0.2.1/24", "198.51.100.1/24"} {
+		fmt.Fprintf(&w, "  - name: port%d\n    dev: %q\n    addresses: [%q]\n", i, devs.dev[i], addr)
 	}
 	if inline {
 		routes, err := os.ReadFile(t.Config)
@@ -433,13 +450,14 @@ func (b *bench) ferrydConfig(path, prefix, api, sock0, sock1 string, t *routeTab
 
 // startFerryd starts ferryd and makes it ready to forward: routes loaded
 // (inline, or with ferryctl -batch, timed), the next hop's MAC known.
-func (b *bench) startFerryd(ctx context.Context, t *routeTable, tag, sock0, sock1, dir string, r *dutRun, inline bool) (*proc, error) {
+func (b *bench) startFerryd(ctx context.Context, t *routeTable, tag string, devs portDevs, dir string, r *dutRun, inline bool) (*proc, error) {
 	pfx := b.prefix(tag)
 	api := filepath.Join(dir, "ferry.sock")
 	r.api = api
 	os.Remove(api)
 	cfg := filepath.Join(dir, "ferry.yaml")
-	if err := b.ferrydConfig(cfg, pfx, api, sock0, sock1, t, inline); err != nil {
+	r.prefix = pfx
+	if err := b.ferrydConfig(cfg, pfx, api, devs, t, inline); err != nil {
 		return nil, err
 	}
 	bin := b.ferryd
@@ -532,11 +550,12 @@ func (b *bench) ferryCounters(api string) map[string]json.RawMessage {
 	return out
 }
 
-func (b *bench) startL3fwd(ctx context.Context, t *routeTable, bin, tag, sock0, sock1, logDir string) (*proc, error) {
+func (b *bench) startL3fwd(ctx context.Context, t *routeTable, bin, tag string, devs portDevs, logDir string, r *dutRun) (*proc, error) {
 	pfx := b.prefix(tag)
+	r.prefix = pfx
 	// Lcores 1..N on the device CPUs; queue q of both ports on lcore q+1.
 	argv := append([]string{bin, "--lcores", lcoreMap(1, b.o.dutCPUList), "--no-pci", "--file-prefix", pfx}, b.ealMem(2048)...)
-	argv = append(argv, memifPair(0, "client", sock0, sock1, dutP0MAC, dutP1MAC)...)
+	argv = append(argv, "--vdev", devs.dev[0], "--vdev", devs.dev[1])
 	var cfg []string
 	for port := 0; port < 2; port++ {
 		for q := 0; q < b.o.ncores; q++ {
@@ -588,7 +607,7 @@ func (b *bench) compareLoad(ctx context.Context, t *routeTable, inline bool) (*d
 		return nil, err
 	}
 	t0 := time.Now()
-	dev, err = b.startFerryd(ctx, t, tag, sock0, sock1, dir, r, inline)
+	dev, err = b.startFerryd(ctx, t, tag, memifDevs(sock0, sock1), dir, r, inline)
 	if err != nil {
 		return nil, err
 	}
