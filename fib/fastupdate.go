@@ -59,7 +59,7 @@ func (fs *fsnap) roomy() {
 // lets accumulate.
 const chunkRoom = 4096
 
-func nodeRoom(words int) int { return words + 128<<10 }
+func nodeRoom(words int) int { return words + words/2 + 128<<10 }
 
 func kidRoom(vals int) int { return vals + 256<<8 }
 

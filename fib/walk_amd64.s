@@ -1,4 +1,4 @@
-//go:build amd64.v3 && !race
+//go:build amd64 && !race
 
 #include "textflag.h"
 
@@ -19,7 +19,7 @@
 // Registers: DI dsts, SI top, R8 chunks, R9 nodes, R10 ent, R11 at,
 // R12 n, R13 out, R14 kid (g in Go's register ABI: the call's wrapper
 // restores it); CX the lookup's index, DX the kids listed.
-TEXT ·walkNodes(SB), NOSPLIT, $0-16
+TEXT ·walkNodesAsm(SB), NOSPLIT, $0-16
 	MOVQ w+0(FP), AX
 	MOVQ W_TOP(AX), SI
 	MOVQ W_CHUNKS(AX), R8
