@@ -44,35 +44,35 @@ Options:
 `
 
 type options struct {
-	bin        string
-	l3fwd      string
-	out        string
-	tables     string
-	duts       string
-	cases      string
-	duration   time.Duration
-	warmup     time.Duration
-	rest       time.Duration
-	retries    int
-	rounds     int
-	minShare   float64
-	seed       int64
-	huge       string
-	boost      int
-	genCPU     int
-	dutCPU     int
-	ncores     int
-	dutCPUs    string
-	genCPUs    string
-	dutCPUList []int // parsed -dut-cpus: one a core
-	genCPUList []int // parsed -gen-cpus: one a queue
-	debug      bool
-	writeTo    string
-	ferrydLoad string
-	probeRTT   string
-	settle     time.Duration
-	rttMax     float64
-	render     string
+	bin         string
+	l3fwd       string
+	out         string
+	tables      string
+	duts        string
+	cases       string
+	duration    time.Duration
+	warmup      time.Duration
+	rest        time.Duration
+	retries     int
+	rounds      int
+	minShare    float64
+	seed        int64
+	huge        string
+	boost       int
+	genCPU      int
+	dutCPU      int
+	ncores      int
+	dutCPUs     string
+	genCPUs     string
+	dutCPUList  []int // parsed -dut-cpus: one a core
+	genCPUList  []int // parsed -gen-cpus: one a queue
+	debug       bool
+	writeTo     string
+	ferrydLoad  string
+	probeRTT    string
+	settle      time.Duration
+	rttMax      float64
+	render      string
 	mode        string
 	deviceCases string
 	profile     bool
