@@ -154,15 +154,7 @@ func (p *Pipeline) rxRun(rx []RxPkt, i int, st *rxState) int {
 		r.Dst, r.Src, r.Len, r.TOS = dst, src, uint16(EthHdrLen+tot), tos
 		// Not a broadcast or multicast destination: the previous lookup's
 		// decision (a hint) or a new lookup.
-		if key := hintKey(dst, tos, uint16(port)); key == prev {
-			route[i] = routeHint
-		} else {
-			dsts[nk&(RxMax-1)], route[i] = dst, int16(nk)
-			nk++
-			if hints {
-				prev = key
-			}
-		}
+		nk, prev = hintOrList(&route[i], dsts, nk, prev, hints, dst, hintKey(dst, tos, uint16(port)))
 	}
 	st.nk, st.prev = nk, prev
 	return i
@@ -177,7 +169,7 @@ func (p *Pipeline) ethInputOne(rx []RxPkt, i int, st *rxState) {
 		h := (*frameHdr)(r.Data)
 		dst, tos := be.Uint32(h[EthHdrLen+ipDst:]), h[EthHdrLen+ipTOS]
 		r.Dst, r.Src, r.Len, r.TOS = dst, be.Uint32(h[EthHdrLen+ipSrc:]), uint16(EthHdrLen+tot), tos
-		st.nk, st.prev = classify(p.route[:len(rx)], p.dsts[:len(rx)], i, st.nk, st.prev, st.hints, dst, r.Src, tos, r.Port)
+		st.nk, st.prev = classify(p.route[:len(rx)], (*[RxMax]uint32)(p.dsts[:]), i, st.nk, st.prev, st.hints, dst, r.Src, tos, r.Port)
 		return
 	}
 	p.route[i] = routeGone
@@ -240,27 +232,39 @@ func (p *Pipeline) compactRx(rx []RxPkt) {
 // multicast, the previous lookup's decision again (a hint), a lookup of
 // its own for special addresses, or a new lookup, added to dsts. It
 // returns the new count of lookups and hint.
-func classify(route []int16, dsts []uint32, k, nk int, prev uint64, hints bool, dst, src uint32, tos uint8, port uint16) (int, uint64) {
+func classify(route []int16, dsts *[RxMax]uint32, k, nk int, prev uint64, hints bool, dst, src uint32, tos uint8, port uint16) (int, uint64) {
 	switch key := hintKey(dst, tos, port); {
 	case dst == 0xffffffff:
 		route[k], prev = routeBcast, noHint
 	case dst>>28 == 0xe:
 		route[k], prev = routeMcast, noHint
-	case key == prev:
-		route[k] = routeHint
-	case fib.Special(dst, src):
+	case key != prev && fib.Special(dst, src):
 		route[k] = routeSpecial
 		if hints {
 			prev = key
 		}
 	default:
-		dsts[nk], route[k] = dst, int16(nk)
-		nk++
-		if hints {
-			prev = key
-		}
+		nk, prev = hintOrList(&route[k], dsts, nk, prev, hints, dst, key)
 	}
 	return nk, prev
+}
+
+// hintOrList is the route hint decision (ip_list_rcv_finish's
+// ip_can_use_hint): a packet whose hintKey is the previous looked-up
+// packet's reuses its decision (routeHint); any other joins the lookup
+// list, and becomes the one the next packets compare with while hints are
+// allowed. It returns the new count of lookups and previous key. Small
+// enough to be inlined into rxRun's loop, whose values stay in registers.
+func hintOrList(route *int16, dsts *[RxMax]uint32, nk int, prev uint64, hints bool, dst uint32, key uint64) (int, uint64) {
+	if key == prev {
+		*route = routeHint
+		return nk, prev
+	}
+	dsts[nk&(RxMax-1)], *route = dst, int16(nk)
+	if hints {
+		prev = key
+	}
+	return nk + 1, prev
 }
 
 // ethNotPlainIPv4 handles a frame that is not an option-less IPv4 packet

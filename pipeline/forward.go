@@ -167,14 +167,9 @@ func (p *Pipeline) sendOne(pk *RxPkt, d *cache.Decision, st *routeState) {
 	}
 	decTTL(bytesAt(pk.Data, EthHdrLen+IPv4MinHdr)[EthHdrLen:])
 	p.ctr.local[Forwarded]++
-	if p.direct(f) {
-		port := int(f.port)
-		if n := int(p.io.TxN[port]); n < len(p.io.TxRef[port]) {
-			*(*[EthHdrLen]byte)(pk.Data) = f.hdr
-			p.io.TxRef[port][n], p.io.TxLen[port][n] = uintptr(pk.Ref), pk.Len
-			p.io.TxN[port] = uint16(n + 1)
-			return
-		}
+	if p.direct(f) && p.io.send(int(f.port), pk.Ref, int(pk.Len)) {
+		*(*[EthHdrLen]byte)(pk.Data) = f.hdr
+		return
 	}
 	p.queueOut(pk.Ref, bytesAt(pk.Data, int(pk.Cap)), int(pk.Len), d, d.NextHop(pk.Dst))
 }

@@ -57,6 +57,10 @@ func (io *IO) free(ref unsafe.Pointer) bool {
 }
 
 // send queues a buffer of length l on port; false when the list is full.
+// It is the one append to a tx list but for two loops that keep the list's
+// count in a register across many packets and so write it out once:
+// fwdTx (a run of forwarded packets) and neighOutput (the packets of one
+// resolved neighbour).
 func (io *IO) send(port int, ref unsafe.Pointer, l int) bool {
 	n := io.TxN[port]
 	if int(n) >= len(io.TxRef[port]) {
