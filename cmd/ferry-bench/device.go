@@ -87,10 +87,11 @@ func deviceCases(spec string) []deviceCase {
 			if _, v, ok := strings.Cut(d, ":"); ok {
 				n, _ = strconv.Atoi(v)
 			}
-			// Every frame holds an mbuf of the replay: 49,152 fit the
-			// pools of all three devices with their rings.
+			// Every frame holds an mbuf of the replay: 32,768 fit the
+			// pools (65,536 mbufs) with the rings, and the pools of all
+			// devices fit the hugepages ferry-bench reserves.
 			if n == 0 || n > 1024 {
-				frames = 49152
+				frames = 32768
 			}
 		}
 		out = append(out, deviceCase{Case: c, Frames: frames})
@@ -178,7 +179,7 @@ func (b *bench) deviceTurns(ctx context.Context, t *routeTable, c deviceCase, du
 		devs := portDevs{dev: [2]string{
 			fmt.Sprintf("net_pcap0,rx_pcap=%s,infinite_rx=1", c.pcap),
 			"net_null1,no-rx=1",
-		}, mbufs: 131071}
+		}, mbufs: 65535}
 		var err error
 		switch d.kind {
 		case dutFerryd:
@@ -311,7 +312,7 @@ func (b *bench) startTestpmd(ctx context.Context, tag string, devs portDevs, r *
 	argv := append([]string{"dpdk-testpmd", "--lcores", fmt.Sprintf("0@%d,1@%d", b.o.genCPU, b.o.dutCPUList[0]), "--main-lcore", "0",
 		"--no-pci", "--file-prefix", pfx}, b.ealMem(1024)...)
 	argv = append(argv, "--vdev", devs.dev[0], "--vdev", devs.dev[1], "--",
-		"--forward-mode=io", "--nb-cores=1", "--auto-start", "--stats-period=3600", "--total-num-mbufs=131072", "--no-lsc-interrupt")
+		"--forward-mode=io", "--nb-cores=1", "--auto-start", "--stats-period=3600", "--total-num-mbufs=65536", "--no-lsc-interrupt")
 	p, err := startProc("testpmd", r.LogDir, argv, false, b.o.boost, b.log)
 	if err != nil {
 		return nil, err
@@ -418,27 +419,27 @@ func (res *deviceResults) write(dir string, log *zap.Logger) error {
 }
 
 // table renders the results: each device's median rate, spread and cycles
-// a packet per table and case, and ferryd's ratio to each l3fwd where
+// a packet per table and case, and each ferryd's ratio to l3fwd where
 // neither was bound by the source.
 func (res *deviceResults) table() string {
 	var w strings.Builder
 	fmt.Fprintf(&w, "Device-bound: a pcap replay into port 0 (net_pcap, infinite_rx), port 1 a net_null port; one core;\n")
 	fmt.Fprintf(&w, "rates are medians of %d turns of %.0f s (Mpps), spread (max-min)/median, cycles a packet at %.0f MHz.\n", res.Rounds, res.TurnS, res.CPUMHz)
 	fmt.Fprintf(&w, "testpmd (io) is the source: what the replay gives a device that only forwards; * within 90%% of it: source-bound.\n\n")
-	fmt.Fprintf(&w, "%-7s %-16s %-12s %8s %7s %8s   %s\n", "routes", "case", "device", "Mpps", "spread", "cyc/pkt", "ferryd/this")
+	fmt.Fprintf(&w, "%-7s %-16s %-12s %8s %7s %8s   %s\n", "routes", "case", "device", "Mpps", "spread", "cyc/pkt", "vs l3fwd")
 	for i, r := range res.Rows {
 		mark := " "
 		if r.SourceBound {
 			mark = "*"
 		}
 		ratio := ""
-		if strings.HasPrefix(r.Device, dutL3fwd) {
-			for _, f := range res.Rows {
-				if f.Device == dutFerryd && f.Case == r.Case && f.Routes == r.Routes && f.Median > 0 && r.Median > 0 {
-					if f.SourceBound || r.SourceBound {
+		if strings.HasPrefix(r.Device, dutFerryd) {
+			for _, l := range res.Rows {
+				if l.Device == dutL3fwd && l.Case == r.Case && l.Routes == r.Routes && l.Median > 0 && r.Median > 0 {
+					if l.SourceBound || r.SourceBound {
 						ratio = "(source-bound)"
 					} else {
-						ratio = fmt.Sprintf("%.2f", f.Median/r.Median)
+						ratio = fmt.Sprintf("%.2f", r.Median/l.Median)
 					}
 				}
 			}
