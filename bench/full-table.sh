@@ -50,7 +50,9 @@ for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.2; done
 
 ctl() { "$bin/ferryctl" --socket "$sock" "$@"; }
 rss() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status"; }
-live() { ctl stats | awk '/heap_live_bytes/ {for (i = 1; i < NF; i++) if ($i == "heap_live_bytes") printf "%.0f", $(i + 1) / 1048576}'; }
+# field NAME: a runtime figure of 'ferryctl stats', in MB.
+field() { ctl stats | awk -v k="$1" '$0 ~ k {for (i = 1; i < NF; i++) if ($i == k) printf "%.0f", $(i + 1) / 1048576}'; }
+live() { echo "$(field heap_live_bytes)   go_mapped $(field go_mapped_bytes)   heap_unused $(field heap_unused_bytes)"; }
 timed() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N); awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}'; }
 # The daemon returns the heap's garbage 2 s after large changes end, which
 # takes it a second or two more with a full table.

@@ -18,9 +18,6 @@ const (
 
 var epoch = time.Now()
 
-// Now is Nanos of the real clock: what the control plane reads.
-func Now() int64 { return int64(time.Since(epoch)) }
-
 // Exception is immutable once published; an update publishes a new one, so
 // the decisions cached in the old one are dropped with it.
 type Exception struct {

@@ -8,15 +8,16 @@ import (
 	"ferry/netaddr"
 )
 
-// exceptionText is the "cache" line ip route get prints for an exception.
-func exceptionText(e *cache.Exception) string {
+// exceptionText is the "cache" line ip route get prints for an exception,
+// at time now (the pipelines' clock).
+func exceptionText(e *cache.Exception, now int64) string {
 	var b strings.Builder
 	b.WriteString("cache")
 	if e.Gateway != 0 {
 		b.WriteString(" <redirected>")
 	}
 	if e.Expires != 0 {
-		left := (e.Expires - cache.Now()) / 1e9
+		left := (e.Expires - now) / 1e9
 		if left < 0 {
 			left = 0
 		}
@@ -44,7 +45,7 @@ type ExceptionJSON struct {
 
 // routeShowCache lists live nexthop exceptions as ip route show cache does.
 func (r *Router) routeShowCache() (string, any, error) {
-	now := cache.Now()
+	now := r.now()
 	var b strings.Builder
 	data := []ExceptionJSON{}
 	for _, o := range r.FIB.Exceptions().Owners() {
@@ -62,7 +63,7 @@ func (r *Router) routeShowCache() (string, any, error) {
 			if gw != 0 {
 				b.WriteString(" via " + netaddr.IPv4String(gw))
 			}
-			fmt.Fprintf(&b, " dev %s \n    %s\n", dev, exceptionText(e))
+			fmt.Fprintf(&b, " dev %s \n    %s\n", dev, exceptionText(e, now))
 			j := ExceptionJSON{Dst: netaddr.IPv4String(e.Daddr), Dev: dev, Redirected: e.Gateway != 0, MTU: e.PMTU}
 			if gw != 0 {
 				j.Gateway = netaddr.IPv4String(gw)
@@ -84,4 +85,13 @@ func (r *Router) countExceptions() int {
 		}
 	}
 	return n
+}
+
+// now is the pipelines' time, which nexthop exceptions expire by (the real
+// clock for a router without pipelines).
+func (r *Router) now() int64 {
+	if r.Dataplane == nil {
+		return cache.Nanos(cache.SystemClock{})
+	}
+	return r.Dataplane.Now()
 }

@@ -426,7 +426,7 @@ func (r *Router) routeGet(args []string) (string, any, error) {
 	k := &q.key
 	text := fib.FormatGet(k.Dst, k, &res, r.FIB)
 	if exc != nil {
-		text = strings.TrimRight(text, "\n") + "\n    " + exceptionText(exc)
+		text = strings.TrimRight(text, "\n") + "\n    " + exceptionText(exc, r.now())
 	}
 	return text, r.routeGetJSON(k.Dst, &res, text), nil
 }
@@ -538,7 +538,7 @@ func (r *Router) lookupRouteGet(q *routeQuery) (fib.Result, *cache.Exception, er
 	var exc *cache.Exception
 	if nh := res.Nexthop; nh != nil && nh.Cache != nil && res.Type == fib.Unicast {
 		if t := nh.Cache.Exceptions(); t != nil {
-			exc = t.Find(k.Dst, cache.Now())
+			exc = t.Find(k.Dst, r.now())
 		}
 	}
 	if exc != nil && exc.Gateway != 0 {

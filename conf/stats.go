@@ -51,7 +51,7 @@ func (r *Router) stats() (string, any, error) {
 		ns.Entries, ns.Allocs, ns.Destroys, ns.ResFailed, ns.TableFulls, ns.ForcedGCRuns)
 	rt := readRuntime()
 	fmt.Fprintf(&b, "memory:\n  hugepage_bytes %d\n", rt.HugepageBytes)
-	fmt.Fprintf(&b, "runtime:\n  gc_cycles %d heap_bytes %d heap_live_bytes %d\n", rt.GCCycles, rt.HeapBytes, rt.HeapLive)
+	fmt.Fprintf(&b, "runtime:\n  gc_cycles %d heap_bytes %d heap_live_bytes %d heap_unused_bytes %d go_mapped_bytes %d\n", rt.GCCycles, rt.HeapBytes, rt.HeapLive, rt.HeapUnused, rt.GoMapped)
 	sort.Strings(names)
 	out := map[string]any{"counters": data, "neigh": ns, "runtime": rt}
 	if kp != nil {
@@ -156,12 +156,26 @@ type RuntimeStats struct {
 	GCCycles      uint64 `json:"gc_cycles"`       // completed since start
 	HeapBytes     uint64 `json:"heap_bytes"`      // live objects and unswept garbage
 	HeapLive      uint64 `json:"heap_live_bytes"` // live objects as the last collection found them
+	// HeapUnused is heap memory in spans that hold live objects but is
+	// free: fragmentation, which a collection cannot return to the system.
+	HeapUnused uint64 `json:"heap_unused_bytes"`
+	// GoMapped is all the memory the Go runtime holds from the system
+	// (heap, stacks, its own metadata), less what it returned: its share
+	// of the RSS, beside DPDK's.
+	GoMapped uint64 `json:"go_mapped_bytes"`
 }
 
 func readRuntime() RuntimeStats {
-	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/live:bytes"}}
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/live:bytes"},
+		{Name: "/memory/classes/heap/unused:bytes"}, {Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
 	metrics.Read(s)
 	var rt RuntimeStats
+	if s[3].Value.Kind() == metrics.KindUint64 {
+		rt.HeapUnused = s[3].Value.Uint64()
+	}
+	if s[4].Value.Kind() == metrics.KindUint64 && s[5].Value.Kind() == metrics.KindUint64 {
+		rt.GoMapped = s[4].Value.Uint64() - s[5].Value.Uint64()
+	}
 	if s[0].Value.Kind() == metrics.KindUint64 {
 		rt.GCCycles = s[0].Value.Uint64()
 	}

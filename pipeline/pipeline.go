@@ -72,6 +72,11 @@ func DefaultKnobs() Knobs {
 // Knobs returns the current settings.
 func (s *Dataplane) Knobs() Knobs { return *s.knobs.Load() }
 
+// Now is the time on the pipelines' clock, in the nanoseconds decisions and
+// nexthop exceptions are stamped with: what the control plane compares
+// their expiry with.
+func (s *Dataplane) Now() int64 { return cache.Nanos(s.clock) }
+
 // Dataplane is the state all the pipelines share: the FIB, the genid, the
 // neighbour manager, the ports and knobs, the mailboxes and punt rings.
 // Writers publish new values atomically and bump the genid when a decision

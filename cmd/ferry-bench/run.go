@@ -23,9 +23,11 @@ const (
 )
 
 // dutSpec is one device under test of -dut: a label, the kind of device
-// (the label up to its first '.') and, for another build of it, its binary.
+// (the label up to its first '.' or '+'), for another build of it its
+// binary, and for a ferryd labelled +rulesN, N policy rules.
 type dutSpec struct {
 	label, kind, bin string
+	rules            int
 }
 
 // parseDUTs reads -dut: LABEL[=BINARY], comma separated, where LABEL is
@@ -36,7 +38,16 @@ func parseDUTs(spec string) ([]dutSpec, error) {
 	seen := map[string]bool{}
 	for _, item := range strings.Split(spec, ",") {
 		label, bin, _ := strings.Cut(strings.TrimSpace(item), "=")
-		kind, _, _ := strings.Cut(label, ".")
+		name, rules, withRules := strings.Cut(label, "+")
+		kind, _, _ := strings.Cut(name, ".")
+		nrules := 0
+		if withRules {
+			n, err := strconv.Atoi(strings.TrimPrefix(rules, "rules"))
+			if err != nil || !strings.HasPrefix(rules, "rules") || n < 1 || n > 64 || kind != dutFerryd {
+				return nil, fmt.Errorf("-dut: %q: +rulesN (N from 1 to 64) is for ferryd", item)
+			}
+			nrules = n
+		}
 		switch {
 		case kind != dutSource && kind != dutFerryd && kind != dutL3fwd:
 			return nil, fmt.Errorf("-dut: %q is not source, ferryd or l3fwd (optionally .SUFFIX=BINARY)", item)
@@ -44,7 +55,7 @@ func parseDUTs(spec string) ([]dutSpec, error) {
 			return nil, fmt.Errorf("-dut: %s twice", label)
 		case kind == dutSource && bin != "":
 			return nil, fmt.Errorf("-dut: %q: the source is the generator's own reflector", item)
-		case label != kind && bin == "":
+		case name != kind && bin == "":
 			return nil, fmt.Errorf("-dut: %q needs =BINARY: another build to compare", item)
 		}
 		if bin != "" {
@@ -58,7 +69,7 @@ func parseDUTs(spec string) ([]dutSpec, error) {
 			bin = abs
 		}
 		seen[label] = true
-		out = append(out, dutSpec{label: label, kind: kind, bin: bin})
+		out = append(out, dutSpec{label: label, kind: kind, bin: bin, rules: nrules})
 	}
 	return out, nil
 }
@@ -498,6 +509,19 @@ func (b *bench) startFerryd(ctx context.Context, t *routeTable, tag string, devs
 	}
 	if _, err := ctl("neigh", "replace", nextHop, "lladdr", genRxMAC, "dev", "port1", "nud", "permanent"); err != nil {
 		return p, err
+	}
+	// +rulesN: policy rules over four more tables that select sources no
+	// frame of the benchmark has, as multi-table set-ups add them.
+	for i := 0; i < r.spec.rules; i++ {
+		tbl := strconv.Itoa(100 + i%4)
+		if i < 4 {
+			if _, err := ctl("route", "add", "10.99.0.0/16", "via", nextHop, "table", tbl); err != nil {
+				return p, err
+			}
+		}
+		if _, err := ctl("rule", "add", "priority", strconv.Itoa(100+i), "from", fmt.Sprintf("172.%d.0.0/16", 16+i), "lookup", tbl); err != nil {
+			return p, err
+		}
 	}
 	// One routed destination must go where the benchmark expects.
 	probe := t.prefixes[0]

@@ -218,7 +218,7 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 			return fmt.Errorf("%s: metrics: %w", file, err)
 		}
 	}
-	go expireExceptions(runCtx, f.Exceptions())
+	go expireExceptions(runCtx, f.Exceptions(), plane)
 	stopAPI, err := startAPI(runCtx, cancel, cfg, file, router, log)
 	if err != nil {
 		return err
@@ -359,7 +359,7 @@ func announce(ctx context.Context, cfg *conf.Config, f *fib.FIB, plane *pipeline
 
 // expireExceptions reclaims expired nexthop exceptions, as the kernel's
 // fnhe expiry does lazily; lookups already ignore them.
-func expireExceptions(ctx context.Context, reg *cache.ExcRegistry) {
+func expireExceptions(ctx context.Context, reg *cache.ExcRegistry, plane *pipeline.Dataplane) {
 	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
 	for {
@@ -367,7 +367,7 @@ func expireExceptions(ctx context.Context, reg *cache.ExcRegistry) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			reg.Expire(cache.Now())
+			reg.Expire(plane.Now())
 		}
 	}
 }
