@@ -282,22 +282,27 @@ func (b *bench) deviceTurn(ctx context.Context, r *dutRun, t *routeTable, c devi
 // writeProfile turns perf's record into the per-function report committed
 // beside the results.
 func (b *bench) writeProfile(path, dut string, t *routeTable, c deviceCase) {
-	out, err := exec.Command("perf", "report", "-i", path+".data", "--stdio", "--no-children", "--sort", "symbol",
-		"--percent-limit", "0.5", "-g", "none").Output()
-	os.Remove(path + ".data")
-	if err != nil {
-		b.log.Warn("perf report failed", zap.Error(err))
-		return
-	}
+	defer os.Remove(path + ".data")
 	var w strings.Builder
-	fmt.Fprintf(&w, "# %s, %s routes, case %s: where the device core's cycles go (perf record -g -F 2999, perf report --no-children --sort symbol)\n", dut, t.name(), c.Case)
-	sc := bufio.NewScanner(strings.NewReader(string(out)))
-	for sc.Scan() {
-		l := sc.Text()
-		if strings.TrimSpace(l) == "" || strings.HasPrefix(l, "#") && !strings.HasPrefix(l, "# Samples") {
-			continue
+	fmt.Fprintf(&w, "# %s, %s routes, case %s: where the device core's cycles go (perf record -g -F 2999;\n"+
+		"# perf report --no-children, by binary, then by binary and function: the PMDs' functions are\n"+
+		"# addresses in librte_net_pcap (the replay) and librte_net_null (the drop))\n", dut, t.name(), c.Case)
+	for _, sort := range []string{"dso", "dso,symbol"} {
+		out, err := exec.Command("perf", "report", "-i", path+".data", "--stdio", "--no-children", "--sort", sort,
+			"--percent-limit", "0.5", "-g", "none").Output()
+		if err != nil {
+			b.log.Warn("perf report failed", zap.Error(err))
+			return
 		}
-		w.WriteString(l + "\n")
+		sc := bufio.NewScanner(strings.NewReader(string(out)))
+		for sc.Scan() {
+			l := strings.TrimRight(sc.Text(), " -")
+			if strings.TrimSpace(l) == "" || strings.HasPrefix(l, "#") && !strings.HasPrefix(l, "# Samples") {
+				continue
+			}
+			w.WriteString(l + "\n")
+		}
+		w.WriteString("\n")
 	}
 	if err := os.WriteFile(path, []byte(w.String()), 0o644); err != nil {
 		b.log.Warn("profile not written", zap.Error(err))
