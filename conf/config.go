@@ -162,9 +162,13 @@ const (
 	DefaultPuntQueue = 4096
 	DefaultPuntRate  = 100000
 	EthHeaderLen     = 14
-	// MbufCache is the pool's per-lcore cache; SpareBuffers what a core
-	// keeps for packets it makes (pipeline.BurstSize).
-	MbufCache    = 256
+	// MbufCache is the pool's per-lcore cache: DPDK's largest. A get or
+	// put of at least the cache's size bypasses it for the pool's ring
+	// (rte_mempool_do_generic_get), so with 256 an rx burst of 256 took
+	// every buffer from the ring, cold: the device-bound bench forwarded
+	// 46-62% more with 512 (bench/results/device.txt). SpareBuffers is
+	// what a core keeps for packets it makes (pipeline.BurstSize).
+	MbufCache    = 512
 	SpareBuffers = 32
 )
 

@@ -141,17 +141,17 @@ func TestParseDUTs(t *testing.T) {
 	if err := os.WriteFile(bin, nil, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	got, err := parseDUTs("source, ferryd,l3fwd,ferryd.b=" + bin + ",ferryd+rules16,ferryd.b+rules1=" + bin)
+	got, err := parseDUTs("source, ferryd,l3fwd,ferryd.b=" + bin + ",ferryd+rules16,ferryd.b+rules1=" + bin + ",ferryd+burst64")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []dutSpec{{"source", "source", "", 0}, {"ferryd", "ferryd", "", 0}, {"l3fwd", "l3fwd", "", 0}, {"ferryd.b", "ferryd", bin, 0},
-		{"ferryd+rules16", "ferryd", "", 16}, {"ferryd.b+rules1", "ferryd", bin, 1}}
+	want := []dutSpec{{"source", "source", "", 0, 0}, {"ferryd", "ferryd", "", 0, 0}, {"l3fwd", "l3fwd", "", 0, 0}, {"ferryd.b", "ferryd", bin, 0, 0},
+		{"ferryd+rules16", "ferryd", "", 16, 0}, {"ferryd.b+rules1", "ferryd", bin, 1, 0}, {"ferryd+burst64", "ferryd", "", 0, 64}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("got %v", got)
 	}
 	for _, bad := range []string{"vpp", "ferryd,ferryd", "source=" + bin, "ferryd.b", "ferryd.b=/nonexistent/ferryd",
-		"l3fwd+rules2", "ferryd+rules0", "ferryd+rules", "ferryd+x3", "ferryd.c+rules2"} {
+		"l3fwd+rules2", "ferryd+rules0", "ferryd+rules", "ferryd+x3", "ferryd.c+rules2", "ferryd+burst0", "ferryd+burst513"} {
 		if _, err := parseDUTs(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}

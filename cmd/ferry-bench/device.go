@@ -431,7 +431,7 @@ func (res *deviceResults) table() string {
 	fmt.Fprintf(&w, "Device-bound: a pcap replay into port 0 (net_pcap, infinite_rx), port 1 a net_null port; one core;\n")
 	fmt.Fprintf(&w, "rates are medians of %d turns of %.0f s (Mpps), spread (max-min)/median, cycles a packet at %.0f MHz.\n", res.Rounds, res.TurnS, res.CPUMHz)
 	fmt.Fprintf(&w, "testpmd (io) is the source: what the replay gives a device that only forwards; * within 90%% of it: source-bound.\n\n")
-	fmt.Fprintf(&w, "%-7s %-16s %-12s %8s %7s %8s   %s\n", "routes", "case", "device", "Mpps", "spread", "cyc/pkt", "vs l3fwd")
+	fmt.Fprintf(&w, "%-7s %-16s %-16s %8s %7s %8s   %s\n", "routes", "case", "device", "Mpps", "spread", "cyc/pkt", "vs l3fwd")
 	for i, r := range res.Rows {
 		mark := " "
 		if r.SourceBound {
@@ -450,10 +450,10 @@ func (res *deviceResults) table() string {
 			}
 		}
 		if r.Error != "" && len(r.Mpps) == 0 {
-			fmt.Fprintf(&w, "%-7d %-16s %-12s %8s   %s\n", r.Routes, r.Case, r.Device, "-", r.Error)
+			fmt.Fprintf(&w, "%-7d %-16s %-16s %8s   %s\n", r.Routes, r.Case, r.Device, "-", r.Error)
 			continue
 		}
-		fmt.Fprintf(&w, "%-7d %-16s %-12s %7.2f%s %6.1f%% %8.0f   %s\n", r.Routes, r.Case, r.Device, r.Median, mark, 100*r.Spread, r.Cycles, ratio)
+		fmt.Fprintf(&w, "%-7d %-16s %-16s %7.2f%s %6.1f%% %8.0f   %s\n", r.Routes, r.Case, r.Device, r.Median, mark, 100*r.Spread, r.Cycles, ratio)
 		if i+1 < len(res.Rows) && res.Rows[i+1].Case != r.Case {
 			w.WriteByte('\n')
 		}

@@ -110,7 +110,7 @@ func run() int {
 	fs.StringVar(&o.l3fwd, "l3fwd", "", "l3fwd binary (default: build it with bench/build-l3fwd.sh)")
 	fs.StringVar(&o.out, "out", "bench/results", "results directory")
 	fs.StringVar(&o.tables, "tables", "16,900000", "route table sizes, comma separated")
-	fs.StringVar(&o.duts, "dut", "source,ferryd,l3fwd", "devices under test: they take turns on the device core, in this order (reversed every other round); LABEL=BINARY adds another build, e.g. ferryd.new=/tmp/ferryd; ferryd+rules16 is ferryd with 16 policy rules over 4 tables that match none of the traffic")
+	fs.StringVar(&o.duts, "dut", "source,ferryd,l3fwd", "devices under test: they take turns on the device core, in this order (reversed every other round); LABEL=BINARY adds another build, e.g. ferryd.new=/tmp/ferryd; ferryd+rules16 is ferryd with 16 policy rules over 4 tables that match none of the traffic, ferryd+burst64 ferryd with rx_burst 64")
 	fs.StringVar(&o.cases, "cases", "single;uniform:1000;uniform;uniform@imix", "traffic cases of the memif runs (ferry-pktgen --cases syntax)")
 	fs.StringVar(&o.mode, "mode", "device,memif", "runs: device (device-bound: pcap replay in, null port out), memif (end to end from the generator), or both")
 	fs.StringVar(&o.deviceCases, "device-cases", "single;uniform:1000;uniform:65536;uniform;uniform@imix", "traffic cases of the device-bound runs")

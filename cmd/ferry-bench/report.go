@@ -381,6 +381,13 @@ func render(path string, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	if filepath.Base(path) == "device.json" {
+		var dr deviceResults
+		if err := json.Unmarshal(b, &dr); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		return dr.write(filepath.Dir(path), log)
+	}
 	var res results
 	if err := json.Unmarshal(b, &res); err != nil {
 		return fmt.Errorf("%s: %w", path, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -24,10 +25,12 @@ const (
 
 // dutSpec is one device under test of -dut: a label, the kind of device
 // (the label up to its first '.' or '+'), for another build of it its
-// binary, and for a ferryd labelled +rulesN, N policy rules.
+// binary, and for a ferryd labelled +rulesN, N policy rules, +burstN, an
+// rx_burst of N.
 type dutSpec struct {
 	label, kind, bin string
 	rules            int
+	rxBurst          int
 }
 
 // parseDUTs reads -dut: LABEL[=BINARY], comma separated, where LABEL is
@@ -38,15 +41,30 @@ func parseDUTs(spec string) ([]dutSpec, error) {
 	seen := map[string]bool{}
 	for _, item := range strings.Split(spec, ",") {
 		label, bin, _ := strings.Cut(strings.TrimSpace(item), "=")
-		name, rules, withRules := strings.Cut(label, "+")
+		name, opt, withOpt := strings.Cut(label, "+")
 		kind, _, _ := strings.Cut(name, ".")
-		nrules := 0
-		if withRules {
-			n, err := strconv.Atoi(strings.TrimPrefix(rules, "rules"))
-			if err != nil || !strings.HasPrefix(rules, "rules") || n < 1 || n > 64 || kind != dutFerryd {
-				return nil, fmt.Errorf("-dut: %q: +rulesN (N from 1 to 64) is for ferryd", item)
+		nrules, burst := 0, 0
+		if withOpt {
+			var err error
+			switch {
+			case kind != dutFerryd:
+				err = errors.New("options are for ferryd")
+			case strings.HasPrefix(opt, "rules"):
+				nrules, err = strconv.Atoi(opt[5:])
+				if err == nil && (nrules < 1 || nrules > 64) {
+					err = errors.New("N from 1 to 64")
+				}
+			case strings.HasPrefix(opt, "burst"):
+				burst, err = strconv.Atoi(opt[5:])
+				if err == nil && (burst < 1 || burst > 512) {
+					err = errors.New("N from 1 to 512")
+				}
+			default:
+				err = errors.New("+rulesN or +burstN")
 			}
-			nrules = n
+			if err != nil {
+				return nil, fmt.Errorf("-dut: %q: %v", item, err)
+			}
 		}
 		switch {
 		case kind != dutSource && kind != dutFerryd && kind != dutL3fwd:
@@ -69,7 +87,7 @@ func parseDUTs(spec string) ([]dutSpec, error) {
 			bin = abs
 		}
 		seen[label] = true
-		out = append(out, dutSpec{label: label, kind: kind, bin: bin, rules: nrules})
+		out = append(out, dutSpec{label: label, kind: kind, bin: bin, rules: nrules, rxBurst: burst})
 	}
 	return out, nil
 }
@@ -143,8 +161,9 @@ func (b *bench) ealMem(mb int) []string {
 // portDevs are a device's two ports, as DPDK device arguments, and the
 // mbufs its pool needs beyond the usual (ferryd's mbufs; 0: the default).
 type portDevs struct {
-	dev   [2]string
-	mbufs int
+	dev     [2]string
+	mbufs   int
+	rxBurst int // ferryd's rx_burst; 0: its default
 }
 
 // memifDevs are a device's two memif client ports.
@@ -439,6 +458,9 @@ func (b *bench) ferrydConfig(path, prefix, api string, devs portDevs, t *routeTa
 	}
 	fmt.Fprintf(&w, "# written by ferry-bench\neal: [%s]\nhugepages: %q\ncores: [%s]\napi: %q\nmbufs: %d\nlog_level: info\n",
 		strings.Join(eal, ", "), huge, cores, api, mbufs)
+	if devs.rxBurst > 0 {
+		fmt.Fprintf(&w, "rx_burst: %d\n", devs.rxBurst)
+	}
 	fmt.Fprintf(&w, "ports:\n")
 	for i, addr := range []string{"192.0.2.1/24", "198.51.100.1/24"} {
 		fmt.Fprintf(&w, "  - name: port%d\n    dev: %q\n    addresses: [%q]\n", i, devs.dev[i], addr)
@@ -468,6 +490,7 @@ func (b *bench) startFerryd(ctx context.Context, t *routeTable, tag string, devs
 	os.Remove(api)
 	cfg := filepath.Join(dir, "ferry.yaml")
 	r.prefix = pfx
+	devs.rxBurst = r.spec.rxBurst
 	if err := b.ferrydConfig(cfg, pfx, api, devs, t, inline); err != nil {
 		return nil, err
 	}
