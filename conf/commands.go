@@ -116,19 +116,11 @@ func (r *Router) Exec(args []string, asJSON bool) (string, any, error) {
 
 // ParseTable reads a table id or name as ip(8) does.
 func ParseTable(s string) (uint32, error) {
-	switch s {
-	case "main":
-		return fib.TableMain, nil
-	case "local":
-		return fib.TableLocal, nil
-	case "default":
-		return fib.TableDefault, nil
-	}
-	v, err := strconv.ParseUint(s, 0, 32)
-	if err != nil || v == 0 {
+	t, ok := fib.ParseTable(s)
+	if !ok {
 		return 0, fmt.Errorf("argument %q is wrong: table id value is invalid", s)
 	}
-	return uint32(v), nil
+	return t, nil
 }
 
 func (r *Router) route(args []string) (string, any, error) {
@@ -373,18 +365,6 @@ func (r *Router) routeShowStream(args []string, lines, asJSON bool) (Producer, e
 		}
 		return emit(string(b), records)
 	}, nil
-}
-
-func tableName(t uint32) string {
-	switch t {
-	case fib.TableMain:
-		return "main"
-	case fib.TableLocal:
-		return "local"
-	case fib.TableDefault:
-		return "default"
-	}
-	return strconv.FormatUint(uint64(t), 10)
 }
 
 // RouteGetJSON is 'route get' as -json shows it.

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"ferry/cache/neigh"
+	"ferry/fib"
 	"ferry/pipeline"
 )
 
@@ -97,7 +98,7 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(m.neighs, float64(states[st.String()]), st.String())
 	}
 	for _, t := range r.FIB.Tables() {
-		gauge(m.routes, float64(r.FIB.Count(t)), tableName(t))
+		gauge(m.routes, float64(r.FIB.Count(t)), fib.TableName(t))
 	}
 	gauge(m.fibBytes, float64(r.FIB.LookupBytes()))
 	counter(m.genid, r.Gen.Bumps())

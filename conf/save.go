@@ -54,11 +54,7 @@ func (r *Router) Save(cur *Config) ([]byte, error) {
 // RouteLine is a route as one 'ip route' command line: what 'route show'
 // prints, its nexthops on the same line and its table named.
 func RouteLine(rt *fib.Route, f *fib.FIB) string {
-	line := strings.ReplaceAll(fib.FormatRoute(rt, f), "\n\t", " ")
-	if rt.Table != fib.TableMain && !strings.Contains(line, " table ") {
-		line += " table " + tableName(rt.Table)
-	}
-	return line
+	return strings.ReplaceAll(string(fib.AppendRoute(nil, rt, f, rt.Table != fib.TableMain)), "\n\t", " ")
 }
 
 func defaultRuleText(prio, sel string) bool {

@@ -98,7 +98,7 @@ func AppendRoute(b []byte, r *Route, f *FIB, withTable bool) []byte {
 	}
 	if withTable {
 		b = append(b, " table "...)
-		b = append(b, tableName(r.Table)...)
+		b = append(b, TableName(r.Table)...)
 	}
 	if r.Proto != ProtoBoot {
 		b = append(b, " proto "...)
@@ -214,7 +214,7 @@ func FormatRule(r *Rule, f *FIB) string {
 	}
 	switch r.Action {
 	case ActionLookup, 0:
-		w = append(w, "lookup", tableName(r.Table))
+		w = append(w, "lookup", TableName(r.Table))
 	case ActionBlackhole:
 		w = append(w, "blackhole")
 	case ActionUnreachable:
@@ -259,7 +259,7 @@ func FormatGet(dst uint32, k *Key, res *Result, f *FIB) string {
 		w = append(w, "dev", portStr(f, nh.Port))
 	}
 	if res.Table != TableMain && res.Table != TableUnspec {
-		w = append(w, "table", tableName(res.Table))
+		w = append(w, "table", TableName(res.Table))
 	}
 	if !input && k.Src == 0 && res.Prefsrc != 0 {
 		w = append(w, "src", netaddr.IPv4String(res.Prefsrc))
@@ -325,7 +325,7 @@ func RouteJSON(r *Route, f *FIB, withTable bool) map[string]any {
 		o["nexthops"] = hops
 	}
 	if withTable && r.Table != TableMain {
-		o["table"] = tableName(r.Table)
+		o["table"] = TableName(r.Table)
 	}
 	if r.Proto != ProtoBoot {
 		o["protocol"] = protoName(r.Proto)
@@ -378,7 +378,7 @@ func RuleJSON(r *Rule, f *FIB) map[string]any {
 	}
 	switch r.Action {
 	case ActionLookup, 0:
-		o["table"] = tableName(r.Table)
+		o["table"] = TableName(r.Table)
 	case ActionBlackhole:
 		o["action"] = "blackhole"
 	case ActionUnreachable:

@@ -119,7 +119,9 @@ func ParseAddr(s string) (uint32, error) {
 	return a, nil
 }
 
-func parseTable(s string) (uint32, bool) {
+// ParseTable reads a table as iproute2 names it: local, main, default or a
+// number other than 0.
+func ParseTable(s string) (uint32, bool) {
 	switch s {
 	case "local":
 		return TableLocal, true
@@ -317,7 +319,7 @@ func (rp *routeParser) attribute(tok string) error {
 		}
 		r.MTU = n
 	case "table":
-		t, ok := parseTable(v)
+		t, ok := ParseTable(v)
 		if !ok {
 			return rp.wrong(v, "\"table\" value is invalid")
 		}
@@ -448,7 +450,7 @@ func ParseRule(args []string, f *FIB) (Rule, error) {
 		case "oif":
 			r.OifName = v
 		case "table", "lookup":
-			t, ok := parseTable(v)
+			t, ok := ParseTable(v)
 			if !ok {
 				return r, p.wrong(v, "invalid table ID")
 			}

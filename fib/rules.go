@@ -227,7 +227,9 @@ func sameRule(have, want *Rule, wild bool) bool {
 	return true
 }
 
-func tableName(id uint32) string {
+// TableName is a table as iproute2 names it: local, main, default or its
+// number.
+func TableName(id uint32) string {
 	switch id {
 	case TableLocal:
 		return "local"

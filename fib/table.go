@@ -210,7 +210,7 @@ func (b *Batch) Apply(cmd RouteCmd) error {
 func routeName(r *Route) string {
 	s := fmt.Sprintf("%s/%d", netaddr.IPv4String(r.Dst), r.Len)
 	if r.Table != TableMain && r.Table != TableUnspec {
-		s += " table " + tableName(r.Table)
+		s += " table " + TableName(r.Table)
 	}
 	return strconv.Quote(s)
 }
@@ -649,7 +649,7 @@ func (f *FIB) Flush(id uint32) (int, error) {
 	err := f.Batch(func(b *Batch) error {
 		t, ok := f.tables[id]
 		if !ok {
-			return fmt.Errorf("table %s: no such table", tableName(id))
+			return fmt.Errorf("table %s: no such table", TableName(id))
 		}
 		x := b.tx(t)
 		for _, l := range collect(x.root, nil, true) {
