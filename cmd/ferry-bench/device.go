@@ -238,10 +238,8 @@ func (b *bench) deviceTurns(ctx context.Context, t *routeTable, c deviceCase, du
 func (b *bench) deviceTurn(ctx context.Context, r *dutRun, t *routeTable, c deviceCase, round int) (float64, error) {
 	r.proc.cont()
 	defer r.proc.pause()
-	select {
-	case <-time.After(b.o.warmup):
-	case <-ctx.Done():
-		return 0, ctx.Err()
+	if err := sleepCtx(ctx, b.o.warmup); err != nil {
+		return 0, err
 	}
 	n0, err := ethOpackets(r.prefix, 1)
 	if err != nil {
@@ -259,10 +257,8 @@ func (b *bench) deviceTurn(ctx context.Context, r *dutRun, t *routeTable, c devi
 			}
 		}
 	}
-	select {
-	case <-time.After(b.o.duration):
-	case <-ctx.Done():
-		return 0, ctx.Err()
+	if err := sleepCtx(ctx, b.o.duration); err != nil {
+		return 0, err
 	}
 	n1, err := ethOpackets(r.prefix, 1)
 	if err != nil {
@@ -395,17 +391,32 @@ func medianSpread(v []float64) (median, spread float64) {
 
 // cpuMHz is the CPU's clock as the kernel reports it, for cycles per packet.
 func cpuMHz() float64 {
+	f, _ := strconv.ParseFloat(cpuinfo("cpu MHz"), 64)
+	return f
+}
+
+// cpuinfo is the first value of key in /proc/cpuinfo, "" without one.
+func cpuinfo(key string) string {
 	bs, err := os.ReadFile("/proc/cpuinfo")
 	if err != nil {
-		return 0
+		return ""
 	}
 	for _, l := range strings.Split(string(bs), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "cpu MHz" {
-			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return f
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == key {
+			return strings.TrimSpace(v)
 		}
 	}
-	return 0
+	return ""
+}
+
+// sleepCtx waits d, or less when ctx ends (its error).
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // write stores the results as JSON and as the text table.

@@ -128,10 +128,8 @@ func (b *bench) settle(ctx context.Context, tag string) float64 {
 		if waited == 0 {
 			b.log.Info("core-to-core round trip slow, waiting", zap.String("run", tag), zap.Float64("rtt_ns", rtt), zap.Float64("best_ns", b.bestRTT))
 		}
-		select {
-		case <-ctx.Done():
+		if sleepCtx(ctx, pause) != nil {
 			return rtt
-		case <-time.After(pause):
 		}
 		waited += pause
 		b.waitBudget -= pause

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -119,14 +118,8 @@ func (o options) public() map[string]any {
 
 func machineInfo() map[string]any {
 	m := map[string]any{"cpus": runtime.NumCPU(), "go": runtime.Version()}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		sc := bufio.NewScanner(bytes.NewReader(b))
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-				m["cpu_model"] = strings.TrimSpace(v)
-				break
-			}
-		}
+	if model := cpuinfo("model name"); model != "" {
+		m["cpu_model"] = model
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m["kernel"] = strings.TrimSpace(string(b))
