@@ -203,13 +203,12 @@ func (s *Server) serveConn(c net.Conn) {
 			resp.Error = "bad request: " + jerr.Error()
 		} else if access == AccessReadOnly && !readOnlyRequest(req) {
 			resp.Error = fmt.Sprintf("permission denied: read-only access (%s): %q changes the router", s.Access.ReadOnlyGroup, strings.Join(req.Args, " "))
-		} else if prod, perr := s.stream(req); prod != nil || perr != nil {
-			if perr == nil && !s.runStream(prod, req.JSON, reply) {
+		} else if prod, perr := s.stream(req); perr != nil {
+			resp.Error = perr.Error()
+		} else if prod != nil {
+			var alive bool
+			if resp, alive = s.runStream(req, prod, reply); !alive {
 				return
-			}
-			resp = Response{OK: perr == nil}
-			if perr != nil {
-				resp.Error = perr.Error()
 			}
 		} else {
 			resp = s.exec(req)
@@ -226,22 +225,33 @@ func (s *Server) stream(req Request) (prod Producer, err error) {
 	if !ok || len(req.Batch) > 0 {
 		return nil, nil
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			s.Log.Error("control command panicked", zap.Strings("args", req.Args), zap.Any("panic", r))
-			prod, err = nil, fmt.Errorf("internal error running %q", req.Args)
-		}
-	}()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return st.Stream(req.Args, req.JSON)
+	err = s.guarded(req.Args, func() (err error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		prod, err = st.Stream(req.Args, req.JSON)
+		return err
+	})
+	return prod, err
 }
 
-// runStream sends the producer's parts as they come; false when the
-// client went away. A failure mid-way ends the answer with its error.
-func (s *Server) runStream(prod Producer, asJSON bool, reply func(*Response) bool) (alive bool) {
+// runStream sends the producer's parts as they come, and returns the
+// answer's last part: its end, or the error that cut it short. alive is
+// false when the client went away.
+func (s *Server) runStream(req Request, prod Producer, reply func(*Response) bool) (last Response, alive bool) {
 	alive = true
-	err := prod(func(text string, records []any) error {
+	err := s.guarded(req.Args, func() error {
+		return prod(s.emitter(req.JSON, reply, &alive))
+	})
+	if err != nil {
+		return Response{Error: err.Error()}, alive
+	}
+	return Response{OK: true}, alive
+}
+
+// emitter sends each part of a streamed answer; it clears *alive and
+// stops the producer when the client went away.
+func (s *Server) emitter(asJSON bool, reply func(*Response) bool, alive *bool) func(string, []any) error {
+	return func(text string, records []any) error {
 		part := Response{OK: true, More: true, Output: text}
 		if asJSON {
 			if records == nil {
@@ -254,16 +264,23 @@ func (s *Server) runStream(prod Producer, asJSON bool, reply func(*Response) boo
 			part.Data = b
 		}
 		if !reply(&part) {
-			alive = false
+			*alive = false
 			return errClientGone
 		}
 		return nil
-	})
-	if err != nil && alive {
-		alive = reply(&Response{Error: err.Error()})
-		return false
 	}
-	return alive
+}
+
+// guarded runs fn, turning a panic into an error naming the command: a
+// bad command must not take the daemon down.
+func (s *Server) guarded(args []string, fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.Log.Error("control command panicked", zap.Strings("args", args), zap.Any("panic", r))
+			err = fmt.Errorf("internal error running %q", args)
+		}
+	}()
+	return fn()
 }
 
 var errClientGone = errors.New("client went away")
@@ -305,14 +322,19 @@ func readLine(r *bufio.Reader, max int) ([]byte, error) {
 }
 
 func (s *Server) exec(req Request) (resp Response) {
-	defer func() {
-		if r := recover(); r != nil {
-			s.Log.Error("control command panicked", zap.Strings("args", req.Args), zap.Any("panic", r))
-			resp = Response{Error: fmt.Sprintf("internal error running %q", req.Args)}
-		}
-	}()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	if err := s.guarded(req.Args, func() error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		resp = s.execLocked(req)
+		return nil
+	}); err != nil {
+		return Response{Error: err.Error()}
+	}
+	return resp
+}
+
+// execLocked runs req under the command lock.
+func (s *Server) execLocked(req Request) (resp Response) {
 	if len(req.Batch) > 0 {
 		return s.execBatch(req)
 	}

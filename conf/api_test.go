@@ -3,6 +3,7 @@ package conf
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -93,5 +94,47 @@ func TestRouteShowTableAll(t *testing.T) {
 	out := exec(t, r, "route show table all")
 	if !strings.Contains(out, "10.9.0.0/16 via 192.0.2.9 dev port0 table 100 proto static metric 7\n") {
 		t.Fatalf("route show table all:\n%s", out)
+	}
+}
+
+// failingStreamer streams one part, then fails ("fail") or panics
+// ("panic").
+type failingStreamer struct{ Handler }
+
+func (failingStreamer) Stream(args []string, _ bool) (Producer, error) {
+	return func(emit func(string, []any) error) error {
+		if err := emit("first\n", nil); err != nil {
+			return err
+		}
+		if args[0] == "panic" {
+			panic("producer bug")
+		}
+		return errors.New("disk on fire")
+	}, nil
+}
+
+// A streamed answer cut short by an error or a panic ends with that error,
+// after the parts already sent, and the connection serves the next request.
+func TestStreamFailureEndsTheAnswer(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "ferry.sock")
+	srv := &Server{Path: sock, Handler: failingStreamer{}, Log: zap.NewNop()}
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	cl, err := Dial(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for _, c := range []struct{ cmd, want string }{{"fail", "disk on fire"}, {"panic", "internal error"}, {"fail", "disk on fire"}} {
+		var got strings.Builder
+		last, err := cl.Stream(Request{Args: []string{c.cmd}}, func(p *Response) error { got.WriteString(p.Output); return nil })
+		if err != nil || last.OK || !strings.Contains(last.Error, c.want) || got.String() != "first\n" {
+			t.Fatalf("%s: parts %q, last %+v, %v", c.cmd, got.String(), last, err)
+		}
 	}
 }
