@@ -1,5 +1,7 @@
 package fib
 
+import "unsafe"
+
 // The answer table: what a lookup through the merged structure returns,
 // precomputed so that the common lookup is the structure walk plus one load
 // of the answer, and never dereferences a *Route or *Nexthop.
@@ -99,6 +101,32 @@ type ansSrc struct {
 // answerOf returns the index of r's answer in the snapshot being built,
 // appending it when new.
 func (w *fastWriter) answerOf(r *Route) uint32 {
+	if len(r.Nexthops) == 0 {
+		return w.answerOfKey(r)
+	}
+	// Routes share their nexthops only when all an answer holds is the
+	// same (publishRoute interns them by it): the first nexthop and
+	// whether there is a TOS name the answer, and a small memo of them
+	// spares most builds of a key and most map lookups.
+	nh, tos := r.Nexthops[0], r.Tos != 0
+	m := &w.memo[(uintptr(unsafe.Pointer(nh))>>4^uintptr(r.Tos))%uintptr(len(w.memo))]
+	if m.nh == nh && m.tos == tos && m.epoch == w.epoch {
+		return m.at
+	}
+	at := w.answerOfKey(r)
+	*m = ansMemo{nh: nh, tos: tos, epoch: w.epoch, at: at}
+	return at
+}
+
+// ansMemo remembers the answer of routes through a nexthop group.
+type ansMemo struct {
+	nh    *Nexthop
+	tos   bool
+	epoch uint32
+	at    uint32
+}
+
+func (w *fastWriter) answerOfKey(r *Route) uint32 {
 	k := ansKeyOf(r)
 	if i, ok := w.ansIdx[k]; ok {
 		return i

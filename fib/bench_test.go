@@ -310,7 +310,7 @@ func TestBGPTable(t *testing.T) {
 	for _, a := range bgptable.Addrs(ps, 20000, 3) {
 		want, _, _ := rf.lpm(a)
 		l := root.lpm(a)
-		if l == nil || l.key != want.Addr || l.plen != want.Len {
+		if l == nil || l.key() != want.Addr || l.plen() != want.Len {
 			t.Fatalf("lpm %s: %v, want %v", netaddr.IPv4String(a), l, want)
 		}
 	}

@@ -7,7 +7,7 @@ import (
 
 // fastWriter is the writers' state of the merged structure.
 type fastWriter struct {
-	epoch uint32 // answers cached in leaves are valid for this epoch
+	epoch uint32 // answers cached in nexthops are valid for this epoch
 	live  int    // bytes right after the last full build or compaction
 	nAns  int    // answers right after the last full build
 	// rebuilds and compactions count the full builds and compactions.
@@ -34,6 +34,7 @@ type fastWriter struct {
 	srcs   []ansSrc
 	ps     *portSnap
 	dirty  dirtySet // between batches: the empty set whose bitmap they reuse
+	memo   [1024]ansMemo
 }
 
 // structState is a structure's writer state besides structure 0's.
@@ -56,14 +57,11 @@ func (w *fastWriter) code(l *leaf) uint16 {
 	if l == nil {
 		return valNone
 	}
-	if l.aepoch != w.epoch {
-		l.aepoch = w.epoch
-		l.ans = w.answerOf(l.routes[0])
-	}
-	if l.ans >= valKid {
+	a := w.answerOf(l.route(0))
+	if a >= valKid {
 		return valSlow
 	}
-	return uint16(l.ans)
+	return uint16(a)
 }
 
 // topCode is code for a top entry or a node's def, where no prefix is

@@ -93,21 +93,25 @@ type Nexthop struct {
 
 // Route is one route (the kernel's fib_alias with its fib_info). It is
 // immutable once added: changes publish a new *Route.
+//
+// The fields are ordered by size so that a Route takes 56 bytes: a leaf of
+// the trie holds one, and a full table holds a million leaves.
 type Route struct {
 	Table    uint32
 	Dst      uint32
+	Priority uint32
+	Prefsrc  uint32
+	MTU      uint32
 	Len      uint8
 	Type     Type
 	Tos      uint8
-	Priority uint32
 	Proto    uint8
 	Scope    Scope
-	Prefsrc  uint32
-	MTU      uint32
 	MTULock  bool
-	Nexthops []*Nexthop
 
 	given uint16 // fields the parser saw explicitly (given* bits); 0 when built in code
+
+	Nexthops []*Nexthop
 }
 
 // Bits of Route.given.

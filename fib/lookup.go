@@ -183,7 +183,7 @@ func (f *FIB) outputFast(k *Key, res *Result) bool {
 // route in the local table). Lock-free, no allocation.
 func (f *FIB) IsLocal(addr uint32) bool {
 	l := f.local.root.Load().lpm(addr)
-	return l != nil && len(l.routes) > 0 && l.routes[0].Type == Local
+	return l != nil && l.route(0).Type == Local
 }
 
 // walkRules walks the policy rules (fib_rules_lookup): a rule whose table
@@ -233,10 +233,10 @@ func tableLookup(root *node, k *Key, minScope Scope, ps *portSnap, ignoreLink, f
 		if matchLeaf(l, k, minScope, ps, ignoreLink, res) {
 			return true
 		}
-		if l.plen == 0 {
+		if l.plen() == 0 {
 			return false
 		}
-		l = root.below(k.Dst, int(l.plen), !fast)
+		l = root.below(k.Dst, int(l.plen()), !fast)
 	}
 	return false
 }
@@ -245,7 +245,10 @@ func tableLookup(root *node, k *Key, minScope Scope, ps *portSnap, ignoreLink, f
 // narrower scope than asked for never, a reject type ends the lookup with its
 // error, a route with no usable nexthop is skipped.
 func matchLeaf(l *leaf, k *Key, minScope Scope, ps *portSnap, ignoreLink bool, res *Result) bool {
-	for _, r := range l.routes {
+	if l.multi == nil {
+		return matchRoute(&l.r0, k, minScope, ps, ignoreLink, res)
+	}
+	for _, r := range *l.multi {
 		if matchRoute(r, k, minScope, ps, ignoreLink, res) {
 			return true
 		}

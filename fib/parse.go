@@ -41,7 +41,6 @@ func ParseProto(s string) (uint8, error) {
 // parser walks the arguments of one command and builds its errors.
 type parser struct {
 	what string // "route" or "rule"
-	line string
 	args []string
 	i    int
 }
@@ -63,7 +62,7 @@ func (p *parser) arg(kw string) (string, error) {
 }
 
 func (p *parser) errf(format string, a ...any) error {
-	return fmt.Errorf("%s %q: %s", p.what, p.line, fmt.Sprintf(format, a...))
+	return fmt.Errorf("%s %q: %s", p.what, strings.Join(p.args, " "), fmt.Sprintf(format, a...))
 }
 
 // wrong is iproute2's invarg: `argument "x" is wrong: why`.
@@ -74,13 +73,15 @@ func (p *parser) wrong(tok, why string) error {
 // parseAddr reads a dotted quad; like iproute2 it accepts fewer than four
 // parts for a prefix ("10/8").
 func parseAddr(s string, partial bool) (uint32, bool) {
-	parts := strings.Split(s, ".")
-	if len(parts) > 4 || len(parts) < 4 && !partial || s == "" {
+	if s == "" {
 		return 0, false
 	}
 	var a uint32
-	for i, part := range parts {
-		if part == "" || len(part) > 3 {
+	i := 0
+	for rest, more := s, true; more; i++ {
+		var part string
+		part, rest, more = strings.Cut(rest, ".")
+		if i == 4 || part == "" || len(part) > 3 {
 			return 0, false
 		}
 		v, err := strconv.ParseUint(part, 10, 8)
@@ -89,7 +90,7 @@ func parseAddr(s string, partial bool) (uint32, bool) {
 		}
 		a |= uint32(v) << (24 - 8*uint(i))
 	}
-	return a, true
+	return a, i == 4 || partial
 }
 
 // ParsePrefix reads "default", "A/len", "A" (a /32) or "10/8".
@@ -158,7 +159,7 @@ func (p *parser) port(f *FIB, name string) (int, error) {
 
 // routeParser holds what ParseRoute has read so far.
 type routeParser struct {
-	*parser
+	parser
 	f       *FIB
 	r       Route
 	nh      Nexthop    // the only path, when no "nexthop" clause is given
@@ -171,8 +172,8 @@ type routeParser struct {
 // ParseRoute reads the arguments of `ip route add|del|replace|...` after the
 // verb. Ports are resolved through f.
 func ParseRoute(args []string, f *FIB) (Route, error) {
-	rp := &routeParser{
-		parser: &parser{what: "route", line: strings.Join(args, " "), args: args},
+	rp := routeParser{
+		parser: parser{what: "route", args: args},
 		f:      f,
 		r:      Route{Type: Unicast, Proto: ProtoBoot, given: givenParsed},
 		nh:     Nexthop{Port: -1},
@@ -361,8 +362,9 @@ func (rp *routeParser) finish() (Route, error) {
 	case rp.multi:
 		r.Nexthops = rp.nhs
 	case rp.single || rp.nh.Onlink:
-		rp.nh.Weight = 1
-		r.Nexthops = []*Nexthop{&rp.nh}
+		nh := rp.nh
+		nh.Weight = 1
+		r.Nexthops = []*Nexthop{&nh}
 	}
 	if r.given&givenTable == 0 {
 		r.Table = TableMain
@@ -388,7 +390,7 @@ func (rp *routeParser) finish() (Route, error) {
 
 // ParseRule reads the arguments of `ip rule add|del` after the verb.
 func ParseRule(args []string, f *FIB) (Rule, error) {
-	p := &parser{what: "rule", line: strings.Join(args, " "), args: args}
+	p := &parser{what: "rule", args: args}
 	var r Rule
 	for p.more() {
 		tok := p.next()

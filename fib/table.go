@@ -282,9 +282,10 @@ func (b *Batch) insert(r *Route, op Op) error {
 	t := f.tableLocked(r.Table)
 	x := b.tx(t)
 	l := x.get(r.Dst, r.Len)
+	var buf [4]*Route
 	var old []*Route
 	if l != nil {
-		old = l.routes
+		old = l.appendRoutes(buf[:0])
 	}
 	ikey := infoKey(r)
 	// fib_find_alias: the first alias with a lower TOS, or the same TOS and a
@@ -293,7 +294,6 @@ func (b *Batch) insert(r *Route, op Op) error {
 	for first < len(old) && (old[first].Tos > r.Tos || old[first].Tos == r.Tos && old[first].Priority < r.Priority) {
 		first++
 	}
-	var routes []*Route
 	var removed *Route
 	at := first
 	if first < len(old) && old[first].Tos == r.Tos && old[first].Priority == r.Priority {
@@ -322,34 +322,47 @@ func (b *Batch) insert(r *Route, op Op) error {
 		return fmt.Errorf("route %s: %w", routeName(r), ErrNoEntry)
 	}
 
-	nr := b.publishRoute(r, ikey)
-	routes = make([]*Route, 0, len(old)+1)
-	routes = append(routes, old[:at]...)
-	routes = append(routes, nr)
+	if len(old) == 0 || len(old) == 1 && removed != nil {
+		// The common case, the prefix's only route: built in its leaf,
+		// with no garbage beside it (a full table's load would otherwise
+		// leave the leaves' memory half empty).
+		nl := &leaf{}
+		b.publishRoute(&nl.r0, r, ikey)
+		b.put(x, r.Dst, r.Len, nl)
+	} else {
+		nr := new(Route)
+		b.publishRoute(nr, r, ikey)
+		routes := make([]*Route, 0, len(old)+1)
+		routes = append(routes, old[:at]...)
+		routes = append(routes, nr)
+		if removed != nil {
+			routes = append(routes, old[at+1:]...)
+		} else {
+			routes = append(routes, old[at:]...)
+		}
+		b.put(x, r.Dst, r.Len, newLeaf(r.Dst, r.Len, routes))
+	}
 	if removed != nil {
-		routes = append(routes, old[at+1:]...)
 		b.release(removed)
 	} else {
-		routes = append(routes, old[at:]...)
 		t.count++
 	}
-	b.put(x, r.Dst, r.Len, newLeaf(r.Dst, r.Len, routes))
 	if r.Scope != ScopeUniverse || r.Table == TableLocal || removed != nil && removed.Scope != ScopeUniverse {
 		b.f.gwCache = nil // gateways resolve through link and host routes
 	}
 	return nil
 }
 
-// publishRoute makes the immutable *Route added to the table, with its
-// interned nexthops.
-func (b *Batch) publishRoute(r *Route, ikey string) *Route {
+// publishRoute writes into nr the immutable route added to the table: r
+// with its interned nexthops.
+func (b *Batch) publishRoute(nr, r *Route, ikey string) {
 	f := b.f
-	nr := *r
+	*nr = *r
 	nr.given = 0
 	if e, ok := f.nhs[ikey]; ok {
 		e.refs++
 		nr.Nexthops = e.nhs
-		return &nr
+		return
 	}
 	if len(r.Nexthops) == 0 {
 		nr.Nexthops = nil
@@ -370,7 +383,7 @@ func (b *Batch) publishRoute(r *Route, ikey string) *Route {
 	if len(nr.Nexthops) > 1 {
 		f.multipath.Add(1)
 	}
-	return &nr
+
 }
 
 // setUpperBounds computes fib_rebalance's bounds with every nexthop alive.
@@ -522,8 +535,8 @@ func (b *Batch) resolveGateway(k gwKey) gwRes {
 // addrType is inet_addr_type on the batch's view of the local table.
 func (b *Batch) addrType(a uint32) Type {
 	root := b.tx(b.f.local).root
-	if l := root.below(a, 33, true); l != nil && len(l.routes) > 0 {
-		return l.routes[0].Type
+	if l := root.below(a, 33, true); l != nil {
+		return l.route(0).Type
 	}
 	return Unicast
 }
@@ -546,7 +559,8 @@ func (b *Batch) del(r *Route) error {
 	anyScope := !parsed && r.Scope == 0 || r.Scope == ScopeNowhere || parsed && r.given&givenScope == 0
 	anyProto := r.Proto == 0 || parsed && r.given&givenProto == 0
 	victim := -1
-	for i, a := range l.routes {
+	for i := range l.count() {
+		a := l.route(i)
 		if a.Tos != r.Tos {
 			continue
 		}
@@ -571,13 +585,12 @@ func (b *Batch) del(r *Route) error {
 	if victim < 0 {
 		return fmt.Errorf("route %s: %w", routeName(r), ErrNoRoute)
 	}
-	gone := l.routes[victim]
-	if len(l.routes) == 1 {
+	gone := l.route(victim)
+	if l.count() == 1 {
 		b.put(x, r.Dst, r.Len, nil)
 	} else {
-		routes := make([]*Route, 0, len(l.routes)-1)
-		routes = append(routes, l.routes[:victim]...)
-		routes = append(routes, l.routes[victim+1:]...)
+		routes := l.appendRoutes(make([]*Route, 0, l.count()))
+		routes = append(routes[:victim], routes[victim+1:]...)
 		b.put(x, r.Dst, r.Len, newLeaf(r.Dst, r.Len, routes))
 	}
 	t.count--
@@ -622,7 +635,7 @@ func (f *FIB) Routes(id uint32) []*Route {
 	sortShow(ls)
 	out := make([]*Route, 0, len(ls))
 	for _, l := range ls {
-		out = append(out, l.routes...)
+		out = l.appendRoutes(out)
 	}
 	return out
 }
@@ -653,8 +666,8 @@ func (f *FIB) Flush(id uint32) (int, error) {
 		}
 		x := b.tx(t)
 		for _, l := range collect(x.root, nil, true) {
-			for _, r := range l.routes {
-				b.release(r)
+			for i := range l.count() {
+				b.release(l.route(i))
 				n++
 			}
 		}

@@ -25,28 +25,53 @@ import (
 // commit, deepest nodes first.
 
 // leaf is one prefix and its routes, ordered as the kernel orders aliases:
-// TOS descending, then priority ascending.
+// TOS descending, then priority ascending. Nearly every prefix has one
+// route: the leaf holds it in the same allocation (one cache miss less per
+// lookup, and 64 bytes a prefix), and only a prefix with several routes
+// has a list of them. The prefix is r0's Dst and Len in either case.
 type leaf struct {
-	key    uint32
-	plen   uint8
-	routes []*Route
-	one    [1]*Route // backing of routes for the common single-route prefix
-	r0     Route     // that route, in the same allocation: one cache miss less per lookup
-	// ans is the index of its first route's answer there, of epoch
-	// aepoch (writers only).
-	ans, aepoch uint32
+	r0    Route     // the only route, when multi is nil
+	multi *[]*Route // every route, when there are several
 }
 
+// newLeaf makes the leaf of a prefix with routes (at least one).
 func newLeaf(key uint32, plen uint8, routes []*Route) *leaf {
-	l := &leaf{key: key, plen: plen}
+	l := &leaf{}
 	if len(routes) == 1 {
 		l.r0 = *routes[0]
-		l.one[0] = &l.r0
-		l.routes = l.one[:]
 	} else {
-		l.routes = routes
+		l.multi = &routes
 	}
+	l.r0.Dst, l.r0.Len = key, plen
 	return l
+}
+
+func (l *leaf) key() uint32 { return l.r0.Dst }
+
+func (l *leaf) plen() uint8 { return l.r0.Len }
+
+// count is the number of routes of the prefix.
+func (l *leaf) count() int {
+	if l.multi != nil {
+		return len(*l.multi)
+	}
+	return 1
+}
+
+// route returns the i-th route of the prefix.
+func (l *leaf) route(i int) *Route {
+	if l.multi != nil {
+		return (*l.multi)[i]
+	}
+	return &l.r0
+}
+
+// appendRoutes appends the prefix's routes to rs.
+func (l *leaf) appendRoutes(rs []*Route) []*Route {
+	if l.multi != nil {
+		return append(rs, *l.multi...)
+	}
+	return append(rs, &l.r0)
 }
 
 // part is what a node holds: its own prefixes, expanded into runs,
@@ -193,7 +218,7 @@ func (n *node) exact(key uint32, plen uint8) *leaf {
 	if !p.dirty {
 		// Most often the prefix is the longest at its first slot: one
 		// load from the runs instead of a binary search's several.
-		if l := p.at(slotOf(key, d)); l != nil && l.key == key && l.plen == plen {
+		if l := p.at(slotOf(key, d)); l != nil && l.key() == key && l.plen() == plen {
 			return l
 		}
 	}
@@ -456,10 +481,10 @@ func collect(n *node, out []*leaf, writer bool) []*leaf {
 // for one address the longer prefix first (the kernel's leaf alias order).
 func sortShow(ls []*leaf) {
 	slices.SortFunc(ls, func(a, b *leaf) int {
-		if a.key != b.key {
-			return cmp.Compare(a.key, b.key)
+		if a.key() != b.key() {
+			return cmp.Compare(a.key(), b.key())
 		}
-		return cmp.Compare(b.plen, a.plen)
+		return cmp.Compare(b.plen(), a.plen())
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"unsafe"
 
 	"ferry/cache"
 	"ferry/netaddr"
@@ -86,7 +87,7 @@ func check(t testing.TB, f *FIB, rf *ref, a uint32) {
 	fs := f.fast.Load()
 	var want0 uint16
 	if l := root.lpm(a); l != nil {
-		want0 = f.fw.valueOf(l.routes[0])
+		want0 = f.fw.valueOf(l.route(0))
 	}
 	var vals [bulkN]uint16
 	fs.lpmBulk([]uint32{a ^ 0x01000000, a, a ^ 0x80}, vals[:])
@@ -386,5 +387,16 @@ func TestConcurrentReaders(t *testing.T) {
 	wg.Wait()
 	if lookups.Load() == 0 {
 		t.Error("readers made no lookups")
+	}
+}
+
+// TestLeafSize keeps a prefix's leaf, its route inside, in the 64-byte
+// size class: a full table holds about a million of them.
+func TestLeafSize(t *testing.T) {
+	if s := unsafe.Sizeof(Route{}); s != 56 {
+		t.Errorf("Route is %d bytes, want 56", s)
+	}
+	if s := unsafe.Sizeof(leaf{}); s != 64 {
+		t.Errorf("leaf is %d bytes, want 64", s)
 	}
 }
