@@ -54,7 +54,9 @@ type Streamer interface {
 	Stream(args []string, asJSON bool) (Producer, error)
 }
 
-// Producer makes a streamed answer, part by part.
+// Producer makes a streamed answer, part by part. The text and records
+// emit is given are the producer's to reuse once emit returns: emit sends
+// or copies them, never keeps them.
 type Producer func(emit func(text string, records []any) error) error
 
 // Server serves the control API on a unix socket, one JSON request and one

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unsafe"
 
 	"go.uber.org/zap"
 
@@ -353,7 +354,7 @@ func (r *Router) routeShowStream(args []string, lines, asJSON bool) (Producer, e
 					b = append(b, '\n')
 				}
 				if n++; n == routeShowPart {
-					if err := emit(string(b), records); err != nil {
+					if err := emit(bytesText(b), records); err != nil {
 						return err
 					}
 					b, records, n = b[:0], records[:0], 0
@@ -363,9 +364,14 @@ func (r *Router) routeShowStream(args []string, lines, asJSON bool) (Producer, e
 		if n == 0 {
 			return nil
 		}
-		return emit(string(b), records)
+		return emit(bytesText(b), records)
 	}, nil
 }
+
+// bytesText is b as a string without a copy, for emit only (see
+// Producer): a full table's listing would otherwise leave a copy of
+// itself behind as garbage.
+func bytesText(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // RouteGetJSON is 'route get' as -json shows it.
 type RouteGetJSON struct {
