@@ -22,7 +22,7 @@ type Request struct {
 	JSON bool     `json:"json,omitempty"`
 	// Batch carries many commands in one round trip (ferryctl -batch); they
 	// run in order and stop at the first failure.
-	Batch [][]string `json:"batch,omitempty"`
+	Batch Commands `json:"batch,omitempty"`
 }
 
 // Response carries the command's text (as ip(8) would print it), or its data

@@ -79,7 +79,7 @@ func BenchmarkBatchLoad900k(b *testing.B) {
 	}
 	b.ReportMetric(load.Seconds()/float64(b.N), "load-s")
 	b.ReportMetric(replace.Seconds()/float64(b.N), "replace10%-s")
-	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(n), "heap-B/route")
+	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(n), "heap-B/route")
 	// Free room in spans that hold live objects: what a collection cannot
 	// return, and so the RSS above the live heap.
 	b.ReportMetric(float64(after.HeapInuse-after.HeapAlloc)/1e6, "frag-MB")
