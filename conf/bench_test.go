@@ -56,6 +56,7 @@ func BenchmarkBatchLoad900k(b *testing.B) {
 		defer debug.SetGCPercent(debug.SetGCPercent(fib.DefaultGCPercent))
 	}
 	var load, replace time.Duration
+	var builds fib.BuildStats
 	var before, after runtime.MemStats
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
@@ -70,6 +71,8 @@ func BenchmarkBatchLoad900k(b *testing.B) {
 		loadTable(b, r, repl)
 		replace += time.Since(t0)
 		b.StopTimer()
+		st := r.FIB.BuildStats()
+		builds.Compactions += st.Compactions
 		r.trimHeap() // as the daemon does once the changes are quiet
 		runtime.ReadMemStats(&after)
 		if got := len(r.FIB.Routes(fib.TableMain)); got < n {
@@ -77,6 +80,7 @@ func BenchmarkBatchLoad900k(b *testing.B) {
 		}
 		runtime.KeepAlive(r)
 	}
+	b.ReportMetric(float64(builds.Compactions)/float64(b.N), "compactions")
 	b.ReportMetric(load.Seconds()/float64(b.N), "load-s")
 	b.ReportMetric(replace.Seconds()/float64(b.N), "replace10%-s")
 	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(n), "heap-B/route")

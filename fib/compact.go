@@ -20,16 +20,23 @@ type partSlabs struct {
 }
 
 // Compact copies the parts of every table's trie into fresh dense
-// allocations and publishes the copies; the content is the same, so
-// readers see no change and no cached decision expires. It returns the
-// number of parts copied. Call it after large changes, when the table is
-// quiet: it costs about one copy of the tries.
+// allocations and publishes the copies, and compacts the merged
+// structure's arenas when a load left them roomy or full of garbage; the
+// content is the same, so readers see no change and no cached decision
+// expires. It returns the number of parts copied. Call it after large
+// changes, when the table is quiet: it costs about one copy of the tries.
 func (f *FIB) Compact() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := 0
 	for _, t := range f.tables {
 		n += compactTrie(t.root.Load())
+	}
+	w := &f.fw
+	if f.fast.Load() != nil && (w.scale > 1 || w.cur.arenaBytes() > 2*w.live) {
+		w.scale = 1
+		w.compactArenas()
+		f.publishFast()
 	}
 	return n
 }

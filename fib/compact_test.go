@@ -23,11 +23,16 @@ func TestCompactDifferential(t *testing.T) {
 			return nil
 		}))
 		before := f.main.root.Load().p.Load()
+		f.fw.scale = 2 // as a load leaves it: the merged structure's arenas are compacted too
+		compactions := f.fw.compactions
 		if n := f.Compact(); n == 0 {
 			t.Fatal("compaction copied no part")
 		}
 		if f.main.root.Load().p.Load() == before {
 			t.Fatal("the root's part was not replaced")
+		}
+		if f.fw.compactions != compactions+1 {
+			t.Fatal("the merged structure's arenas were not compacted")
 		}
 		verifyAll(t, f, rf, rng, lookups)
 		randomOps(t, rng, f, rf, f.Apply, ops/10, true)

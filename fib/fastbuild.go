@@ -3,6 +3,7 @@ package fib
 import (
 	"math/bits"
 	"slices"
+	"time"
 )
 
 // fastWriter is the writers' state of the merged structure.
@@ -12,7 +13,11 @@ type fastWriter struct {
 	nAns  int    // answers right after the last full build
 	// rebuilds and compactions count the full builds and compactions.
 	rebuilds, compactions int
-	slack                 int // garbage allowed besides live bytes; 0: 1 MB
+	// scale multiplies the arenas' room and the garbage allowed, doubled
+	// by compactions in quick succession; compacted is the last one.
+	scale     int
+	compacted time.Time
+	slack     int // garbage allowed besides live bytes; 0: 1 MB
 
 	cur  fsnap  // the snapshot as writers see it: arenas past the readers' ends
 	next *fsnap // the snapshot being built by a commit

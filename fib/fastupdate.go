@@ -4,6 +4,7 @@ import (
 	"math/bits"
 	"slices"
 	"sync/atomic"
+	"time"
 	"unsafe"
 )
 
@@ -53,6 +54,27 @@ func (fs *fsnap) roomy() {
 	hugeArena(fs.nodes)
 	hugeArena(fs.kids)
 }
+
+// compactArenas compacts the snapshot being written with room for the
+// garbage scale allows.
+func (w *fastWriter) compactArenas() {
+	fs := &w.cur
+	*fs = *fs.compact(max(w.scale, 1))
+	w.live = fs.arenaBytes()
+	w.compactions++
+}
+
+// A compaction copies the live nodes, and the garbage an update leaves is
+// about one node per block it changed: a load of a full table in batches
+// of a few thousand routes would compact every few batches, copying the
+// whole arena each time. Compactions that come less than bulkCompactions
+// apart double the room and the garbage allowed (up to maxRoomScale times
+// the usual), so that a load compacts a logarithmic number of times; the
+// daemon compacts tight again once the changes are quiet (FIB.Compact).
+const (
+	bulkCompactions = time.Second
+	maxRoomScale    = 4
+)
 
 // The arenas' room: chunk copies (1 KB each, one per chunk a batch changes),
 // and for the node and child block garbage about what the compaction rule
@@ -118,10 +140,15 @@ func (f *FIB) updateFast(d *dirtySet) {
 		slack = 1 << 20
 	}
 	needN := maxNodeLen * (256*d.nchunks + len(d.list))
-	if fs.arenaBytes() > 2*w.live+slack || cap(fs.nodes)-len(fs.nodes) < needN {
-		*fs = *fs.compact()
-		w.live = fs.arenaBytes()
-		w.compactions++
+	if fs.arenaBytes() > (1+max(w.scale, 1))*w.live+slack || cap(fs.nodes)-len(fs.nodes) < needN {
+		now := time.Now()
+		if now.Sub(w.compacted) < bulkCompactions {
+			w.scale = min(2*w.scale, maxRoomScale)
+		} else {
+			w.scale = 1
+		}
+		w.compacted = now
+		w.compactArenas()
 	}
 	if cap(fs.chunks)-len(fs.chunks) < 256*(1+len(fs.more))*min(256, d.nchunks+len(d.list)) {
 		fs.compactChunks()
@@ -206,7 +233,7 @@ func sameArena[T any](a, b []T) bool {
 // compact returns a copy of fs without the garbage in its arenas: the
 // nodes and child blocks the top level reaches, copied into fresh arenas.
 // The answers are shared.
-func (fs *fsnap) compact() *fsnap {
+func (fs *fsnap) compact(scale int) *fsnap {
 	c := &fsnap{ans: fs.ans, inRes: fs.inRes, prog: fs.prog, more: make([][256]uint32, len(fs.more))}
 	words, blocks := 0, 0
 	for s := 0; s <= len(fs.more); s++ {
@@ -225,9 +252,9 @@ func (fs *fsnap) compact() *fsnap {
 		}
 	}
 	c.chunks = make([]uint32, 0, (256*(1+len(fs.more))+chunkRoom)<<8)
-	c.nodes = make([]uint64, 0, words+nodeRoom(words))
+	c.nodes = make([]uint64, 0, words+scale*nodeRoom(words))
 	c.nodes = append(c.nodes, zeroWords[:8]...)
-	c.kids = make([]uint16, 0, blocks<<8+kidRoom(blocks<<8))
+	c.kids = make([]uint16, 0, blocks<<8+scale*kidRoom(blocks<<8))
 	for s := 0; s <= len(fs.more); s++ {
 		top, ctop := fs.topOf(s), c.topOf(s)
 		for hi := range top {
@@ -270,3 +297,16 @@ func (c *fsnap) copyNode(fs *fsnap, o uint32) uint32 {
 // fullRebuildBlocks is how many changed /16 blocks make an update rebuild
 // everything instead.
 var fullRebuildBlocks = 4096
+
+// BuildStats counts the merged structure's full builds and the
+// compactions of its arenas since the FIB was made.
+type BuildStats struct {
+	Rebuilds, Compactions int
+}
+
+// BuildStats returns the counts of the merged structure's maintenance.
+func (f *FIB) BuildStats() BuildStats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return BuildStats{Rebuilds: f.fw.rebuilds, Compactions: f.fw.compactions}
+}

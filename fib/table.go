@@ -287,7 +287,8 @@ func (b *Batch) insert(r *Route, op Op) error {
 	if l != nil {
 		old = l.appendRoutes(buf[:0])
 	}
-	ikey := infoKey(r)
+	var kbuf, obuf [infoKeyMax]byte
+	ikey := infoKey(kbuf[:0], r)
 	// fib_find_alias: the first alias with a lower TOS, or the same TOS and a
 	// priority not lower.
 	first := 0
@@ -303,7 +304,7 @@ func (b *Batch) insert(r *Route, op Op) error {
 		end := first
 		match := -1
 		for end < len(old) && old[end].Tos == r.Tos && old[end].Priority == r.Priority {
-			if match < 0 && old[end].Type == r.Type && infoKey(old[end]) == ikey {
+			if match < 0 && old[end].Type == r.Type && string(infoKey(obuf[:0], old[end])) == string(ikey) {
 				match = end
 			}
 			end++
@@ -355,11 +356,11 @@ func (b *Batch) insert(r *Route, op Op) error {
 
 // publishRoute writes into nr the immutable route added to the table: r
 // with its interned nexthops.
-func (b *Batch) publishRoute(nr, r *Route, ikey string) {
+func (b *Batch) publishRoute(nr, r *Route, ikey []byte) {
 	f := b.f
 	*nr = *r
 	nr.given = 0
-	if e, ok := f.nhs[ikey]; ok {
+	if e, ok := f.nhs[string(ikey)]; ok { // (no string made to look up)
 		e.refs++
 		nr.Nexthops = e.nhs
 		return
@@ -379,7 +380,7 @@ func (b *Batch) publishRoute(nr, r *Route, ikey string) {
 		setUpperBounds(nhs)
 		nr.Nexthops = nhs
 	}
-	f.nhs[ikey] = &nhEntry{nhs: nr.Nexthops, refs: 1}
+	f.nhs[string(ikey)] = &nhEntry{nhs: nr.Nexthops, refs: 1}
 	if len(nr.Nexthops) > 1 {
 		f.multipath.Add(1)
 	}
@@ -403,7 +404,8 @@ func setUpperBounds(nhs []*Nexthop) {
 }
 
 func (b *Batch) release(r *Route) {
-	k := infoKey(r)
+	var kbuf [infoKeyMax]byte
+	k := string(infoKey(kbuf[:0], r))
 	if e, ok := b.f.nhs[k]; ok {
 		if e.refs--; e.refs <= 0 {
 			if len(e.nhs) > 1 {
@@ -420,9 +422,7 @@ func (b *Batch) release(r *Route) {
 // infoKey identifies what routes may share: everything but the prefix and
 // TOS (the kernel's fib_info plus type and table, which decisions carry).
 // Binary, built without fmt: it is made for every route added.
-func infoKey(r *Route) string {
-	var buf [64]byte
-	b := buf[:0]
+func infoKey(b []byte, r *Route) []byte {
 	b = binary.LittleEndian.AppendUint32(b, r.Table)
 	b = append(b, byte(r.Type), byte(r.Scope), r.Proto)
 	b = binary.LittleEndian.AppendUint32(b, r.Priority)
@@ -447,8 +447,12 @@ func infoKey(r *Route) string {
 			b = append(b, 0)
 		}
 	}
-	return string(b)
+	return b
 }
+
+// infoKeyMax is the room for a key of two nexthops: larger ones grow onto
+// the heap.
+const infoKeyMax = 64
 
 // checkNexthop validates nh and resolves its port from its gateway as
 // fib_check_nh does, filling in nh.Port.
