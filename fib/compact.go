@@ -33,7 +33,7 @@ func (f *FIB) Compact() int {
 		n += compactTrie(t.root.Load())
 	}
 	w := &f.fw
-	if f.fast.Load() != nil && (w.scale > 1 || w.cur.arenaBytes() > 2*w.live) {
+	if f.fast.Load() != nil && (w.scale > 1 || w.cur.arenaBytes() > w.live+w.live/2) {
 		w.scale = 1
 		w.compactArenas()
 		f.publishFast()

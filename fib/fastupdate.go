@@ -79,11 +79,11 @@ const (
 // The arenas' room: chunk copies (1 KB each, one per chunk a batch changes),
 // and for the node and child block garbage about what the compaction rule
 // lets accumulate.
-const chunkRoom = 4096
+const chunkRoom = 1024
 
-func nodeRoom(words int) int { return words + words/2 + 128<<10 }
+func nodeRoom(words int) int { return words/2 + 128<<10 }
 
-func kidRoom(vals int) int { return vals + 256<<8 }
+func kidRoom(vals int) int { return vals/2 + 256<<8 }
 
 // compactChunks copies the live chunks into a fresh arena: cheaper than
 // compact, for when chunk copies filled theirs.
@@ -140,7 +140,7 @@ func (f *FIB) updateFast(d *dirtySet) {
 		slack = 1 << 20
 	}
 	needN := maxNodeLen * (256*d.nchunks + len(d.list))
-	if fs.arenaBytes() > (1+max(w.scale, 1))*w.live+slack || cap(fs.nodes)-len(fs.nodes) < needN {
+	if fs.arenaBytes() > w.live+max(w.scale, 1)*w.live/2+slack || cap(fs.nodes)-len(fs.nodes) < needN {
 		now := time.Now()
 		if now.Sub(w.compacted) < bulkCompactions {
 			w.scale = min(2*w.scale, maxRoomScale)
