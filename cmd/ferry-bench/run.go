@@ -302,7 +302,7 @@ func (b *bench) measureTable(ctx context.Context, t *routeTable, duts []dutSpec,
 		}
 		b.log.Info("device ready", zap.String("dut", dut.label), zap.Int("pid", r.proc.pid()), zap.Float64("start_s", r.StartS), zap.Float64("route_load_s", r.LoadS))
 		if dut.kind == dutFerryd {
-			r.gc0, r.gcKnown = gcCycles(b.ferryCounters(r.api))
+			r.gc0, r.gcKnown = b.settled(ctx, r.api)
 			r.readyAt = time.Now()
 		}
 		// Stopped until its turn: the next device starts on a quiet core.
@@ -576,6 +576,28 @@ func gcCycles(counters map[string]json.RawMessage) (uint64, bool) {
 		return 0, false
 	}
 	return st.Runtime.GCCycles, true
+}
+
+// settled waits until ferryd's heap has settled after its routes were
+// loaded (it compacts its tries and collects once large changes have been
+// quiet for 2 s: that work must not fall in a turn), and returns its
+// count of collections then.
+func (b *bench) settled(ctx context.Context, api string) (uint64, bool) {
+	const quiet, most = 3 * time.Second, 30 * time.Second
+	gc, ok := gcCycles(b.ferryCounters(api))
+	if !ok {
+		return 0, false
+	}
+	since, start := time.Now(), time.Now()
+	for time.Since(since) < quiet && time.Since(start) < most {
+		if sleepCtx(ctx, 250*time.Millisecond) != nil {
+			break
+		}
+		if n, ok := gcCycles(b.ferryCounters(api)); ok && n != gc {
+			gc, since = n, time.Now()
+		}
+	}
+	return gc, true
 }
 
 // ferryCounters reads ferryd's counters, for the record.
