@@ -199,13 +199,26 @@ func TestTrieDifferential(t *testing.T) {
 		randomOps(t, rng, f, rf, f.Apply, ops/4, true)
 		verifyAll(t, f, rf, rng, lookups)
 	}
-	// The same through big batches, published once each.
+	// The same through big batches, published once each, each followed
+	// by the compaction a load is followed by: lookups agree right after
+	// it, and after the changes that follow it (which copy the compacted
+	// arrays before they change them).
 	for round := 0; round < 3; round++ {
 		must(t, f.Batch(func(b *Batch) error {
 			randomOps(t, rng, f, rf, b.Apply, ops, false)
 			return nil
 		}))
 		verifyAll(t, f, rf, rng, lookups)
+		before, compactions := f.main.root.Load().p.Load(), f.fw.compactions
+		f.fw.scale = 2 // as a load leaves it: the merged structure's arenas are compacted too
+		if f.Compact() == 0 || f.main.root.Load().p.Load() == before {
+			t.Fatal("compaction copied no part")
+		}
+		if f.fw.compactions != compactions+1 {
+			t.Fatal("the merged structure's arenas were not compacted")
+		}
+		verifyAll(t, f, rf, rng, lookups)
+		randomOps(t, rng, f, rf, f.Apply, ops/20, true)
 	}
 	// Empty it again: only the root node stays.
 	for l := range rf.m {
