@@ -109,7 +109,11 @@ func (w *fastWriter) answerOf(r *Route) uint32 {
 	// whether there is a TOS name the answer, and a small memo of them
 	// spares most builds of a key and most map lookups.
 	nh, tos := r.Nexthops[0], r.Tos != 0
-	m := &w.memo[(uintptr(unsafe.Pointer(nh))>>4^uintptr(r.Tos))%uintptr(len(w.memo))]
+	slot := uintptr(unsafe.Pointer(nh)) >> 4
+	if tos {
+		slot ^= 1
+	}
+	m := &w.memo[slot%uintptr(len(w.memo))]
 	if m.nh == nh && m.tos == tos && m.epoch == w.epoch {
 		return m.at
 	}

@@ -67,13 +67,13 @@ func (w *fastWriter) compactArenas() {
 // A compaction copies the live nodes, and the garbage an update leaves is
 // about one node per block it changed: a load of a full table in batches
 // of a few thousand routes would compact every few batches, copying the
-// whole arena each time. Compactions that come less than bulkCompactions
+// whole arena each time. Compactions that come less than bulkCompactionGap
 // apart double the room and the garbage allowed (up to maxRoomScale times
 // the usual), so that a load compacts a logarithmic number of times; the
 // daemon compacts tight again once the changes are quiet (FIB.Compact).
 const (
-	bulkCompactions = time.Second
-	maxRoomScale    = 4
+	bulkCompactionGap = time.Second
+	maxRoomScale      = 4
 )
 
 // The arenas' room: chunk copies (1 KB each, one per chunk a batch changes),
@@ -142,7 +142,7 @@ func (f *FIB) updateFast(d *dirtySet) {
 	needN := maxNodeLen * (256*d.nchunks + len(d.list))
 	if fs.arenaBytes() > w.live+max(w.scale, 1)*w.live/2+slack || cap(fs.nodes)-len(fs.nodes) < needN {
 		now := time.Now()
-		if now.Sub(w.compacted) < bulkCompactions {
+		if now.Sub(w.compacted) < bulkCompactionGap {
 			w.scale = min(2*w.scale, maxRoomScale)
 		} else {
 			w.scale = 1

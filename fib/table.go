@@ -384,7 +384,6 @@ func (b *Batch) publishRoute(nr, r *Route, ikey []byte) {
 	if len(nr.Nexthops) > 1 {
 		f.multipath.Add(1)
 	}
-
 }
 
 // setUpperBounds computes fib_rebalance's bounds with every nexthop alive.
