@@ -52,6 +52,7 @@ for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.2; done
 
 ctl() { "$bin/ferryctl" --socket "$sock" "$@"; }
 rss() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status"; }
+peak() { awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status"; }
 # field NAME: a runtime figure of 'ferryctl stats', in MB.
 field() { ctl stats | awk -v k="$1" '$0 ~ k {for (i = 1; i < NF; i++) if ($i == k) printf "%.0f", $(i + 1) / 1048576}'; }
 live() { echo "$(field heap_live_bytes)   go_mapped $(field go_mapped_bytes)   heap_unused $(field heap_unused_bytes)"; }
@@ -63,7 +64,7 @@ settle() { sleep "${FERRY_SETTLE:-8}"; }
 echo "# $routes routes; RSS and live heap in MB, after the heap was trimmed"
 echo "start:        rss $(rss)   hugepages $(field hugepage_bytes)"
 t=$(timed ctl -batch "$batch"); settle
-echo "load:         ${t} s   rss $(rss)   heap_live $(live)"
+echo "load:         ${t} s   rss $(rss) (peak $(peak))   heap_live $(live)"
 t=$(timed ctl route show); sleep 1
 echo "route show:   ${t} s   rss $(rss)   ($(ctl route show | wc -l) lines)"
 t=$(timed ctl -batch "$work/replace.batch"); settle

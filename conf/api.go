@@ -201,7 +201,7 @@ func (s *Server) serveConn(c net.Conn) {
 		}
 		var req Request
 		var resp Response
-		if jerr := json.Unmarshal(line, &req); jerr != nil {
+		if jerr := decodeRequest(line, &req); jerr != nil {
 			resp.Error = "bad request: " + jerr.Error()
 		} else if access == AccessReadOnly && !readOnlyRequest(req) {
 			resp.Error = fmt.Sprintf("permission denied: read-only access (%s): %q changes the router", s.Access.ReadOnlyGroup, strings.Join(req.Args, " "))
@@ -407,6 +407,25 @@ func (cl *Client) Do(req Request) (Response, error) {
 	return last, nil
 }
 
+// DoEncoded is Do for a request already encoded as JSON on one line (as
+// json.Marshal gives it), so that a caller can encode the next request
+// while ferryd runs this one. A streamed answer's text is joined; its
+// records are not kept.
+func (cl *Client) DoEncoded(req []byte) (Response, error) {
+	if _, err := cl.c.Write(append(req, '\n')); err != nil {
+		return Response{}, fmt.Errorf("send to ferryd: %w", err)
+	}
+	var text strings.Builder
+	last, err := cl.read(func(part *Response) error {
+		text.WriteString(part.Output)
+		return nil
+	})
+	if err == nil && text.Len() > 0 {
+		last.Output = text.String() + last.Output
+	}
+	return last, err
+}
+
 // Stream sends one request and hands each part of a streamed response to
 // part as it arrives; it returns the last part, which ends every answer
 // (the whole of one that does not stream).
@@ -414,6 +433,11 @@ func (cl *Client) Stream(req Request, part func(*Response) error) (Response, err
 	if err := cl.enc.Encode(&req); err != nil {
 		return Response{}, fmt.Errorf("send to ferryd: %w", err)
 	}
+	return cl.read(part)
+}
+
+// read reads one answer: its parts, then the last.
+func (cl *Client) read(part func(*Response) error) (Response, error) {
 	for {
 		var resp Response
 		line, err := cl.r.ReadBytes('\n')

@@ -32,15 +32,12 @@ func TestCommandsJSON(t *testing.T) {
 }
 
 // FuzzCommandsJSON holds the fast decoder to encoding/json's answer on
-// every valid document.
+// every document it takes: it must refuse what is not valid JSON.
 func FuzzCommandsJSON(f *testing.F) {
-	for _, s := range []string{`[["route","add","10.0.0.0/8"]]`, `[[],["a"]]`, `null`, `[["a\n"]]`, `[ [ "x" ] ]`} {
+	for _, s := range []string{`[["route","add","10.0.0.0/8"]]`, `[[],["a"]]`, `null`, `[["a\n"]]`, `[ [ "x" ] ]`, "[[\"a\x01\"]]", `nullx`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
-		if !json.Valid([]byte(in)) {
-			return
-		}
 		var want [][]string
 		werr := json.Unmarshal([]byte(in), &want)
 		cmds, ok := scanCommands([]byte(in))
@@ -52,6 +49,46 @@ func FuzzCommandsJSON(f *testing.F) {
 		}
 		if !reflect.DeepEqual([][]string(cmds), want) {
 			t.Fatalf("%q: %q, want %q", in, cmds, want)
+		}
+	})
+}
+
+func TestDecodeRequest(t *testing.T) {
+	for _, in := range []string{
+		`{"batch":[["route","add","10.0.0.0/8","via","192.0.2.2"],["route","del","10.0.0.0/8"]]}`,
+		`{"batch":[["a"]]}` + "\n", `{"batch":null}`, `{"batch":[]}`, `{"args":["route","show"],"json":true}`,
+		`{"batch":[["a"]],"json":true}`, `{"batch":[["a\u0041"]]}`, ` {"batch":[["a"]]}`,
+	} {
+		var got, want Request
+		gerr := decodeRequest([]byte(in), &got)
+		werr := json.Unmarshal([]byte(in), &want)
+		if gerr != nil || werr != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %+v (%v), want %+v (%v)", in, got, gerr, want, werr)
+		}
+	}
+	for _, in := range []string{`{"batch":[["a"]]}}`, `{"batch":[["a"]`, `{"batch":[["a",]]}`, "{\"batch\":[[\"\x00\"]]}", `{"batch":nul}`} {
+		var req Request
+		if err := decodeRequest([]byte(in), &req); err == nil {
+			t.Errorf("%s: no error, got %+v", in, req)
+		}
+	}
+}
+
+// FuzzRequestJSON holds request decoding to encoding/json's: the same
+// request, or an error where it gives one.
+func FuzzRequestJSON(f *testing.F) {
+	for _, s := range []string{`{"batch":[["route","add","10.0.0.0/8"]]}`, `{"batch":null}`, `{"args":["x"]}`, `{"batch":[["a"]]} `} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		var got, want Request
+		gerr := decodeRequest([]byte(in), &got)
+		werr := json.Unmarshal([]byte(in), &want)
+		if (gerr == nil) != (werr == nil) {
+			t.Fatalf("%q: error %v, encoding/json's %v", in, gerr, werr)
+		}
+		if gerr == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: %+v, want %+v", in, got, want)
 		}
 	})
 }

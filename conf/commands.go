@@ -168,7 +168,7 @@ func (r *Router) ExecBatch(cmds [][]string) (string, int, error) {
 		if j > i {
 			// Parse first: the parser reads the FIB's ports, which a
 			// batch in progress holds locked.
-			routes := make([]fib.Route, 0, j-i)
+			routes := make([]fib.RouteCmd, 0, j-i)
 			for k := i; k < j; k++ {
 				rt, err := fib.ParseRoute(cmds[k][2:], r.FIB)
 				if err != nil {
@@ -178,16 +178,14 @@ func (r *Router) ExecBatch(cmds [][]string) (string, int, error) {
 					parseErr, parseAt = err, k
 					break
 				}
-				routes = append(routes, rt)
+				routes = append(routes, fib.RouteCmd{Op: routeOps[cmds[k][1]], Route: rt})
 			}
 			failed := -1
 			var ferr error
 			err := r.FIB.Batch(func(b *fib.Batch) error {
-				for n, rt := range routes {
-					if err := b.Apply(fib.RouteCmd{Op: routeOps[cmds[i+n][1]], Route: rt}); err != nil {
-						failed, ferr = i+n, fmt.Errorf("RTNETLINK answers: %s", errText(err))
-						return ferr
-					}
+				if n, err := b.ApplyAll(routes); err != nil {
+					failed, ferr = i+n, fmt.Errorf("RTNETLINK answers: %s", errText(err))
+					return ferr
 				}
 				return nil
 			})

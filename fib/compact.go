@@ -28,6 +28,7 @@ type partSlabs struct {
 func (f *FIB) Compact() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.buildDeferredLocked()
 	n := 0
 	for _, t := range f.tables {
 		n += compactTrie(t.root.Load())

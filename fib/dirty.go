@@ -1,5 +1,7 @@
 package fib
 
+import "math/bits"
+
 // dirtySet is what a batch changed in the tables the structures merge: whole
 // chunks (/8) for prefixes up to /8, /16 blocks for longer ones.
 type dirtySet struct {
@@ -50,6 +52,26 @@ func (d *dirtySet) reset() {
 func (d *dirtySet) markAll() {
 	d.chunks = [4]uint64{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)}
 	d.nchunks = 256
+}
+
+// hasBlock reports whether d has block b, alone or in a whole chunk.
+func (d *dirtySet) hasBlock(b uint32) bool {
+	hi := b >> 8
+	return d.chunks[hi>>6]&(1<<(hi&63)) != 0 || d.bm != nil && d.bm[b>>6]&(1<<(b&63)) != 0
+}
+
+// merge adds what o has to d.
+func (d *dirtySet) merge(o *dirtySet) {
+	for i, c := range o.chunks {
+		for c != 0 {
+			hi := uint32(i*64 + bits.TrailingZeros64(c))
+			c &= c - 1
+			d.mark(hi<<24, 8)
+		}
+	}
+	for _, b := range o.list {
+		d.mark(b<<16, 16)
+	}
 }
 
 func (d *dirtySet) any() bool { return d.nchunks > 0 || d.n > 0 }

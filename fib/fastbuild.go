@@ -10,7 +10,9 @@ import (
 type fastWriter struct {
 	epoch uint32 // answers cached in nexthops are valid for this epoch
 	live  int    // bytes right after the last full build or compaction
-	nAns  int    // answers right after the last full build
+	// The arenas' lengths after the last full build: the next one's size.
+	builtNodes, builtKids int
+	nAns                  int // answers right after the last full build
 	// rebuilds and compactions count the full builds and compactions.
 	rebuilds, compactions int
 	// scale multiplies the arenas' room and the garbage allowed, doubled
@@ -39,7 +41,15 @@ type fastWriter struct {
 	srcs   []ansSrc
 	ps     *portSnap
 	dirty  dirtySet // between batches: the empty set whose bitmap they reuse
-	memo   [1024]ansMemo
+	// pending are the blocks marked slow whose builds wait (fastdefer.go),
+	// since pendingSince, last added to at lastDefer; timer builds them
+	// when changes pause. buildTook is how long the last such build took.
+	pending                 dirtySet
+	pendingSince, lastDefer time.Time
+	buildTook               time.Duration
+	timer                   *time.Timer
+	deferOff                bool // tests of the builds without deferral
+	memo                    [1024]ansMemo
 }
 
 // structState is a structure's writer state besides structure 0's.
@@ -380,16 +390,31 @@ func (w *fastWriter) ownChunk(hi uint32, fresh bool) {
 }
 
 // rebuildFast builds the merged structure from scratch and publishes it.
-func (f *FIB) rebuildFast() {
+func (f *FIB) rebuildFast() { f.rebuild(false) }
+
+// rebuild builds the structures from scratch and publishes them. With
+// keepAnswers, the answer table and the prefixes' values cached in the
+// trie parts stay (a build of deferred blocks: nothing but the tries
+// changed); without, they are made anew, which drops answers no route
+// uses any more. The arenas are sized from the last build's, so that a
+// full table's build does not copy them as they grow.
+func (f *FIB) rebuild(keepAnswers bool) {
 	w := &f.fw
-	w.epoch++
+	w.pending.reset()
 	fs := &fsnap{}
-	fs.nodes = append(fs.nodes, zeroWords[:8]...) // node 0: a dummy, no node's offset
+	if keepAnswers {
+		fs.ans, fs.inRes = w.cur.ans, w.cur.inRes
+	} else {
+		w.epoch++
+		fs.ans = append(fs.ans, fixedAnswers[:]...) // answer 0: no route
+		fs.syncResults()
+		w.ansIdx, w.srcs = nil, nil
+	}
 	w.plan = f.planFast()
-	fs.chunks = make([]uint32, 0, 256*256*(1+len(w.plan.per)))
-	fs.ans = append(fs.ans, fixedAnswers[:]...) // answer 0: no route
-	fs.syncResults()
-	w.ansIdx, w.srcs = nil, nil
+	fs.chunks = make([]uint32, 0, (256*(1+len(w.plan.per))+chunkRoom)<<8)
+	fs.nodes = make([]uint64, 0, w.builtNodes+nodeRoom(w.builtNodes))
+	fs.nodes = append(fs.nodes, zeroWords[:8]...) // node 0: a dummy, no node's offset
+	fs.kids = make([]uint16, 0, w.builtKids+kidRoom(w.builtKids))
 	w.ps = f.portSnap.Load()
 	w.next = fs
 	fs.more = make([][256]uint32, len(w.plan.per))
@@ -409,9 +434,12 @@ func (f *FIB) rebuildFast() {
 	}
 	w.selectStruct(0)
 	w.next, w.ps = nil, nil
+	w.builtNodes, w.builtKids = len(fs.nodes), len(fs.kids)
 	fs.roomy()
 	w.live = fs.arenaBytes()
-	w.nAns = len(fs.ans)
+	if !keepAnswers {
+		w.nAns = len(fs.ans)
+	}
 	w.rebuilds++
 	w.cur = *fs
 	w.cur.more = slices.Clone(fs.more)

@@ -128,11 +128,22 @@ func (f *FIB) publishFast() {
 // the older snapshot's table lacks, the reader looks the address up in
 // full (InputView.Shared).
 func (f *FIB) updateFast(d *dirtySet) {
+	if !f.deferFast(d) {
+		f.applyFast(d)
+	}
+}
+
+// applyFast is updateFast without deferral.
+func (f *FIB) applyFast(d *dirtySet) {
 	pub := f.fast.Load()
 	w := &f.fw
 	fs := &w.cur
-	if pub == nil || d.n > fullRebuildBlocks || d.nchunks == 256 || len(fs.ans) > 2*w.nAns+4096 {
+	if pub == nil || len(fs.ans) > 2*w.nAns+4096 {
 		f.rebuildFast()
+		return
+	}
+	if d.n > fullRebuildBlocks || d.nchunks == 256 {
+		f.rebuild(true)
 		return
 	}
 	slack := w.slack

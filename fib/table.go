@@ -69,6 +69,7 @@ type Batch struct {
 	txs     []*tableTx
 	changed bool
 	dirty   dirtySet // blocks of the merged fast structure to rebuild
+	warm    uintptr  // what warmPaths read, kept so that it reads
 }
 
 type tableTx struct {
@@ -205,6 +206,35 @@ func (b *Batch) Apply(cmd RouteCmd) error {
 		return b.insert(&r, cmd.Op)
 	}
 	return fmt.Errorf("route %s: unknown operation %d", routeName(&r), cmd.Op)
+}
+
+// ApplyAll applies cmds in order, stopping at the first that fails: it
+// returns that one's index, or -1. A group of commands at a time, it first
+// walks their prefixes' paths together (warmPaths), so that the cache
+// misses of a large batch's inserts overlap instead of coming one after
+// the other.
+func (b *Batch) ApplyAll(cmds []RouteCmd) (int, error) {
+	var ws [warmGroup]warmKey
+	for i := range cmds {
+		if i%warmGroup == 0 {
+			n := 0
+			for _, c := range cmds[i:min(i+warmGroup, len(cmds))] {
+				id := c.Route.Table
+				if id == TableUnspec {
+					id = TableMain
+				}
+				if t, ok := b.f.tables[id]; ok && c.Route.Len <= 32 {
+					ws[n] = warmKey{n: b.tx(t).root, key: c.Route.Dst, plen: c.Route.Len}
+					n++
+				}
+			}
+			b.warm += warmPaths(ws[:n])
+		}
+		if err := b.Apply(cmds[i]); err != nil {
+			return i, err
+		}
+	}
+	return -1, nil
 }
 
 func routeName(r *Route) string {

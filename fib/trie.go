@@ -225,6 +225,53 @@ func (n *node) exact(key uint32, plen uint8) *leaf {
 	return p.find(key, plen)
 }
 
+// warmGroup is how many prefixes warmPaths walks at once.
+const warmGroup = 16
+
+// warmKey is a prefix for warmPaths, and the root of its trie.
+type warmKey struct {
+	n    *node
+	key  uint32
+	plen uint8
+}
+
+// warmPaths walks the writer's paths to the prefixes level by level, all
+// of them at each level, down to the prefix's slot in its part: what exact
+// and set read. The prefixes' loads do not depend on each other, so their
+// cache misses overlap, and the walks that follow find the lines cached.
+// Only a hint: it changes nothing, and stale runs of a pending part are
+// read with their bounds checked. It returns a sum of what it read.
+func warmPaths(ws []warmKey) uintptr {
+	var sum uintptr
+	for d := 0; d < 4; d++ {
+		more := false
+		for i := range ws {
+			w := &ws[i]
+			if w.n == nil {
+				continue
+			}
+			p := w.n.view(true)
+			c := slotOf(w.key, d)
+			if d < depthOf(w.plen) {
+				w.n = p.kid(c)
+				more = more || w.n != nil
+				continue
+			}
+			w.n = nil
+			j, b := c>>6&3, c&63
+			if r := int(p.lbase[j]) + bits.OnesCount64(p.lbits[j]&(2<<b-1)) - 1; r >= 0 && r < len(p.runs) {
+				if x := int(p.runs[r]); x < len(p.pfx) {
+					sum += uintptr(p.pfx[x].r0.Dst)
+				}
+			}
+		}
+		if !more {
+			break
+		}
+	}
+	return sum
+}
+
 // below returns the longest prefix containing a that is shorter than
 // maxLen: the backtracking step of fib_table_lookup. It reads prefix lists
 // and children only, so writers use it on pending parts too. No allocation.

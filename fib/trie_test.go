@@ -83,8 +83,12 @@ func check(t testing.TB, f *FIB, rf *ref, a uint32) {
 	}
 	// The merged structure of the default rules (local and default are
 	// empty here) and its bulk walk give the answer of the prefix's first
-	// route.
+	// route, or leave a block whose build is deferred to the walk above.
+	// (Locked: no deferred build runs meanwhile.)
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	fs := f.fast.Load()
+	deferred := f.fw.pending.hasBlock(a >> 16)
 	var want0 uint16
 	if l := root.lpm(a); l != nil {
 		want0 = f.fw.valueOf(l.route(0))
@@ -92,7 +96,7 @@ func check(t testing.TB, f *FIB, rf *ref, a uint32) {
 	var vals [bulkN]uint16
 	fs.lpmBulk([]uint32{a ^ 0x01000000, a, a ^ 0x80}, vals[:])
 	for _, v := range []uint16{fs.lpm(a), vals[1]} {
-		if v != want0 {
+		if v != want0 && !(v == valSlow && deferred) {
 			t.Fatalf("merged lookup %s: answer %d, want %d (%v %s)", netaddr.IPv4String(a), v, want0, wok, want)
 		}
 	}

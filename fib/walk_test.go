@@ -158,6 +158,7 @@ func FuzzWalk(f *testing.F) {
 // entry to child blocks past its own arena's end.
 func TestOldSnapshotAfterKidsMoved(t *testing.T) {
 	f := testFIB(t)
+	f.fw.deferOff = true // the batch's blocks are built, not deferred
 	must(t, run(t, f, "add", "10.0.0.0/8 via 192.0.2.2"))
 	old := f.fast.Load()
 	probe := ip("11.7.1.200")

@@ -201,7 +201,8 @@ func do(cl *conf.Client, args []string, asJSON bool, stdout io.Writer) error {
 
 // runBatch runs one command a line as 'ip -batch' does: blank lines and
 // '#' comments are skipped; the first failure stops it, naming the line.
-// Commands go to ferryd in chunks, so large route files load quickly.
+// Commands go to ferryd in chunks, so large route files load quickly; the
+// next chunk is read and encoded while ferryd runs the one before.
 func runBatch(cl *conf.Client, path string, stdout, stderr io.Writer) int {
 	var in io.Reader = os.Stdin
 	if path != "-" {
@@ -213,56 +214,123 @@ func runBatch(cl *conf.Client, path string, stdout, stderr io.Writer) int {
 		defer f.Close()
 		in = f
 	}
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	w := bufio.NewWriter(stdout)
 	defer w.Flush()
-	var chunk [][]string
-	var lines []int
-	flush := func() bool {
-		if len(chunk) == 0 {
-			return true
+	chunks := make(chan batchChunk, 1)
+	stop := make(chan struct{})
+	defer close(stop)
+	go readChunks(in, chunks, stop)
+	for c := range chunks {
+		if c.err != nil {
+			w.Flush()
+			fmt.Fprintln(stderr, "ferryctl:", c.err)
+			return 1
 		}
-		resp, err := cl.Do(conf.Request{Batch: chunk})
+		resp, err := cl.DoEncoded(c.req)
 		io.WriteString(w, resp.Output)
 		if err != nil {
 			w.Flush()
 			fmt.Fprintln(stderr, "ferryctl:", err)
-			return false
+			return 1
 		}
 		if !resp.OK {
 			w.Flush()
 			line := 0
-			if resp.Failed >= 0 && resp.Failed < len(lines) {
-				line = lines[resp.Failed]
+			if resp.Failed >= 0 && resp.Failed < len(c.lines) {
+				line = c.lines[resp.Failed]
 			}
 			fmt.Fprintf(stderr, "Command failed %s:%d\n%s\n", path, line, resp.Error)
-			return false
-		}
-		chunk, lines = chunk[:0], lines[:0]
-		return true
-	}
-	line := 0
-	for sc.Scan() {
-		line++
-		text := strings.TrimSpace(sc.Text())
-		if text == "" || strings.HasPrefix(text, "#") {
-			continue
-		}
-		chunk = append(chunk, strings.Fields(text))
-		lines = append(lines, line)
-		if len(chunk) == batchChunk && !flush() {
 			return 1
 		}
-	}
-	if err := sc.Err(); err != nil {
-		fmt.Fprintln(stderr, "ferryctl:", err)
-		return 1
-	}
-	if !flush() {
-		return 1
 	}
 	return 0
 }
 
-const batchChunk = 2048
+// batchChunk is one request of a batch: its commands encoded, and the
+// line of the file each came from; or why reading stopped.
+type batchChunk struct {
+	req   []byte
+	lines []int
+	err   error
+}
+
+// readChunks reads commands from in, batchChunkLen to a request, and hands
+// out each request encoded, until in ends, reading fails or stop closes.
+// It encodes the words itself: through strings.Fields and json.Marshal, a
+// full table's words cost more than ferryd's decoding of them.
+func readChunks(in io.Reader, out chan<- batchChunk, stop <-chan struct{}) {
+	defer close(out)
+	send := func(c batchChunk) bool {
+		select {
+		case out <- c:
+			return true
+		case <-stop:
+			return false
+		}
+	}
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	var req []byte
+	var lines []int
+	flush := func() bool {
+		if len(lines) == 0 {
+			return true
+		}
+		ok := send(batchChunk{req: append(req, "]}"...), lines: lines})
+		req, lines = nil, nil // sent: the reader's now
+		return ok
+	}
+	line := 0
+	for sc.Scan() {
+		line++
+		text := bytes.TrimSpace(sc.Bytes())
+		if len(text) == 0 || text[0] == '#' {
+			continue
+		}
+		if len(lines) == 0 {
+			req = append(make([]byte, 0, 64<<10), `{"batch":[`...)
+		} else {
+			req = append(req, ',')
+		}
+		req = appendCommand(req, text)
+		lines = append(lines, line)
+		if len(lines) == batchChunkLen && !flush() {
+			return
+		}
+	}
+	if err := sc.Err(); err != nil {
+		send(batchChunk{err: err})
+		return
+	}
+	flush()
+}
+
+// appendCommand appends the words of line (split at white space, as
+// strings.Fields does) as a JSON array of strings.
+func appendCommand(b, line []byte) []byte {
+	b = append(b, '[')
+	for i, w := range bytes.Fields(line) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, w)
+	}
+	return append(b, ']')
+}
+
+// appendJSONString appends w as a JSON string: as it is when it is
+// printable ASCII without quote or backslash (a route's words), else
+// through encoding/json.
+func appendJSONString(b, w []byte) []byte {
+	for _, c := range w {
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			q, _ := json.Marshal(string(w))
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, w...)
+	return append(b, '"')
+}
+
+const batchChunkLen = 2048

@@ -1,0 +1,128 @@
+package fib
+
+import "time"
+
+// Deferred block builds. A bulk load in random prefix order (a full table
+// from a file, a routing daemon re-sending its table) changes about one
+// /16 block of the merged structure per route, and building each block
+// again after every request cost more than the trie inserts themselves.
+// A batch that changes many blocks instead marks them valSlow: readers
+// take the rule walk over the tries, which already hold the change, for
+// those addresses only. A route change is in effect when its batch
+// returns either way; only the speed of the lookups it touched waits.
+//
+// The blocks are built once the changes pause for deferQuiet. During a
+// long load they are built too whenever the oldest deferral is
+// deferBuildRatio times as old as the last such build took, and at least
+// deferMin: the load spends at most about a fifth of its time on builds,
+// and no block stays on the slow path for long under changes that never
+// pause. Past fullRebuildBlocks, a build is a full one that keeps the
+// answers (rebuild).
+//
+// The price is forwarding speed during a bulk change: the rule walk takes
+// a few hundred nanoseconds, the merged structure a few.
+
+// deferMinBlocks is how many changed /16 blocks make a batch defer their
+// builds. Changes of prefixes up to /8 (whole chunks) do not count: they
+// are few, and a chunk's blocks mostly keep their nodes.
+const deferMinBlocks = 256
+
+var ( // tests shorten them
+	deferQuiet      = 50 * time.Millisecond
+	deferMin        = 2 * time.Second
+	deferBuildRatio = 4
+)
+
+// deferFast marks the blocks d changed slow instead of building them, when
+// d is large or blocks are deferred already, and reports whether it did.
+// It builds everything deferred instead when the oldest deferral is old
+// enough.
+func (f *FIB) deferFast(d *dirtySet) bool {
+	w := &f.fw
+	pend := &w.pending
+	if f.fast.Load() == nil || w.deferOff || (!pend.any() && d.n < deferMinBlocks) {
+		return false
+	}
+	now := time.Now()
+	if !pend.any() {
+		w.pendingSince = now
+	}
+	fs := &w.cur
+	if cap(fs.chunks)-len(fs.chunks) < 256*(1+len(fs.more))*min(256, d.nchunks+len(d.list)) {
+		fs.compactChunks()
+	}
+	w.next = fs
+	defer func() { w.next = nil }()
+	for st := 0; st <= len(fs.more); st++ {
+		w.selectStruct(st)
+		w.own = [256]bool{}
+		for hi := uint32(0); hi < 256; hi++ {
+			if d.chunks[hi>>6]&(1<<(hi&63)) != 0 && pend.chunks[hi>>6]&(1<<(hi&63)) == 0 {
+				w.ownChunk(hi, false)
+				c := fs.chunk(hi)
+				for lo := range c {
+					c[lo] = valSlow
+				}
+			}
+		}
+		for _, b := range d.list {
+			hi, lo := b>>8, b&255
+			if !pend.hasBlock(b) && fs.chunk(hi)[lo] != valSlow {
+				w.ownChunk(hi, false)
+				fs.chunk(hi)[lo] = valSlow
+			}
+		}
+	}
+	w.selectStruct(0)
+	pend.merge(d)
+	if age := now.Sub(w.pendingSince); age >= deferMin && age >= time.Duration(deferBuildRatio)*w.buildTook {
+		f.buildDeferredLocked()
+		return true
+	}
+	f.publishFast()
+	w.lastDefer = now
+	if w.timer == nil {
+		w.timer = time.AfterFunc(deferQuiet, f.buildWhenQuiet)
+	} else {
+		w.timer.Reset(deferQuiet)
+	}
+	return true
+}
+
+// buildWhenQuiet builds the deferred blocks when no batch deferred more
+// for deferQuiet; else it waits again. (The timer may fire while a batch
+// holds the lock: that batch's deferral counts.)
+func (f *FIB) buildWhenQuiet() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w := &f.fw
+	if !w.pending.any() {
+		return
+	}
+	if wait := deferQuiet - time.Since(w.lastDefer); wait > 0 {
+		w.timer.Reset(wait)
+		return
+	}
+	f.buildDeferredLocked()
+}
+
+// BuildDeferred builds the blocks whose builds bulk changes deferred and
+// publishes them: readers are back on the fast path everywhere. A pause in
+// the changes does it on its own; callers that measure a load call it to
+// include its cost.
+func (f *FIB) BuildDeferred() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.buildDeferredLocked()
+}
+
+func (f *FIB) buildDeferredLocked() {
+	pend := &f.fw.pending
+	if !pend.any() {
+		return
+	}
+	t0 := time.Now()
+	f.applyFast(pend)
+	pend.reset()
+	f.fw.buildTook = time.Since(t0)
+}
