@@ -294,30 +294,41 @@ func (n *node) below(a uint32, maxLen int, writer bool) *leaf {
 }
 
 // rebuildRuns expands the owned prefixes over the 256 slots, shorter
-// first so longer ones overwrite, and compresses the result into runs.
+// first so longer ones overwrite, and compresses the result into runs. A
+// run can start only where a prefix starts or ends: only those slots are
+// compared, not all 256 (a part holds some fifteen prefixes).
 func (p *part) rebuildRuns(depth int) {
-	var exp [256]uint16
-	for i := range exp {
-		exp[i] = noPfx
-	}
+	exp := noPfxSlots
+	cand := [4]uint64{1}
 	for j, k := range p.pkey { // not the leaves: each would be a cache miss
 		ll := int(k>>32) - 8*depth
 		start := int(slotOf(uint32(k), depth))
-		for i, end := start, start+1<<(8-ll); i < end; i++ {
+		end := start + 1<<(8-ll)
+		for i := start; i < end; i++ {
 			exp[i] = uint16(j)
+		}
+		cand[start>>6] |= 1 << (start & 63)
+		if end < 256 {
+			cand[end>>6] |= 1 << (end & 63)
 		}
 	}
 	var lb [4]uint64
+	var runs [256]uint16
 	n := 0
-	for i := 0; i < 256; i++ {
-		if i == 0 || exp[i] != exp[i-1] {
-			lb[i>>6] |= 1 << (i & 63)
-			exp[n] = exp[i] // n <= i: compacts in place
-			n++
+	prev := ^exp[0] // slot 0 starts a run
+	for w, c := range cand {
+		for ; c != 0; c &= c - 1 {
+			b := bits.TrailingZeros64(c)
+			if v := exp[w<<6|b]; v != prev {
+				lb[w] |= 1 << b
+				runs[n] = v
+				n++
+				prev = v
+			}
 		}
 	}
 	p.lbits = lb
-	p.runs = append([]uint16(nil), exp[:n]...)
+	p.runs = append([]uint16(nil), runs[:n]...)
 	s := 0
 	for w := 0; w < 4; w++ {
 		p.lbase[w] = uint16(s)
@@ -325,6 +336,14 @@ func (p *part) rebuildRuns(depth int) {
 	}
 	p.dirty = false
 }
+
+// noPfxSlots is 256 slots no prefix covers.
+var noPfxSlots = func() (s [256]uint16) {
+	for i := range s {
+		s[i] = noPfx
+	}
+	return s
+}()
 
 // clone makes a pending copy sharing pfx and kids until they change.
 func (p *part) clone() *part {
