@@ -4,18 +4,20 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
+	"unsafe"
 )
 
 // decodeRequest decodes a request line. A batch as ferryctl sends it,
 // {"batch":[...]}, is decoded by scanCommands alone: through
 // encoding/json, the line would be checked and then skipped over byte by
 // byte before Commands.UnmarshalJSON saw it, which took longer than the
-// decoding. Anything else goes to encoding/json.
+// decoding. Anything else goes to encoding/json. The words may share the
+// line's memory: the caller must not change the line afterwards.
 func decodeRequest(line []byte, req *Request) error {
 	const batchPrefix = `{"batch":`
 	s := bytes.TrimRight(line, " \t\r\n")
 	if bytes.HasPrefix(s, []byte(batchPrefix)) && s[len(s)-1] == '}' {
-		if cmds, ok := scanCommands(s[len(batchPrefix) : len(s)-1]); ok {
+		if cmds, ok := scanCommands(unsafe.String(&s[len(batchPrefix)], len(s)-1-len(batchPrefix))); ok {
 			*req = Request{Batch: cmds}
 			return nil
 		}
@@ -32,7 +34,7 @@ type Commands [][]string
 
 // UnmarshalJSON decodes an array of arrays of strings.
 func (c *Commands) UnmarshalJSON(b []byte) error {
-	if cmds, ok := scanCommands(b); ok {
+	if cmds, ok := scanCommands(string(b)); ok { // b is the decoder's: copied
 		*c = cmds
 		return nil
 	}
@@ -44,11 +46,10 @@ func (c *Commands) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// scanCommands decodes b when it is JSON's null or an array of arrays of
+// scanCommands decodes s when it is JSON's null or an array of arrays of
 // ASCII strings without escapes; ok is false for anything else, valid
 // JSON or not.
-func scanCommands(b []byte) (cmds Commands, ok bool) {
-	s := string(b)
+func scanCommands(s string) (cmds Commands, ok bool) {
 	i := skipSpace(s, 0)
 	if strings.HasPrefix(s[i:], "null") {
 		return nil, skipSpace(s, i+4) == len(s)

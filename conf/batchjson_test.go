@@ -40,7 +40,7 @@ func FuzzCommandsJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in string) {
 		var want [][]string
 		werr := json.Unmarshal([]byte(in), &want)
-		cmds, ok := scanCommands([]byte(in))
+		cmds, ok := scanCommands(in)
 		if !ok {
 			return
 		}
