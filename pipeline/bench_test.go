@@ -10,6 +10,7 @@ import (
 
 	"ferry/fib"
 	"ferry/internal/bgptable"
+	"ferry/netaddr"
 )
 
 // benchBurst loads frames into the rx burst each iteration and runs the
@@ -207,16 +208,24 @@ func (b *passBench) run(tb *testing.B, process bool) {
 // 198.51.100.2, and destinations over it.
 func bgpHarness(b *testing.B) (*harness, []uint32) { return bgpHarnessN(b, 900000) }
 
-func bgpHarnessN(b *testing.B, routes int) (*harness, []uint32) {
+func bgpHarnessN(b *testing.B, routes int) (*harness, []uint32) { return bgpHarnessGWs(b, routes, 1) }
+
+// bgpHarnessGWs is bgpHarnessN with the routes over gws gateways on port
+// 1 in turn, 198.51.100.2 on: a router with several peers.
+func bgpHarnessGWs(b *testing.B, routes, gws int) (*harness, []uint32) {
 	h := newHarness(b)
-	if err := h.nm.Apply(neighPermanent(1, ipB, macB)); err != nil {
-		b.Fatal(err)
+	for g := 0; g < gws; g++ {
+		mac := macB
+		mac[4] = byte(g)
+		if err := h.nm.Apply(neighPermanent(1, ipB+uint32(g), mac)); err != nil {
+			b.Fatal(err)
+		}
 	}
 	h.step(0)
 	ps := bgptable.Generate(routes, 1)
 	err := h.f.Batch(func(bt *fib.Batch) error {
-		for _, p := range ps {
-			rt, err := fib.ParseRoute([]string{p.String(), "via", "198.51.100.2"}, h.f)
+		for i, p := range ps {
+			rt, err := fib.ParseRoute([]string{p.String(), "via", netaddr.IPv4String(ipB + uint32(i%gws))}, h.f)
 			if err != nil {
 				return err
 			}
@@ -250,6 +259,13 @@ func BenchmarkPass900k(b *testing.B) {
 func BenchmarkPassLoad900k(b *testing.B) {
 	h, dsts := bgpHarness(b)
 	newPassBench(h, dsts, 256).run(b, false)
+}
+
+// Pass900k with the routes over four gateways: the packets of a pass
+// alternate between their decisions.
+func BenchmarkPass900kGateways4(b *testing.B) {
+	h, dsts := bgpHarnessGWs(b, 900000, 4)
+	newPassBench(h, dsts, 256).run(b, true)
 }
 
 // The same with one destination: route hints.

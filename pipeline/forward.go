@@ -69,6 +69,78 @@ func (p *Pipeline) fwdRun(pks []RxPkt, k int, st *routeState) int {
 	return k + n
 }
 
+// valEntry is a lookup value's decision for the pass, as fwdMix uses it.
+type valEntry struct {
+	val  int32 // -1: none
+	from decFrom
+	fast fastFwd
+}
+
+// valMemoN is how many lookup values a pass remembers the decisions of:
+// a route's value is its nexthops' answer, so a few cover most traffic.
+const valMemoN = 16
+
+// memoVal remembers d as the decision of every packet whose lookup value
+// is v (its shared Result: nothing of the packet but the value chose it).
+func (p *Pipeline) memoVal(v uint16, d *cache.Decision, from decFrom) {
+	e := &p.valMemo[v%valMemoN]
+	if e.val == int32(v) && e.fast.d == d {
+		return
+	}
+	e.val, e.from = int32(v), from
+	p.setFast(&e.fast, d)
+}
+
+// fwdMix forwards packets from k on while their lookup values have a
+// decision the pass remembers (memoVal) that sends them straight to a tx
+// list, whichever port: with random destinations under a few nexthops the
+// values alternate packet by packet, and a run (fwdRun) would stop at
+// nearly every one. It returns the index of the first other packet.
+func (p *Pipeline) fwdMix(pks []RxPkt, k int, st *routeState) int {
+	if p.nOut != 0 || p.pending.active != 0 {
+		return k // order: see direct
+	}
+	vals, memo := (*[RxMax]uint16)(p.vals[:]), &p.valMemo
+	route := p.route[:len(pks)]
+	ctr := &p.ctr.local
+	var last *valEntry
+	start := k
+	for ; k < len(pks); k++ {
+		r, pk := int(route[k]), &pks[k]
+		e := last
+		if r >= 0 {
+			v := vals[r&(RxMax-1)]
+			if e = &memo[v%valMemoN]; e.val != int32(v) {
+				break
+			}
+		} else if r != int(routeHint) || e == nil {
+			break
+		}
+		f := &e.fast
+		h := (*frameHdr)(pk.Data)
+		port := f.port
+		n := int(p.io.TxN[port])
+		if !f.toTx || !fastForwardable(h, pk, f) || n >= len(p.io.TxRef[port]) {
+			break
+		}
+		if r < 0 {
+			ctr[HintHits]++
+		} else if e.from == fromNhCache {
+			ctr[NhCacheHits]++
+		}
+		decTTL(h[EthHdrLen:])
+		*(*[EthHdrLen]byte)(pk.Data) = f.hdr
+		p.io.TxRef[port][n], p.io.TxLen[port][n] = uintptr(pk.Ref), pk.Len
+		p.io.TxN[port] = uint16(n + 1)
+		last = e
+	}
+	if last != nil {
+		ctr[Forwarded] += uint64(k - start)
+		st.prev = last.fast.d
+	}
+	return k
+}
+
 // runVal is the lookup value whose packets a run takes: the memo's, while
 // the memo's decision is the run's; -1, which no value is, otherwise.
 func (st *routeState) runVal() int32 {

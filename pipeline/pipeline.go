@@ -178,6 +178,8 @@ type Pipeline struct {
 	vals [RxMax]uint16
 	nk   int
 	view fib.InputView // the lookup state of the pass
+	// The pass's decisions by lookup value (fwdMix), valMemoN of them.
+	valMemo [valMemoN]valEntry
 	// An input lookup with a full key, for what the values do not answer.
 	inKey   fib.Key
 	inSpill fib.Result

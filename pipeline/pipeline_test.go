@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"fmt"
 	"math/rand"
 	"strings"
 	"testing"
@@ -580,5 +581,80 @@ func TestPendingTimeoutOnTheSharedClock(t *testing.T) {
 	}
 	if h.held() != 0 {
 		t.Fatalf("%d buffers leaked", h.held())
+	}
+}
+
+// Packets of one pass whose routes go through different gateways, in any
+// mix (fwdMix), each leave with their own gateway's MAC and a lower TTL,
+// in their order; one that cannot take the fast way (TTL 1) is dropped as
+// TTL exceeded and the others around it are still forwarded.
+func TestMixedGatewaysForward(t *testing.T) {
+	h := newHarness(t)
+	const gws = 4
+	macOf := func(g int) netaddr.MAC { m := macB; m[4] = byte(g + 1); return m }
+	for g := 0; g < gws; g++ {
+		if err := h.nm.Apply(neighPermanent(1, ipB+uint32(g), macOf(g))); err != nil {
+			t.Fatal(err)
+		}
+		h.addRoute(fmt.Sprintf("10.%d.0.0/16", g), "via", netaddr.IPv4String(ipB+uint32(g)))
+	}
+	h.step(0)
+	rng := rand.New(rand.NewSource(7))
+	var in []sent
+	var gwOf []int
+	for i := 0; i < 96; i++ {
+		g := rng.Intn(gws)
+		dst := ip4(10, byte(g), byte(rng.Intn(3)), 9) // repeats: route hints too
+		ttl := uint8(64)
+		if i == 40 {
+			ttl = 1
+		}
+		in = append(in, sent{0, echoRequest(macR0, macA, ipA, dst, ttl, uint16(i))})
+		gwOf = append(gwOf, g)
+	}
+	for pass := 0; pass < 2; pass++ { // the second with warm caches
+		fwd0, ttl0 := h.counter(Forwarded), h.counter(DropTTLExceeded)
+		out := h.burst(in...)
+		seq := -1
+		fwd := 0
+		for _, s := range out {
+			if s.port != 1 {
+				continue // the ICMP error, or its neighbour's solicitation
+			}
+			fwd++
+			ip := s.frame[EthHdrLen:]
+			i := int(be.Uint16(ip[IPv4MinHdr+6:]))
+			if i <= seq {
+				t.Fatalf("pass %d: packet %d sent after %d", pass, i, seq)
+			}
+			seq = i
+			if got := netaddr.MAC(s.frame[0:6]); got != macOf(gwOf[i]) {
+				t.Fatalf("pass %d: packet %d to %s, want gateway %d's %s", pass, i, got, gwOf[i], macOf(gwOf[i]))
+			}
+			if ip[ipTTL] != 63 || !ipv4Sum20((*[IPv4MinHdr]byte)(ip)) {
+				t.Fatalf("pass %d: packet %d: TTL %d, header sum ok %v", pass, i, ip[ipTTL], ipv4Sum20((*[IPv4MinHdr]byte)(ip)))
+			}
+		}
+		if fwd != len(in)-1 || h.counter(Forwarded)-fwd0 != uint64(len(in)-1) || h.counter(DropTTLExceeded)-ttl0 != 1 {
+			t.Fatalf("pass %d: %d forwarded (counter %d), %d TTL drops; want %d and 1", pass, fwd, h.counter(Forwarded)-fwd0, h.counter(DropTTLExceeded)-ttl0, len(in)-1)
+		}
+	}
+	// And without allocating.
+	bufs := make([]*testBuf, len(in))
+	for i := range bufs {
+		bufs[i] = h.newBuf()
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		for p := range h.io.TxN {
+			h.io.TxN[p] = 0
+		}
+		for i, b := range bufs {
+			h.rx(i, b, in[i].frame, 0)
+		}
+		h.rxN = uint32(len(in))
+		h.p.Process()
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per pass", allocs)
 	}
 }

@@ -41,8 +41,14 @@ func (p *Pipeline) routeInput() {
 	}
 	p.ctr.local[FIBLookups] += uint64(p.nk)
 	st := routeState{memoVal: -1, hash: p.sh.FIB.HasMultipath()}
+	for i := range p.valMemo {
+		p.valMemo[i].val = -1
+	}
 	for k := 0; ; k++ {
 		if k = p.fwdRun(pks, k, &st); k >= len(pks) {
+			break
+		}
+		if k = p.fwdMix(pks, k, &st); k >= len(pks) {
 			break
 		}
 		pk := &pks[k]
@@ -126,6 +132,7 @@ func (p *Pipeline) routeOne(pk *RxPkt, k int, st *routeState) *cache.Decision {
 			st.memoRes, st.memoDec, st.memoFrom, st.memoVal = res, d, from, -1
 			if res == p.view.Shared(v) {
 				st.memoVal = int32(v)
+				p.memoVal(v, d, from)
 			}
 		}
 	}
