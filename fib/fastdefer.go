@@ -20,7 +20,11 @@ import "time"
 // answers (rebuild).
 //
 // The price is forwarding speed during a bulk change: the rule walk takes
-// a few hundred nanoseconds, the merged structure a few.
+// a few hundred nanoseconds, the merged structure a few. And while blocks
+// wait, lookups there see the tries, where a batch is published node by
+// node, as the kernel's FIB is changed route by route: each change is
+// whole, but a batch's changes may be seen one before another (elsewhere
+// the merged structure shows a batch at once).
 
 // deferMinBlocks is how many changed /16 blocks make a batch defer their
 // builds. Changes of prefixes up to /8 (whole chunks) do not count: they
