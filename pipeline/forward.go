@@ -103,6 +103,11 @@ func (p *Pipeline) fwdMix(pks []RxPkt, k int, st *routeState) int {
 	vals, memo := (*[RxMax]uint16)(p.vals[:]), &p.valMemo
 	route := p.route[:len(pks)]
 	ctr := &p.ctr.local
+	// The tx list of the port the last packet went to, in locals: most
+	// packets take the same port, whichever gateway.
+	port, n := -1, 0
+	var refs []uintptr
+	var lens []uint16
 	var last *valEntry
 	start := k
 	for ; k < len(pks); k++ {
@@ -118,9 +123,18 @@ func (p *Pipeline) fwdMix(pks []RxPkt, k int, st *routeState) int {
 		}
 		f := &e.fast
 		h := (*frameHdr)(pk.Data)
-		port := f.port
-		n := int(p.io.TxN[port])
-		if !f.toTx || !fastForwardable(h, pk, f) || n >= len(p.io.TxRef[port]) {
+		if !f.toTx || !fastForwardable(h, pk, f) {
+			break
+		}
+		if int(f.port) != port {
+			if port >= 0 {
+				p.io.TxN[port] = uint16(n)
+			}
+			port = int(f.port)
+			refs, n = p.io.TxRef[port], int(p.io.TxN[port])
+			lens = p.io.TxLen[port][:len(refs)]
+		}
+		if n >= len(refs) {
 			break
 		}
 		if r < 0 {
@@ -130,9 +144,12 @@ func (p *Pipeline) fwdMix(pks []RxPkt, k int, st *routeState) int {
 		}
 		decTTL(h[EthHdrLen:])
 		*(*[EthHdrLen]byte)(pk.Data) = f.hdr
-		p.io.TxRef[port][n], p.io.TxLen[port][n] = uintptr(pk.Ref), pk.Len
-		p.io.TxN[port] = uint16(n + 1)
+		refs[n], lens[n] = uintptr(pk.Ref), pk.Len
+		n++
 		last = e
+	}
+	if port >= 0 {
+		p.io.TxN[port] = uint16(n)
 	}
 	if last != nil {
 		ctr[Forwarded] += uint64(k - start)

@@ -16,7 +16,7 @@ import (
 )
 
 func TestMakeTable(t *testing.T) {
-	tb, err := makeTable(t.TempDir(), 2000)
+	tb, err := makeTable(t.TempDir(), 2000, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,13 +45,39 @@ func TestMakeTable(t *testing.T) {
 	check(tb.Config, "  - \"")
 	check(tb.L3fwd, "R")
 	// Deterministic: the same table every time.
-	again, err := makeTable(t.TempDir(), 2000)
+	again, err := makeTable(t.TempDir(), 2000, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range again.prefixes {
 		if again.prefixes[i] != tb.prefixes[i] {
 			t.Fatal("two tables of the same size differ")
+		}
+	}
+}
+
+// With -gateways, the routes go through the gateways in turn, in a file of
+// their own.
+func TestMakeTableGateways(t *testing.T) {
+	dir := t.TempDir()
+	one, err := makeTable(dir, 8, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := makeTable(dir, 8, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tb.Batch == one.Batch || tb.Config == one.Config {
+		t.Fatalf("tables over 1 and 3 gateways share %s", tb.Batch)
+	}
+	b, err := os.ReadFile(tb.Batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if want := "via " + gateway(i%3) + " dev port1"; !strings.HasSuffix(line, want) {
+			t.Fatalf("line %d: %q, want ...%s", i, line, want)
 		}
 	}
 }

@@ -55,6 +55,7 @@ type options struct {
 	rest        time.Duration
 	retries     int
 	rounds      int
+	gateways    int
 	minShare    float64
 	seed        int64
 	huge        string
@@ -119,6 +120,7 @@ func run() int {
 	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "warm-up of each turn")
 	fs.DurationVar(&o.rest, "rest", 3*time.Second, "generator idle between cases and rounds: on a virtual machine, cores loaded for more than ~10 s in a row were seen to slow down")
 	fs.IntVar(&o.retries, "retries", 1, "repeat a case up to this often when a loop did not get its CPU")
+	fs.IntVar(&o.gateways, "gateways", 1, "gateways on port1 the routes go through in turn (198.51.100.2 on), each a static neighbour of ferryd with the generator's MAC: with several, the packets of a pass mix their routing decisions as under several BGP peers (1-200)")
 	fs.IntVar(&o.rounds, "rounds", 5, "turns of each device on each case; rates are medians, ratios medians of each round's ratio")
 	fs.Float64Var(&o.minShare, "min-share", 0.85, "share of its CPU a loop must get for a case to count without repeat")
 	fs.Int64Var(&o.seed, "seed", 1, "seed of the destination draw")
@@ -156,7 +158,7 @@ func run() int {
 		return 0
 	}
 	if o.writeTo != "" {
-		if err := writeTables(o.writeTo, o.tables, log); err != nil {
+		if err := writeTables(o.writeTo, o.tables, o.gateways, log); err != nil {
 			log.Error("writing tables failed", zap.Error(err))
 			return 1
 		}
@@ -269,6 +271,9 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 	b.ncases = len(strings.Split(strings.Trim(b.o.cases, ";"), ";"))
+	if b.o.gateways < 1 || b.o.gateways > 200 {
+		return errors.New("-gateways must be 1-200")
+	}
 	if b.o.rounds < 1 {
 		return errors.New("-rounds must be at least 1")
 	}
@@ -308,7 +313,7 @@ func (b *bench) run(ctx context.Context) error {
 	if err := b.buildL3fwd(ctx); err != nil {
 		return err
 	}
-	tables, err := makeTables(b.work, b.o.tables, b.log)
+	tables, err := makeTables(b.work, b.o.tables, b.o.gateways, b.log)
 	if err != nil {
 		return err
 	}
@@ -385,7 +390,7 @@ func (b *bench) run(ctx context.Context) error {
 }
 
 // makeTables generates the tables of the comma-separated route counts.
-func makeTables(dir, spec string, log *zap.Logger) ([]*routeTable, error) {
+func makeTables(dir, spec string, gws int, log *zap.Logger) ([]*routeTable, error) {
 	var tables []*routeTable
 	for _, s := range strings.Split(spec, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -393,7 +398,7 @@ func makeTables(dir, spec string, log *zap.Logger) ([]*routeTable, error) {
 			return nil, fmt.Errorf("-tables: %q is not a route count", s)
 		}
 		t0 := time.Now()
-		t, err := makeTable(dir, n)
+		t, err := makeTable(dir, n, gws)
 		if err != nil {
 			return nil, err
 		}
@@ -403,11 +408,11 @@ func makeTables(dir, spec string, log *zap.Logger) ([]*routeTable, error) {
 	return tables, nil
 }
 
-func writeTables(dir, spec string, log *zap.Logger) error {
+func writeTables(dir, spec string, gws int, log *zap.Logger) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	_, err := makeTables(dir, spec, log)
+	_, err := makeTables(dir, spec, gws, log)
 	return err
 }
 

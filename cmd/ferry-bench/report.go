@@ -112,7 +112,7 @@ type otherRow struct {
 
 func (o options) public() map[string]any {
 	return map[string]any{"tables": o.tables, "dut": o.duts, "cases": o.cases, "duration": o.duration.String(),
-		"warmup": o.warmup.String(), "rest": o.rest.String(), "retries": o.retries, "rounds": o.rounds, "min_share": o.minShare, "seed": o.seed,
+		"warmup": o.warmup.String(), "rest": o.rest.String(), "retries": o.retries, "rounds": o.rounds, "gateways": o.gateways, "min_share": o.minShare, "seed": o.seed,
 		"hugepages": o.huge, "boost": o.boost, "settle": o.settle.String(), "rtt_max_ns": o.rttMax, "ferryd_load": o.ferrydLoad, "gen_cpu": o.genCPU, "dut_cpu": o.dutCPU, "cores": o.ncores, "dut_cpus": o.dutCPUList, "gen_cpus": o.genCPUList}
 }
 

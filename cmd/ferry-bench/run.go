@@ -530,8 +530,10 @@ func (b *bench) startFerryd(ctx context.Context, t *routeTable, tag string, devs
 		}
 		r.LoadS = time.Since(t0).Seconds()
 	}
-	if _, err := ctl("neigh", "replace", nextHop, "lladdr", genRxMAC, "dev", "port1", "nud", "permanent"); err != nil {
-		return p, err
+	for g := 0; g < t.Gateways; g++ {
+		if _, err := ctl("neigh", "replace", gateway(g), "lladdr", genRxMAC, "dev", "port1", "nud", "permanent"); err != nil {
+			return p, err
+		}
 	}
 	// +rulesN: policy rules over four more tables that select sources no
 	// frame of the benchmark has, as multi-table set-ups add them.

@@ -12,7 +12,8 @@ import (
 
 // The benchmark's addressing: frames come from 192.0.2.10 on the device's
 // port0 (192.0.2.1/24) and leave port1 (198.51.100.1/24) for the generator's
-// receiving port, the static neighbour 198.51.100.2.
+// receiving port, the static neighbour 198.51.100.2 (and with -gateways N,
+// 198.51.100.3 and on, each route through one of them in turn).
 const (
 	port0Net  = 0xc0000200 // 192.0.2.0/24
 	port1Net  = 0xc6336400 // 198.51.100.0/24
@@ -28,6 +29,7 @@ const (
 // routeTable is one generated table in the formats each tool reads.
 type routeTable struct {
 	Routes   int    `json:"routes"`
+	Gateways int    `json:"gateways"`
 	Batch    string `json:"batch_file"`  // ferryctl -batch; also the generator's table
 	Config   string `json:"config_file"` // a YAML routes: list for ferryd's config
 	L3fwd    string `json:"l3fwd_rules"` // l3fwd --rule_ipv4
@@ -54,9 +56,13 @@ func overlaps(p fib.Prefix, net uint32) bool {
 	return p.Addr&0xffffff00 == net
 }
 
-// makeTable writes a deterministic BGP-like table of n routes into dir. The
-// ports' own subnets are left out so every destination is forwarded.
-func makeTable(dir string, n int) (*routeTable, error) {
+// gateway is the i-th of the benchmark's gateways.
+func gateway(i int) string { return fmt.Sprintf("198.51.100.%d", 2+i) }
+
+// makeTable writes a deterministic BGP-like table of n routes over gws
+// gateways into dir. The ports' own subnets are left out so every
+// destination is forwarded.
+func makeTable(dir string, n, gws int) (*routeTable, error) {
 	ps := bgptable.Generate(n+n/100+16, tableSeed)
 	kept := ps[:0]
 	for _, p := range ps {
@@ -71,15 +77,22 @@ func makeTable(dir string, n int) (*routeTable, error) {
 	if len(kept) < n {
 		return nil, fmt.Errorf("table of %d routes: only %d usable prefixes generated", n, len(kept))
 	}
-	t := &routeTable{Routes: n, prefixes: kept}
+	t := &routeTable{Routes: n, Gateways: gws, prefixes: kept}
 	base := filepath.Join(dir, fmt.Sprintf("routes-%d", n))
+	if gws > 1 {
+		base += fmt.Sprintf("-gw%d", gws)
+	}
 	t.Batch, t.Config, t.L3fwd, t.L3fwdV6 = base+".batch", base+".yaml", base+".l3fwd", filepath.Join(dir, "l3fwd-v6.rules")
+	i := 0
 	err := writeLines(t.Batch, kept, func(w *bufio.Writer, p fib.Prefix) {
-		fmt.Fprintf(w, "route add %s via %s dev port1\n", p, nextHop)
+		fmt.Fprintf(w, "route add %s via %s dev port1\n", p, gateway(i%gws))
+		i++
 	})
 	if err == nil {
+		i = 0
 		err = writeLines(t.Config, kept, func(w *bufio.Writer, p fib.Prefix) {
-			fmt.Fprintf(w, "  - \"%s via %s dev port1\"\n", p, nextHop)
+			fmt.Fprintf(w, "  - \"%s via %s dev port1\"\n", p, gateway(i%gws))
+			i++
 		})
 	}
 	if err == nil {
