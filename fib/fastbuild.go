@@ -48,7 +48,8 @@ type fastWriter struct {
 	pendingSince, lastDefer time.Time
 	buildTook               time.Duration
 	timer                   *time.Timer
-	deferOff                bool // tests of the builds without deferral
+	deferOff                bool          // tests of the builds without deferral
+	quiet, minAge           time.Duration // tests: deferQuiet, deferMin if not 0
 	memo                    [1024]ansMemo
 }
 

@@ -31,11 +31,24 @@ import "time"
 // are few, and a chunk's blocks mostly keep their nodes.
 const deferMinBlocks = 256
 
-var ( // tests shorten them
+const (
 	deferQuiet      = 50 * time.Millisecond
 	deferMin        = 2 * time.Second
 	deferBuildRatio = 4
 )
+
+// deferTimes are the writer's deferQuiet and deferMin, which a test may
+// set for its FIB.
+func (w *fastWriter) deferTimes() (quiet, min time.Duration) {
+	quiet, min = deferQuiet, deferMin
+	if w.quiet != 0 {
+		quiet = w.quiet
+	}
+	if w.minAge != 0 {
+		min = w.minAge
+	}
+	return quiet, min
+}
 
 // deferFast marks the blocks d changed slow instead of building them, when
 // d is large or blocks are deferred already, and reports whether it did.
@@ -79,16 +92,17 @@ func (f *FIB) deferFast(d *dirtySet) bool {
 	}
 	w.selectStruct(0)
 	pend.merge(d)
-	if age := now.Sub(w.pendingSince); age >= deferMin && age >= time.Duration(deferBuildRatio)*w.buildTook {
+	quiet, minAge := w.deferTimes()
+	if age := now.Sub(w.pendingSince); age >= minAge && age >= time.Duration(deferBuildRatio)*w.buildTook {
 		f.buildDeferredLocked()
 		return true
 	}
 	f.publishFast()
 	w.lastDefer = now
 	if w.timer == nil {
-		w.timer = time.AfterFunc(deferQuiet, f.buildWhenQuiet)
+		w.timer = time.AfterFunc(quiet, f.buildWhenQuiet)
 	} else {
-		w.timer.Reset(deferQuiet)
+		w.timer.Reset(quiet)
 	}
 	return true
 }
@@ -103,7 +117,8 @@ func (f *FIB) buildWhenQuiet() {
 	if !w.pending.any() {
 		return
 	}
-	if wait := deferQuiet - time.Since(w.lastDefer); wait > 0 {
+	quiet, _ := w.deferTimes()
+	if wait := quiet - time.Since(w.lastDefer); wait > 0 {
 		w.timer.Reset(wait)
 		return
 	}

@@ -69,18 +69,18 @@ func sameAnswers(t *testing.T, f *FIB, addrs []uint32) {
 	}
 }
 
-func setDeferTimes(t *testing.T, quiet, min time.Duration) {
-	q, m := deferQuiet, deferMin
-	deferQuiet, deferMin = quiet, min
-	t.Cleanup(func() { deferQuiet, deferMin = q, m })
+func setDeferTimes(f *FIB, quiet, min time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fw.quiet, f.fw.minAge = quiet, min
 }
 
 // A batch that changes many /16 blocks leaves them to the rule walk, which
 // answers right at once; the builds come when the changes pause, when they
 // go on for long, or before a compaction.
 func TestDeferredBuilds(t *testing.T) {
-	setDeferTimes(t, time.Hour, time.Hour) // built by hand first
 	f := testFIB(t)
+	setDeferTimes(f, time.Hour, time.Hour) // built by hand first
 	must(t, run(t, f, "add", "10.0.0.0/8 via 198.51.100.2"))
 	addrs := blockBatch(t, f, 2*deferMinBlocks, "add", "192.0.2.2")
 	for _, a := range addrs {
@@ -113,7 +113,7 @@ func TestDeferredBuilds(t *testing.T) {
 	}
 
 	// A pause builds them.
-	setDeferTimes(t, 20*time.Millisecond, time.Hour)
+	setDeferTimes(f, 20*time.Millisecond, time.Hour)
 	blockBatch(t, f, deferMinBlocks, "replace", "192.0.2.2")
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -129,7 +129,7 @@ func TestDeferredBuilds(t *testing.T) {
 	sameAnswers(t, f, addrs)
 
 	// Changes that never pause get their builds too.
-	setDeferTimes(t, time.Hour, 30*time.Millisecond)
+	setDeferTimes(f, time.Hour, 30*time.Millisecond)
 	built := false
 	for i := 0; i < 100 && !built; i++ {
 		blockBatch(t, f, deferMinBlocks, "replace", fmt.Sprintf("192.0.2.%d", 2+i%2))
@@ -143,7 +143,7 @@ func TestDeferredBuilds(t *testing.T) {
 	sameAnswers(t, f, addrs)
 
 	// Rules that change the structures rebuild them whole.
-	setDeferTimes(t, time.Hour, time.Hour)
+	setDeferTimes(f, time.Hour, time.Hour)
 	blockBatch(t, f, deferMinBlocks, "replace", "192.0.2.4")
 	if pending, _, _ := pendingState(f, addrs[0]); !pending {
 		t.Fatal("no builds deferred")
