@@ -34,7 +34,7 @@ func blockBatch(t *testing.T, f *FIB, n int, verb, gw string) []uint32 {
 	return addrs
 }
 
-// pending reports whether builds are deferred, and the merged structure's
+// pendingState reports whether builds are deferred, and the merged structure's
 // value for a with the one the route there should have.
 func pendingState(f *FIB, a uint32) (pending bool, got, want uint16) {
 	f.mu.Lock()

@@ -221,7 +221,7 @@ func (b *Batch) ApplyAll(cmds []RouteCmd) (int, error) {
 			for _, c := range cmds[i:min(i+warmGroup, len(cmds))] {
 				id := c.Route.Table
 				if id == TableUnspec {
-					id = TableMain
+					id = TableMain // local types go to local (Apply): the walk is only a hint
 				}
 				if t, ok := b.f.tables[id]; ok && c.Route.Len <= 32 {
 					ws[n] = warmKey{n: b.tx(t).root, key: c.Route.Dst, plen: c.Route.Len}
