@@ -39,15 +39,15 @@ const (
 
 // deferTimes are the writer's deferQuiet and deferMin, which a test may
 // set for its FIB.
-func (w *fastWriter) deferTimes() (quiet, min time.Duration) {
-	quiet, min = deferQuiet, deferMin
+func (w *fastWriter) deferTimes() (quiet, minAge time.Duration) {
+	quiet, minAge = deferQuiet, deferMin
 	if w.quiet != 0 {
 		quiet = w.quiet
 	}
 	if w.minAge != 0 {
-		min = w.minAge
+		minAge = w.minAge
 	}
-	return quiet, min
+	return quiet, minAge
 }
 
 // deferFast marks the blocks d changed slow instead of building them, when
