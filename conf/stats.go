@@ -51,7 +51,7 @@ func (r *Router) stats() (string, any, error) {
 		ns.Entries, ns.Allocs, ns.Destroys, ns.ResFailed, ns.TableFulls, ns.ForcedGCRuns)
 	rt := readRuntime()
 	fmt.Fprintf(&b, "memory:\n  hugepage_bytes %d\n", rt.HugepageBytes)
-	fmt.Fprintf(&b, "runtime:\n  gc_cycles %d heap_bytes %d heap_live_bytes %d heap_unused_bytes %d go_mapped_bytes %d\n", rt.GCCycles, rt.HeapBytes, rt.HeapLive, rt.HeapUnused, rt.GoMapped)
+	fmt.Fprintf(&b, "runtime:\n  gc_cycles %d heap_bytes %d heap_live_bytes %d heap_unused_bytes %d go_mapped_bytes %d gomaxprocs %d\n", rt.GCCycles, rt.HeapBytes, rt.HeapLive, rt.HeapUnused, rt.GoMapped, rt.GoMaxProcs)
 	sort.Strings(names)
 	out := map[string]any{"counters": data, "neigh": ns, "runtime": rt}
 	if kp != nil {
@@ -163,6 +163,9 @@ type RuntimeStats struct {
 	// (heap, stacks, its own metadata), less what it returned: its share
 	// of the RSS, beside DPDK's.
 	GoMapped uint64 `json:"go_mapped_bytes"`
+	// GoMaxProcs is the runtime's processors: one per pipeline and the
+	// control plane's (ferryd sets it; see cmd/ferryd).
+	GoMaxProcs int `json:"gomaxprocs"`
 }
 
 func readRuntime() RuntimeStats {
@@ -186,6 +189,7 @@ func readRuntime() RuntimeStats {
 		rt.HeapLive = s[2].Value.Uint64()
 	}
 	rt.HugepageBytes = hugepageBytes()
+	rt.GoMaxProcs = runtime.GOMAXPROCS(0)
 	return rt
 }
 

@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -255,6 +256,14 @@ uint32_t fy_txrx(struct fy_ws *ws)
 {
 	fy_tx(ws);
 	return fy_rx(ws);
+}
+
+void fy_tx_nap(struct fy_ws *ws, uint32_t ns)
+{
+	struct timespec ts = {.tv_sec = ns / 1000000000u, .tv_nsec = ns % 1000000000u};
+
+	fy_tx(ws);
+	nanosleep(&ts, NULL);
 }
 
 uint32_t fy_alloc(struct fy_ws *ws, struct rte_mempool *mp, uint32_t n)

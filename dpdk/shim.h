@@ -107,6 +107,9 @@ uint32_t fy_tx(struct fy_ws *ws);
 /* fy_tx, then fy_rx: the loop's one call per burst. Returns packets
  * received. */
 uint32_t fy_txrx(struct fy_ws *ws);
+/* Sends what is queued, then sleeps ns nanoseconds: an idle pipeline's
+ * nap, taken in C so that its goroutine keeps its P (see worker.go). */
+void fy_tx_nap(struct fy_ws *ws, uint32_t ns);
 /* Refills alloc_* up to n buffers from mp. */
 uint32_t fy_alloc(struct fy_ws *ws, struct rte_mempool *mp, uint32_t n);
 void fy_free_bulk(struct rte_mbuf **m, unsigned n);

@@ -152,14 +152,17 @@ func (w *Worker) loop(p Processor) {
 		now := time.Now().UnixNano()
 		if now-lastTick >= idleTickNs || idle < spinPolls+8 {
 			p.Idle()
-			C.fy_tx(ws)
 			lastTick = now
 		}
-		if idle < longIdle {
-			time.Sleep(shortNap)
-		} else {
-			time.Sleep(longNap)
+		// The nap is C's, not time.Sleep: a goroutine that parks gives
+		// up its P, and this one, locked to the lcore's thread, would
+		// take it back through two thread wake-ups on the control CPUs
+		// at every nap, thousands a second.
+		nap := shortNap
+		if idle >= longIdle {
+			nap = longNap
 		}
+		C.fy_tx_nap(ws, C.uint32_t(nap))
 	}
 }
 

@@ -160,6 +160,21 @@ routes:
 		t.Fatalf("link show -s: want 2 ports of 2 queues on lcores 1 and 2, got %+v", ps)
 	}
 
+	// Each pipeline runs Go code all the time and holds a runtime P: the
+	// control plane keeps Ps of its own (one per other CPU, and a spare),
+	// or it would take turns with the pipelines on theirs.
+	var st struct {
+		Runtime struct {
+			GoMaxProcs int `json:"gomaxprocs"`
+		} `json:"runtime"`
+	}
+	if err := json.Unmarshal([]byte(r.mustCtl("-json", "stats")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if want := 2 + max(runtime.NumCPU()-1, 1) + 1; st.Runtime.GoMaxProcs != want {
+		t.Errorf("GOMAXPROCS %d with 2 pipelines on a %d-CPU machine, want %d", st.Runtime.GoMaxProcs, runtime.NumCPU(), want)
+	}
+
 	t.Run("TCPFlowsIntact", func(t *testing.T) {
 		before := r.coreCounters()
 		tcpFlows(t, a, b, "198.51.100.2", 7100, 12, 1<<20)

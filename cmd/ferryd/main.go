@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -189,7 +190,7 @@ func serve(ctx context.Context, cfg *conf.Config, file string, f *fib.FIB, gen *
 	stopNeigh := inBackground(runCtx, cancel, nm.Run)
 	defer stopNeigh()
 
-	keepThreadsOff(pipeCPUs, log)
+	keepThreadsOff(len(cfg.Cores), pipeCPUs, log)
 	if b := dpdk.RxBurst(cfg.RxBurst, len(dp.ports)); b != cfg.RxBurst {
 		log.Info("receive burst shared out over the ports", zap.Int("rx_burst", cfg.RxBurst), zap.Int("per_port", b), zap.Int("ports", len(dp.ports)))
 	}
@@ -289,15 +290,35 @@ func inBackground(ctx context.Context, cancel context.CancelFunc, run func(conte
 }
 
 // keepThreadsOff moves every thread but the pipelines' off their CPUs and
-// says where they went.
-func keepThreadsOff(pipeCPUs []int, log *zap.Logger) {
-	if cpus, err := keepOffCores(pipeCPUs); err != nil {
+// says where they went, then sizes the Go runtime's processors (Ps) for
+// npipe pipelines and the control plane.
+func keepThreadsOff(npipe int, pipeCPUs []int, log *zap.Logger) {
+	cpus, err := keepOffCores(pipeCPUs)
+	switch {
+	case err != nil:
 		log.Warn("other threads may share the pipeline cores", zap.Error(err))
-	} else if cpus == nil {
+	case cpus == nil:
 		log.Warn("no CPU but the pipelines': other threads share them", zap.Ints("cpus", pipeCPUs))
-	} else {
+	default:
 		log.Info("threads other than the pipelines kept off their CPUs", zap.Ints("pipeline_cpus", pipeCPUs), zap.Ints("other_cpus", cpus))
 	}
+	procs := goProcs(npipe, len(cpus))
+	runtime.GOMAXPROCS(procs)
+	log.Info("Go processors", zap.Int("gomaxprocs", procs), zap.Int("pipelines", npipe))
+}
+
+// goProcs is GOMAXPROCS for npipe pipelines and nctl CPUs left to the
+// rest. A pipeline runs Go code all the time it forwards, and so holds one
+// of the runtime's Ps; the runtime's default counts only the CPUs the
+// process may use, which keepOffCores just narrowed to the control plane's
+// (one on a 2-CPU box): the pipeline and the control plane would then take
+// turns on a single P, and the pipeline would stall whenever a route
+// load, a timer or the collector ran. So: a P for each pipeline, one for
+// each control CPU (at least one), and one spare, which a pipeline that
+// was preempted or woke from a nap takes at once instead of waiting until
+// the control plane's goroutines yield theirs.
+func goProcs(npipe, nctl int) int {
+	return npipe + max(nctl, 1) + 1
 }
 
 // startControlPlane gives every port its kernel interface and starts the
