@@ -302,6 +302,10 @@ func keepThreadsOff(npipe int, pipeCPUs []int, log *zap.Logger) {
 	default:
 		log.Info("threads other than the pipelines kept off their CPUs", zap.Ints("pipeline_cpus", pipeCPUs), zap.Ints("other_cpus", cpus))
 	}
+	if env := os.Getenv("GOMAXPROCS"); env != "" {
+		log.Info("Go processors as the environment sets them", zap.Int("gomaxprocs", runtime.GOMAXPROCS(0)), zap.Int("pipelines", npipe))
+		return
+	}
 	procs := goProcs(npipe, len(cpus))
 	runtime.GOMAXPROCS(procs)
 	log.Info("Go processors", zap.Int("gomaxprocs", procs), zap.Int("pipelines", npipe))
