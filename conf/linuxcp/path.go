@@ -140,11 +140,9 @@ func (p *Path) open(pp *portPath) error {
 	if err != nil {
 		return err
 	}
-	if err := p.ns.configure(s.Iface, s.MAC, s.MTU, s.Addrs); err != nil {
-		f.Close()
-		return err
-	}
-	pp.file.Store(f)
+	// The index is known before the addresses are set: the mirror takes
+	// the kernel's address and route events for the interface by it, and
+	// would drop those of a remade interface whose index it has not seen.
 	pp.index.Store(int32(p.ns.Index(s.Iface)))
 	p.mu.Lock()
 	m := map[int]int{}
@@ -158,6 +156,11 @@ func (p *Path) open(pp *portPath) error {
 	m[int(pp.index.Load())] = s.Port
 	p.byIndex.Store(&m)
 	p.mu.Unlock()
+	if err := p.ns.configure(s.Iface, s.MAC, s.MTU, s.Addrs); err != nil {
+		f.Close()
+		return err
+	}
+	pp.file.Store(f)
 	return nil
 }
 
