@@ -214,3 +214,47 @@ func TestPeriodicGCs(t *testing.T) {
 		}
 	}
 }
+
+// The churn mode's replacement holds every route of the table, each
+// through its own gateway and port, and parses as the table does.
+func TestReplaceBatch(t *testing.T) {
+	tb, err := makeTable(t.TempDir(), 500, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "replace.batch")
+	if err := replaceBatch(tb.Batch, dst); err != nil {
+		t.Fatal(err)
+	}
+	src, _ := os.ReadFile(tb.Batch)
+	got, _ := os.ReadFile(dst)
+	want := strings.ReplaceAll(string(src), "route add ", "route replace ")
+	if string(got) != want {
+		t.Fatalf("replacement differs from the table with 'replace' for 'add':\n%.300s\nwant\n%.300s", got, want)
+	}
+	if n := strings.Count(string(got), "\n"); n != 500 {
+		t.Fatalf("%d routes replaced, want 500", n)
+	}
+	if err := replaceBatch(filepath.Join(t.TempDir(), "none"), dst); err == nil {
+		t.Fatal("a missing table gave no error")
+	}
+}
+
+// The churn table reports the medians, the slowest window while the
+// table was replaced, and a failed run's error.
+func TestChurnTable(t *testing.T) {
+	res := &churnResults{Routes: 900000, Rows: []churnRow{
+		{Device: "ferryd", Round: 1, Before: []float64{30, 31, 29}, During: []float64{20, 5, 22, 21}, After: []float64{30}, ReplaceS: 3.25},
+		{Device: "ferryd.old", Round: 1, Error: "ferryctl -batch: exit status 1"},
+	}}
+	txt := res.table()
+	for _, want := range []string{
+		"900000 routes",
+		"ferryd               1    30.00    20.50     5.00    30.00       3.25",
+		"ferryd.old           1   error: ferryctl -batch: exit status 1",
+	} {
+		if !strings.Contains(txt, want) {
+			t.Errorf("churn table lacks %q:\n%s", want, txt)
+		}
+	}
+}

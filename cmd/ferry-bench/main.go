@@ -36,7 +36,9 @@ Measures ferryd against DPDK's l3fwd (--lookup=fib). Device-bound (-mode
 device): each device reads a pcap replay on its own port and sends to a null
 port, on one core, so that the device is the bottleneck; testpmd in io mode
 shows what the replay gives. End to end (-mode memif): over net_memif ports
-from a generator on another core, against the generator's own limit. Needs
+from a generator on another core, against the generator's own limit. Churn
+(-mode churn): each ferryd device-bound while its whole table is replaced,
+in windows of 100 ms: what control-plane work costs the pipeline. Needs
 root (hugepages, DPDK), bin/ferryd, bin/ferryctl, bin/ferry-pktgen,
 dpdk-testpmd and DPDK's example sources. 'make bench' runs it.
 
@@ -113,7 +115,7 @@ func run() int {
 	fs.StringVar(&o.tables, "tables", "16,900000", "route table sizes, comma separated")
 	fs.StringVar(&o.duts, "dut", "source,ferryd,l3fwd", "devices under test: they take turns on the device core, in this order (reversed every other round); LABEL=BINARY adds another build, e.g. ferryd.new=/tmp/ferryd; ferryd+rules16 is ferryd with 16 policy rules over 4 tables that match none of the traffic, ferryd+burst64 ferryd with rx_burst 64")
 	fs.StringVar(&o.cases, "cases", "single;uniform:1000;uniform;uniform@imix", "traffic cases of the memif runs (ferry-pktgen --cases syntax)")
-	fs.StringVar(&o.mode, "mode", "device,memif", "runs: device (device-bound: pcap replay in, null port out), memif (end to end from the generator), or both")
+	fs.StringVar(&o.mode, "mode", "device,memif", "runs, comma separated: device (device-bound: pcap replay in, null port out), memif (end to end from the generator), churn (ferryd device-bound while its whole table is replaced)")
 	fs.StringVar(&o.deviceCases, "device-cases", "single;uniform:1000;uniform:65536;uniform;uniform@imix", "traffic cases of the device-bound runs")
 	fs.BoolVar(&o.profile, "profile", true, "record ferryd's and l3fwd's last device-bound turn on the uniform case with perf, into device-profile-DEVICE.txt")
 	fs.DurationVar(&o.duration, "duration", 2*time.Second, "measured time of each turn (a device on a case in a round)")
@@ -319,12 +321,17 @@ func (b *bench) run(ctx context.Context) error {
 	}
 	modes := strings.Split(b.o.mode, ",")
 	for _, m := range modes {
-		if m != "device" && m != "memif" {
-			return fmt.Errorf("-mode %q: use device, memif or device,memif", b.o.mode)
+		if m != "device" && m != "memif" && m != "churn" {
+			return fmt.Errorf("-mode %q: use device, memif, churn or several of them, comma separated", b.o.mode)
 		}
 	}
 	if slices.Contains(modes, "device") {
 		if err := b.runDevice(ctx, tables); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(modes, "churn") {
+		if err := b.runChurn(ctx, tables); err != nil {
 			return err
 		}
 	}
