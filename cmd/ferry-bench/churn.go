@@ -38,10 +38,10 @@ type churnResults struct {
 }
 
 // runChurn measures each ferryd forwarding device-bound (uniform
-// destinations from a pcap replay, a null port out) while the whole
-// largest table is replaced by 'route replace' of every route through the
-// same gateway: what the control plane's work on a full table costs the
-// pipeline. Each ferryd runs alone, rounds alternating the order; the
+// destinations from a pcap replay, a null port out) while every route of
+// the largest table is replaced by one through another gateway, as when a
+// BGP peer fails over to another (both resolved): what the control
+// plane's work on a full table costs the pipeline. Each ferryd runs alone, rounds alternating the order; the
 // rates are taken in windows of churnWindow from the output port's
 // counter, through DPDK's telemetry.
 func (b *bench) runChurn(ctx context.Context, tables []*routeTable) error {
@@ -55,7 +55,7 @@ func (b *bench) runChurn(ctx context.Context, tables []*routeTable) error {
 		return err
 	}
 	replace := filepath.Join(dir, "replace.batch")
-	if err := replaceBatch(t.Batch, replace); err != nil {
+	if err := replaceBatch(t.Batch, replace, gateway(t.Gateways)); err != nil {
 		return err
 	}
 	var duts []dutSpec
@@ -99,8 +99,8 @@ func (b *bench) runChurn(ctx context.Context, tables []*routeTable) error {
 }
 
 // replaceBatch writes the batch that replaces every route of the batch in
-// src by itself.
-func replaceBatch(src, dst string) error {
+// src by one through gateway gw.
+func replaceBatch(src, dst, gw string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -113,9 +113,17 @@ func replaceBatch(src, dst string) error {
 	w := bufio.NewWriter(out)
 	sc := bufio.NewScanner(in)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "route add "); ok {
-			fmt.Fprintf(w, "route replace %s\n", rest)
+		f := strings.Fields(sc.Text())
+		if len(f) < 3 || f[0] != "route" || f[1] != "add" {
+			continue
 		}
+		f[1] = "replace"
+		for i := 2; i+1 < len(f); i++ {
+			if f[i] == "via" {
+				f[i+1] = gw
+			}
+		}
+		fmt.Fprintln(w, strings.Join(f, " "))
 	}
 	if err := sc.Err(); err != nil {
 		out.Close()
@@ -159,6 +167,13 @@ func (b *bench) churnRun(ctx context.Context, t *routeTable, c deviceCase, repla
 	}
 	if row.Before, err = sampleRates(ctx, r.prefix, b.o.duration, nil); err != nil {
 		row.Error = err.Error()
+		return row
+	}
+	// The new gateway is resolved before its routes come, as the old one
+	// is: the replacement changes every route's decision, no packet waits.
+	if out, err := exec.CommandContext(ctx, b.ferryctl, "--socket", r.api, "neigh", "replace", gateway(t.Gateways),
+		"lladdr", genRxMAC, "dev", "port1", "nud", "permanent").CombinedOutput(); err != nil {
+		row.Error = fmt.Sprintf("neigh replace: %v: %s", err, strings.TrimSpace(string(out)))
 		return row
 	}
 	cmd := exec.CommandContext(ctx, b.ferryctl, "--socket", r.api, "-batch", replace)
@@ -220,7 +235,7 @@ func sampleRates(ctx context.Context, prefix string, d time.Duration, done <-cha
 // how long the replacement took.
 func (res *churnResults) table() string {
 	var w strings.Builder
-	fmt.Fprintf(&w, "Forwarding while the whole table (%d routes) is replaced by 'route replace' through the same gateway\n", res.Routes)
+	fmt.Fprintf(&w, "Forwarding while every route of the table (%d routes) is replaced by one through another gateway\n", res.Routes)
 	fmt.Fprintf(&w, "(ferryctl -batch): device-bound, uniform destinations, one core; rates in Mpps over %v windows.\n\n", churnWindow)
 	fmt.Fprintf(&w, "%-16s %5s %8s %8s %8s %8s %10s\n", "device", "round", "before", "during", "slowest", "after", "replace s")
 	for _, r := range res.Rows {
