@@ -41,9 +41,9 @@ type churnResults struct {
 // destinations from a pcap replay, a null port out) while every route of
 // the largest table is replaced by one through another gateway, as when a
 // BGP peer fails over to another (both resolved): what the control
-// plane's work on a full table costs the pipeline. Each ferryd runs alone, rounds alternating the order; the
-// rates are taken in windows of churnWindow from the output port's
-// counter, through DPDK's telemetry.
+// plane's work on a full table costs the pipeline. Each ferryd runs
+// alone, rounds alternating the order; the rates are taken in windows of
+// churnWindow from the output port's counter, through DPDK's telemetry.
 func (b *bench) runChurn(ctx context.Context, tables []*routeTable) error {
 	t := tables[len(tables)-1]
 	dir := filepath.Join(b.work, "churn")
