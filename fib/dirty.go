@@ -17,7 +17,7 @@ func (d *dirtySet) mark(key uint32, plen uint8) {
 		lo := key >> 24
 		hi := lo + 1<<(8-plen) - 1
 		for c := lo; c <= hi; c++ {
-			if d.chunks[c>>6]&(1<<(c&63)) == 0 {
+			if !d.hasChunk(c) {
 				d.chunks[c>>6] |= 1 << (c & 63)
 				d.nchunks++
 			}
@@ -54,10 +54,12 @@ func (d *dirtySet) markAll() {
 	d.nchunks = 256
 }
 
+// hasChunk reports whether d has the whole chunk hi.
+func (d *dirtySet) hasChunk(hi uint32) bool { return d.chunks[hi>>6]&(1<<(hi&63)) != 0 }
+
 // hasBlock reports whether d has block b, alone or in a whole chunk.
 func (d *dirtySet) hasBlock(b uint32) bool {
-	hi := b >> 8
-	return d.chunks[hi>>6]&(1<<(hi&63)) != 0 || d.bm != nil && d.bm[b>>6]&(1<<(b&63)) != 0
+	return d.hasChunk(b>>8) || d.bm != nil && d.bm[b>>6]&(1<<(b&63)) != 0
 }
 
 // merge adds what o has to d.

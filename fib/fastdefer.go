@@ -74,7 +74,7 @@ func (f *FIB) deferFast(d *dirtySet) bool {
 		w.selectStruct(st)
 		w.own = [256]bool{}
 		for hi := uint32(0); hi < 256; hi++ {
-			if d.chunks[hi>>6]&(1<<(hi&63)) != 0 && pend.chunks[hi>>6]&(1<<(hi&63)) == 0 {
+			if d.hasChunk(hi) && !pend.hasChunk(hi) {
 				w.ownChunk(hi, false)
 				c := fs.chunk(hi)
 				for lo := range c {

@@ -205,14 +205,14 @@ func (w *fastWriter) update(roots *mergeRoots, d *dirtySet) {
 	fs := w.next
 	var out [256]uint32
 	for hi := uint32(0); hi < 256; hi++ {
-		if d.chunks[hi>>6]&(1<<(hi&63)) != 0 {
+		if d.hasChunk(hi) {
 			w.chunk(roots, hi, fs.chunk(hi), &out)
 			w.setChunk(hi, &out, false)
 		}
 	}
 	for _, b := range d.list {
 		hi, lo := b>>8, b&255
-		if d.chunks[hi>>6]&(1<<(hi&63)) != 0 {
+		if d.hasChunk(hi) {
 			continue
 		}
 		old := fs.chunk(hi)[lo]

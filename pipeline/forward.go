@@ -34,11 +34,17 @@ func (p *Pipeline) setFast(f *fastFwd, d *cache.Decision) {
 }
 
 // direct reports whether the usual packets of f may go straight to the
-// tx list: not while a packet of the pass waits in the neighbour stage's
-// list, or any packet waits for a neighbour, since those would leave after
-// them and a flow keeps its order.
+// tx list (see nothingQueued).
 func (p *Pipeline) direct(f *fastFwd) bool {
-	return f.toTx && p.nOut == 0 && p.pending.active == 0
+	return f.toTx && p.nothingQueued()
+}
+
+// nothingQueued reports whether no packet of the pass waits in the
+// neighbour stage's list and none waits for a neighbour: only then may
+// packets go straight to a tx list, since those would leave after them and
+// a flow keeps its order.
+func (p *Pipeline) nothingQueued() bool {
+	return p.nOut == 0 && p.pending.active == 0
 }
 
 // fwdRun forwards packets from k on while they take the decision of the
@@ -97,8 +103,8 @@ func (p *Pipeline) memoVal(v uint16, d *cache.Decision, from decFrom) {
 // values alternate packet by packet, and a run (fwdRun) would stop at
 // nearly every one. It returns the index of the first other packet.
 func (p *Pipeline) fwdMix(pks []RxPkt, k int, st *routeState) int {
-	if p.nOut != 0 || p.pending.active != 0 {
-		return k // order: see direct
+	if !p.nothingQueued() {
+		return k
 	}
 	vals, memo := (*[RxMax]uint16)(p.vals[:]), &p.valMemo
 	route := p.route[:len(pks)]
