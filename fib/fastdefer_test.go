@@ -57,6 +57,7 @@ func sameAnswers(t *testing.T, f *FIB, addrs []uint32) {
 	}
 	got := make([]Result, len(keys))
 	f.LookupBulk(keys, got)
+	forgetWalks(f) // a check, not traffic for the writers to build for
 	for i := range keys {
 		var want Result
 		f.LookupExact(&keys[i], &want)
@@ -67,6 +68,13 @@ func sameAnswers(t *testing.T, f *FIB, addrs []uint32) {
 			t.Fatalf("%s:%s\n got %+v\nwant %+v", netaddr.IPv4String(keys[i].Dst), d, got[i], want)
 		}
 	}
+}
+
+// forgetWalks has the writers take the readers' walks so far as old.
+func forgetWalks(f *FIB) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fw.walksSeen, f.fw.busyAt = f.walks.n.Load(), time.Time{}
 }
 
 func setDeferTimes(f *FIB, quiet, min time.Duration) {
@@ -151,6 +159,53 @@ func TestDeferredBuilds(t *testing.T) {
 	must(t, f.AddRule(Rule{Priority: 10, Action: ActionLookup, Table: TableMain, Src: ip("203.0.113.0"), SrcLen: 24}))
 	if pending, _, _ := pendingState(f, addrs[0]); pending {
 		t.Fatal("builds still deferred after the structures were rebuilt for a rule")
+	}
+	sameAnswers(t, f, addrs)
+}
+
+// While lookups walk for blocks whose builds wait, batches build their
+// blocks at once: a table changing under traffic keeps it on the fast
+// path. Once the readers have been quiet for deferHold, builds wait again.
+func TestWalksBuildAtOnce(t *testing.T) {
+	f := testFIB(t)
+	setDeferTimes(f, time.Hour, time.Hour)
+	addrs := blockBatch(t, f, 2*deferMinBlocks, "add", "192.0.2.2")
+	if pending, got, _ := pendingState(f, addrs[0]); !pending || got != valSlow {
+		t.Fatalf("no traffic: deferred %v, value %d", pending, got)
+	}
+	// Traffic to the waiting blocks, as a pipeline's passes.
+	keys := make([]Key, len(addrs))
+	for i, a := range addrs {
+		keys[i] = Key{Dst: a, Src: ip("192.0.2.9"), Iif: 0, Oif: -1}
+	}
+	res := make([]Result, len(keys))
+	time.Sleep(5 * time.Millisecond)
+	before := f.walks.n.Load()
+	f.LookupBulk(keys, res)
+	if n := f.walks.n.Load() - before; n != uint64(len(keys)) {
+		t.Fatalf("%d lookups of waiting blocks counted %d walks", len(keys), n)
+	}
+	for round, gw := range []string{"192.0.2.3", "192.0.2.2"} {
+		blockBatch(t, f, 2*deferMinBlocks, "replace", gw)
+		for _, a := range addrs {
+			if pending, got, want := pendingState(f, a); pending || got != want {
+				t.Fatalf("round %d: %s with traffic waiting: deferred %v, value %d, want %d", round, netaddr.IPv4String(a), pending, got, want)
+			}
+		}
+	}
+	f.LookupBulk(keys, res)
+	if n := f.walks.n.Load() - before; n != uint64(len(keys)) {
+		t.Fatalf("lookups of built blocks counted as walks: %d", n-uint64(len(keys)))
+	}
+	sameAnswers(t, f, addrs)
+
+	// The hold over: builds wait again.
+	f.mu.Lock()
+	f.fw.busyAt = time.Now().Add(-deferHold)
+	f.mu.Unlock()
+	blockBatch(t, f, 2*deferMinBlocks, "replace", "192.0.2.3")
+	if pending, got, _ := pendingState(f, addrs[0]); !pending || got != valSlow {
+		t.Fatalf("readers quiet for %v: deferred %v, value %d", deferHold, pending, got)
 	}
 	sameAnswers(t, f, addrs)
 }

@@ -221,6 +221,14 @@ type FIB struct {
 	main      *table
 	fast      atomic.Pointer[fsnap] // local, main and default merged (see fast.go)
 	fw        fastWriter
+	// walks counts the input lookups that took the rule walk for a block
+	// whose build waits (fastdefer.go): readers add to it once a pass, on
+	// a line of its own.
+	walks struct {
+		_ [64]byte
+		n atomic.Uint64
+		_ [56]byte
+	}
 }
 
 // DefaultGCPercent is the Go collector target (GOGC) ferryd runs with:

@@ -34,6 +34,8 @@ func (f *FIB) LookupBulk(keys []Key, res []Result) {
 type InputView struct {
 	fs *fsnap
 	f  *FIB
+	// walks are this pass's lookups of slow values, for Done.
+	walks uint32
 }
 
 // InputView pins the current state.
@@ -134,8 +136,22 @@ func (v *InputView) Lookup(k *Key, val uint16, spill *Result) *Result {
 			return &v.fs.inRes[j]
 		}
 	}
+	if val == valSlow {
+		v.walks++
+	}
 	f.lookupWalk(k, spill)
 	return spill
+}
+
+// Done ends a pass: it tells the writers how many lookups took the rule
+// walk for a slow value, which they weigh against deferring block builds
+// (fastdefer.go). Rules that send every lookup to the walk do not count:
+// no build would spare those.
+func (v *InputView) Done() {
+	if v.walks != 0 && (v.fs.prog == nil || !v.fs.prog.walk) {
+		v.f.walks.n.Add(uint64(v.walks))
+		v.walks = 0
+	}
 }
 
 // LookupBulkRefs is LookupBulk without copying Results: out[i] points at a
@@ -164,6 +180,7 @@ func (f *FIB) LookupBulkRefs(keys []Key, out []*Result, spill []Result) {
 			out[off+i] = v.Lookup(&ks[i], vals[i], &spill[off+i])
 		}
 	}
+	v.Done()
 }
 
 // LookupBytes is the memory of the data plane's lookup structure now.

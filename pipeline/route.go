@@ -54,6 +54,7 @@ func (p *Pipeline) routeInput() {
 		pk := &pks[k]
 		p.sendOne(pk, p.routeOne(pk, k, &st), &st)
 	}
+	view.Done()
 }
 
 // ruleVals corrects the lookup values of the listed packets that a policy
