@@ -2,6 +2,7 @@ package conf
 
 import (
 	"runtime/debug"
+	"runtime/metrics"
 	"sync"
 	"time"
 
@@ -17,16 +18,22 @@ import (
 // are compacted and one forced collection returns the rest; a load in
 // progress is not slowed by it.
 //
-// While such changes run, the collector's target is raised to
-// bulkGCPercent (when it is lower): a load grows the heap from nothing to
-// the table's size, and at the usual target the collector ran some twenty
-// times, marking the growing table each time, a fifth of the load's CPU.
-// The trim puts the target back. The heap peaks higher during the load
-// for it (bench/full-table.sh prints the peak RSS).
+// While such changes run, the collector's target is raised: a load grows
+// the heap from nothing to the table's size, and each collection marks all
+// of the table built so far, a pointer-rich structure slow to mark. At
+// 200% a 900k-route load still collected thirteen times, ten of them while
+// the table was small. The goal is instead at least bulkHeapGoal, about
+// where the heap peaks at the end of such a load anyway, and at least
+// bulkGCPercent above the live heap, so that a larger table is collected
+// no more often than at that target: five collections. A higher floor
+// cost more in page faults on fresh heap than it saved (bench/full-table.sh,
+// loads of 900k routes A/B in turns: medians 5.99 s at 200%, 5.45 s with a
+// 256 MB floor, 5.58 s with 384 MB). The trim puts the target back.
 const (
 	trimAfter     = 10000 // route changes since the last trim
 	trimQuiet     = 2 * time.Second
 	bulkGCPercent = 200
+	bulkHeapGoal  = 256 << 20
 )
 
 type trimmer struct {
@@ -46,14 +53,11 @@ func (r *Router) noteChanges(n int) {
 		return
 	}
 	if t.timer != nil {
+		t.raiseGC()
 		t.timer.Reset(trimQuiet)
 		return
 	}
-	if gc := debug.SetGCPercent(bulkGCPercent); gc < bulkGCPercent {
-		t.gc = gc
-	} else {
-		debug.SetGCPercent(gc)
-	}
+	t.raiseGC()
 	t.timer = time.AfterFunc(trimQuiet, func() {
 		t.mu.Lock()
 		n := t.changed
@@ -69,6 +73,46 @@ func (r *Router) noteChanges(n int) {
 			r.Log.Debug("heap trimmed after route changes", zap.Int("changes", n), zap.Int("parts", parts), zap.Duration("took", time.Since(start)))
 		}
 	})
+}
+
+// raiseGC sets the collector's target for the bulk changes in progress
+// from the heap live after the last collection. The first time, it keeps
+// the target to put back; a target already as high is left alone.
+func (t *trimmer) raiseGC() {
+	live, cur, ok := gcState()
+	if !ok {
+		return
+	}
+	want := bulkTarget(live)
+	if t.gc == 0 {
+		if cur >= want {
+			return
+		}
+		t.gc = cur
+	}
+	if want = max(want, t.gc); want != cur {
+		debug.SetGCPercent(want)
+	}
+}
+
+// bulkTarget is the collector's target during bulk changes with live
+// bytes of live heap: a goal of bulkHeapGoal, or bulkGCPercent above live.
+func bulkTarget(live uint64) int {
+	if live > 0 && live < bulkHeapGoal/3 {
+		return int(100 * (bulkHeapGoal - live) / live)
+	}
+	return bulkGCPercent
+}
+
+// gcState is the heap marked live by the last collection, in bytes, and
+// the collector's target.
+func gcState() (live uint64, pct int, ok bool) {
+	s := [2]metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/gogc:percent"}}
+	metrics.Read(s[:])
+	if s[0].Value.Kind() != metrics.KindUint64 || s[1].Value.Kind() != metrics.KindUint64 {
+		return 0, 0, false
+	}
+	return s[0].Value.Uint64(), int(min(s[1].Value.Uint64(), 1<<30)), true
 }
 
 // trimHeap compacts the tries and returns the heap's free memory to the
