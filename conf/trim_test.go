@@ -10,9 +10,9 @@ func TestBulkTarget(t *testing.T) {
 		live uint64
 		want int
 	}{
-		{0, bulkGCPercent},            // no collection yet: nothing to go by
-		{bulkHeapGoal / 16, 1500},     // a small heap may grow to the goal
-		{bulkHeapGoal / 4, 300},       //
+		{0, bulkGCPercent},        // no collection yet: nothing to go by
+		{bulkHeapGoal / 16, 1500}, // a small heap may grow to the goal
+		{bulkHeapGoal / 4, 300},
 		{bulkHeapGoal / 3, 200},       // where the two meet
 		{bulkHeapGoal, bulkGCPercent}, // a large table: the percent
 		{10 * bulkHeapGoal, bulkGCPercent},
