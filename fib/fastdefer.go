@@ -16,7 +16,10 @@ import "time"
 // deferBuildRatio times as old as the last such build took, and at least
 // deferMin: the load spends at most about a fifth of its time on builds,
 // and no block stays on the slow path for long under changes that never
-// pause. Past fullRebuildBlocks, a build is a full one that keeps the
+// pause. deferMin is long (a full table loads in less) because traffic
+// that waits on the slow blocks has them built at once anyway (below):
+// builds in the middle of a load that nothing waits on only slowed it.
+// Past fullRebuildBlocks, a build is a full one that keeps the
 // answers (rebuild).
 //
 // The price is forwarding speed during a bulk change: the rule walk takes
@@ -42,7 +45,7 @@ const deferMinBlocks = 256
 
 const (
 	deferQuiet      = 50 * time.Millisecond
-	deferMin        = 2 * time.Second
+	deferMin        = 10 * time.Second
 	deferBuildRatio = 4
 	// A walk costs a core about half a microsecond: 20k a second is 1%.
 	deferWalkRate = 20000
