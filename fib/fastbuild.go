@@ -151,7 +151,6 @@ func under(dst, src *[256]uint16, def uint16) {
 // makeNode appends a node for the 256 values v (child slots hold valKid),
 // its def and its children, and returns its offset.
 func (w *fastWriter) makeNode(v *[256]uint16, def uint16, cbits *[4]uint64, cbase uint32) uint32 {
-	fs := w.next
 	var lbits [4]uint64
 	var runs [256]uint16
 	nr := 0
@@ -162,6 +161,59 @@ func (w *fastWriter) makeNode(v *[256]uint16, def uint16, cbits *[4]uint64, cbas
 			nr++
 		}
 	}
+	return w.appendNode(&lbits, runs[:nr], def, cbits, cbase)
+}
+
+// onlyPart returns the one part of the tables up to last that has
+// prefixes longer than /16 in a block, when it has none longer than /24;
+// nil when several tables have such prefixes, or children.
+func onlyPart(p2 *[maxMerge]*part, last int) *part {
+	var only *part
+	for t := 0; t <= last; t++ {
+		if p := p2[t]; p != nil {
+			if only != nil || p.kbits != [4]uint64{} {
+				return nil
+			}
+			only = p
+		}
+	}
+	return only
+}
+
+// partNode appends the node of a block whose values are those of one part
+// alone (onlyPart): the part's runs already say where the prefix in
+// effect changes, so the node is they with equal values merged, made
+// without expanding the 256 slots (the same node makeNode makes from
+// them, in a fraction of the time: most blocks of a full table are such).
+func (w *fastWriter) partNode(p *part, def uint16) uint32 {
+	pc := w.prefixCodes(p)
+	var lbits [4]uint64
+	var runs [256]uint16
+	nr, j := 0, 0
+	prev := uint32(1 << 16) // no value: slot 0 starts a run
+	for wd, m := range p.lbits {
+		for ; m != 0; m &= m - 1 {
+			v := uint16(valNone)
+			if x := p.runs[j]; x != noPfx {
+				v = pc[x]
+			}
+			j++
+			if uint32(v) != prev {
+				lbits[wd] |= 1 << bits.TrailingZeros64(m)
+				runs[nr] = v
+				nr++
+				prev = uint32(v)
+			}
+		}
+	}
+	return w.appendNode(&lbits, runs[:nr], def, &[4]uint64{}, 0)
+}
+
+// appendNode appends a node of runs starting where lbits says, with def
+// and children, and returns its offset.
+func (w *fastWriter) appendNode(lbits *[4]uint64, runs []uint16, def uint16, cbits *[4]uint64, cbase uint32) uint32 {
+	fs := w.next
+	nr := len(runs)
 	kids := *cbits != [4]uint64{}
 	ko := nodeVals + (nr+3)/4
 	n := ko
@@ -249,6 +301,9 @@ func (w *fastWriter) block(roots *mergeRoots, b, old uint32) uint32 {
 		return nodeBit | uint32(no)
 	}
 	w.made[b] = src
+	if p := onlyPart(&p2, last); p != nil {
+		return nodeBit | w.partNode(p, def)
+	}
 	// Below, only prefixes longer than /16: base[last] is the node's def.
 	var e2 [maxMerge][256]uint16 // each table's /17../24 over the block
 	var v1 [256]uint16

@@ -2,6 +2,8 @@ package fib
 
 import (
 	"math/rand"
+	"slices"
+	"strconv"
 	"testing"
 	"unsafe"
 
@@ -341,5 +343,69 @@ func TestOlderViewSeesNewerAnswerInPlace(t *testing.T) {
 	var spill Result
 	if r := old.Lookup(&k, val, &spill); r.Nexthop != nil && r.Nexthop.Gateway != ip("192.0.2.7") {
 		t.Fatalf("the older view's lookup answers %+v", r)
+	}
+}
+
+// partNode, the node of a block one part answers for alone, is the node
+// makeNode makes from that part's 256 slots expanded, word for word.
+func TestPartNodeIsExpandedNode(t *testing.T) {
+	f := testFIB(t)
+	rnd := rand.New(rand.NewSource(7))
+	gws := []string{"192.0.2.2", "192.0.2.3", "198.51.100.2"}
+	must(t, f.Batch(func(b *Batch) error {
+		for i := 0; i < 4000; i++ {
+			plen := 17 + rnd.Intn(8)
+			if i%200 == 0 {
+				plen = 25 + rnd.Intn(8) // children in a few blocks: not one part's
+			}
+			a := 10<<24 | uint32(rnd.Intn(1<<20))<<4
+			a &= ^uint32(0) << (32 - plen)
+			r, err := ParseRoute([]string{netaddr.IPv4String(a) + "/" + strconv.Itoa(plen), "via", gws[rnd.Intn(len(gws))]}, f)
+			if err != nil {
+				return err
+			}
+			if err := b.Apply(RouteCmd{Op: OpReplace, Route: r}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w := &f.fw
+	w.next, w.ps = &w.cur, f.portSnap.Load()
+	defer func() { w.next, w.ps = nil, nil }()
+	fs := w.next
+	root := f.main.root.Load().view(false)
+	same, skipped := 0, 0
+	for hi := uint(10); hi < 11; hi++ {
+		n1 := root.kid(hi)
+		if n1 == nil {
+			t.Fatalf("no node for %d/8", hi)
+		}
+		for lo := uint(0); lo < 256; lo++ {
+			n2 := n1.p.Load().kid(lo)
+			if n2 == nil {
+				continue
+			}
+			p := n2.p.Load()
+			if onlyPart(&[maxMerge]*part{p}, 0) == nil {
+				skipped++
+				continue
+			}
+			def := uint16(lo) // any def: both take it as given
+			var v [256]uint16
+			w.expand(p, 2, &v)
+			o1 := w.partNode(p, def)
+			o2 := w.makeNode(&v, def, &[4]uint64{}, 0)
+			n := nodeLen(fs.nodes[o1:])
+			if got, want := fs.nodes[o1:int(o1)+n], fs.nodes[o2:int(o2)+nodeLen(fs.nodes[o2:])]; !slices.Equal(got, want) {
+				t.Fatalf("block %d.%d: partNode\n%x\nmakeNode\n%x", hi, lo, got, want)
+			}
+			same++
+		}
+	}
+	if same < 200 || skipped == 0 {
+		t.Fatalf("%d blocks compared, %d with children skipped: the table does not cover both", same, skipped)
 	}
 }
