@@ -183,5 +183,9 @@ func (f *FIB) LookupBulkRefs(keys []Key, out []*Result, spill []Result) {
 	v.Done()
 }
 
+// SlowWalks counts the input lookups that took the rule walk for a block
+// whose build waited (InputView.Done), since the start.
+func (f *FIB) SlowWalks() uint64 { return f.walks.n.Load() }
+
 // LookupBytes is the memory of the data plane's lookup structure now.
 func (f *FIB) LookupBytes() int { return f.fast.Load().bytes() }

@@ -658,3 +658,41 @@ func TestMixedGatewaysForward(t *testing.T) {
 		t.Fatalf("%v allocations per pass", allocs)
 	}
 }
+
+// A pass tells the FIB how many of its lookups took the exact walk for a
+// block whose build a large change left waiting: the writers build at
+// once while traffic waits so.
+func TestPassCountsSlowWalks(t *testing.T) {
+	h := newHarness(t)
+	h.permanent(1, ipB, macB)
+	for attempt := 0; ; attempt++ {
+		// Hundreds of /16 blocks changed in one batch: their builds wait
+		// until the changes pause (50 ms).
+		err := h.f.Batch(func(b *fib.Batch) error {
+			for i := 0; i < 512; i++ {
+				rt, err := fib.ParseRoute([]string{fmt.Sprintf("%d.%d.5.0/24", 10+i>>8, i&255), "via", "198.51.100.2"}, h.f)
+				if err != nil {
+					return err
+				}
+				if err := b.Apply(fib.RouteCmd{Op: fib.OpReplace, Route: rt}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := h.f.SlowWalks()
+		out := h.burst(sent{0, echoRequest(macR0, macA, ipA, ip4(10, 1, 5, 9), 64, 1)}, sent{0, echoRequest(macR0, macA, ipA, ip4(11, 3, 5, 9), 64, 2)})
+		if len(out) != 2 || out[0].port != 1 {
+			t.Fatalf("want two frames on port1, got %v", out)
+		}
+		if n := h.f.SlowWalks() - before; n == 2 {
+			return
+		} else if n != 0 || attempt == 5 {
+			t.Fatalf("two lookups of waiting blocks: %d walks counted", n)
+		}
+		// The builds came before the pass (a slow machine): again.
+	}
+}
