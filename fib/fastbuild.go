@@ -181,10 +181,11 @@ func onlyPart(p2 *[maxMerge]*part, last int) *part {
 }
 
 // partNode appends the node of a block whose values are those of one part
-// alone (onlyPart): the part's runs already say where the prefix in
-// effect changes, so the node is they with equal values merged, made
-// without expanding the 256 slots (the same node makeNode makes from
-// them, in a fraction of the time: most blocks of a full table are such).
+// alone (onlyPart). The part's runs already say where the prefix in
+// effect changes: the node's runs are those, with neighbours of equal
+// value merged. It is the node makeNode makes from the 256 slots
+// expanded, in a fraction of the time, and most blocks of a full table
+// are such.
 func (w *fastWriter) partNode(p *part, def uint16) uint32 {
 	pc := w.prefixCodes(p)
 	var lbits [4]uint64

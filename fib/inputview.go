@@ -148,10 +148,13 @@ func (v *InputView) Lookup(k *Key, val uint16, spill *Result) *Result {
 // (fastdefer.go). Rules that send every lookup to the walk do not count:
 // no build would spare those.
 func (v *InputView) Done() {
-	if v.walks != 0 && (v.fs.prog == nil || !v.fs.prog.walk) {
-		v.f.walks.n.Add(uint64(v.walks))
-		v.walks = 0
+	if v.walks == 0 {
+		return
 	}
+	if v.fs.prog == nil || !v.fs.prog.walk {
+		v.f.walks.n.Add(uint64(v.walks))
+	}
+	v.walks = 0
 }
 
 // LookupBulkRefs is LookupBulk without copying Results: out[i] points at a
