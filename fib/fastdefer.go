@@ -25,18 +25,18 @@ import "time"
 // The price is forwarding speed during a bulk change: the rule walk takes
 // a few hundred nanoseconds, the merged structure a few, and a change in
 // random prefix order soon has most blocks waiting. That is right for a
-// load that no traffic waits on, and wrong for a table changing under
-// load (a failover moving every route to another gateway): measured with
-// 900k routes replaced in batches of 2,048, deferring halved the writer's
-// time and cut a reader's lookups from 20 M/s to under 1 M/s. So the
-// readers count their walks of slow values (InputView.Done), and while
-// they took more than deferWalkRate a second since the last batch, or did
-// within deferHold, batches build their blocks, and those waiting, at
-// once. And while blocks
-// wait, lookups there see the tries, where a batch is published node by
-// node, as the kernel's FIB is changed route by route: each change is
-// whole, but a batch's changes may be seen one before another (elsewhere
-// the merged structure shows a batch at once).
+// load that no traffic waits on, and wrong for a table changing under load
+// (a failover moving every route to another gateway): measured with 900k
+// routes replaced in batches of 2,048, deferring halved the writer's time
+// and cut a reader's lookups from 20 M/s to under 1 M/s. So the readers
+// count their walks of slow values (InputView.Done), and while they took
+// more than deferWalkRate a second since the last batch, or did within
+// deferHold, batches build their blocks, and those waiting, at once.
+//
+// While blocks wait, lookups there see the tries, where a batch is
+// published node by node, as the kernel's FIB is changed route by route:
+// each change is whole, but a batch's changes may be seen one before
+// another (elsewhere the merged structure shows a batch at once).
 
 // deferMinBlocks is how many changed /16 blocks make a batch defer their
 // builds. Changes of prefixes up to /8 (whole chunks) do not count: they
