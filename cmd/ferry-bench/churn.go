@@ -26,6 +26,7 @@ type churnRow struct {
 	Before   []float64 `json:"before_mpps"` // a rate per window
 	During   []float64 `json:"during_mpps"`
 	After    []float64 `json:"after_mpps"`
+	LoadS    float64   `json:"load_s"`    // ferryctl -batch of the table, traffic flowing
 	ReplaceS float64   `json:"replace_s"` // ferryctl -batch of the replacement
 	Error    string    `json:"error,omitempty"`
 }
@@ -157,6 +158,7 @@ func (b *bench) churnRun(ctx context.Context, t *routeTable, c deviceCase, repla
 	if p != nil {
 		defer p.stop(20 * time.Second)
 	}
+	row.LoadS = r.LoadS
 	if err != nil {
 		row.Error = firstLine(err.Error())
 		return row
@@ -237,7 +239,7 @@ func (res *churnResults) table() string {
 	var w strings.Builder
 	fmt.Fprintf(&w, "Forwarding while every route of the table (%d routes) is replaced by one through another gateway\n", res.Routes)
 	fmt.Fprintf(&w, "(ferryctl -batch): device-bound, uniform destinations, one core; rates in Mpps over %v windows.\n\n", churnWindow)
-	fmt.Fprintf(&w, "%-16s %5s %8s %8s %8s %8s %10s\n", "device", "round", "before", "during", "slowest", "after", "replace s")
+	fmt.Fprintf(&w, "%-16s %5s %8s %8s %8s %8s %10s %7s\n", "device", "round", "before", "during", "slowest", "after", "replace s", "load s")
 	for _, r := range res.Rows {
 		if r.Error != "" {
 			fmt.Fprintf(&w, "%-16s %5d   error: %s\n", r.Device, r.Round, r.Error)
@@ -250,7 +252,7 @@ func (res *churnResults) table() string {
 		if len(r.During) > 0 {
 			slowest = slices.Min(r.During)
 		}
-		fmt.Fprintf(&w, "%-16s %5d %8.2f %8.2f %8.2f %8.2f %10.2f\n", r.Device, r.Round, before, during, slowest, after, r.ReplaceS)
+		fmt.Fprintf(&w, "%-16s %5d %8.2f %8.2f %8.2f %8.2f %10.2f %7.2f\n", r.Device, r.Round, before, during, slowest, after, r.ReplaceS, r.LoadS)
 	}
 	for _, n := range res.Notes {
 		fmt.Fprintf(&w, "\nnote: %s", n)
