@@ -52,12 +52,11 @@ func (r *Router) noteChanges(n int) {
 	if t.changed < trimAfter {
 		return
 	}
+	t.raiseGC()
 	if t.timer != nil {
-		t.raiseGC()
 		t.timer.Reset(trimQuiet)
 		return
 	}
-	t.raiseGC()
 	t.timer = time.AfterFunc(trimQuiet, func() {
 		t.mu.Lock()
 		n := t.changed
