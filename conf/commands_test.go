@@ -106,7 +106,7 @@ func TestRouterCommands(t *testing.T) {
 	if got := exec(t, r, "neigh show"); !strings.Contains(got, "192.0.2.9 dev port0 lladdr 02:00:00:00:00:09 PERMANENT") {
 		t.Fatalf("neigh show:\n%s", got)
 	}
-	if got := exec(t, r, "cache stats"); !strings.Contains(got, "genid_bumps") || !strings.Contains(got, "fib_slow_walks") {
+	if got := exec(t, r, "cache stats"); !strings.Contains(got, "genid_bumps") || !strings.Contains(got, "fib_slow_walks") || !strings.Contains(got, "fib_used_blocks") {
 		t.Fatalf("cache stats:\n%s", got)
 	}
 	// The collector's cycles, as the benchmark reads them: a cycle forced

@@ -25,7 +25,7 @@ import (
 type metricsCollector struct {
 	r *Router
 
-	packets, drops, port, queue, kernel, neighs, routes, fibBytes, walks, genid, cpRoutes, huge *prometheus.Desc
+	packets, drops, port, queue, kernel, neighs, routes, fibBytes, walks, used, genid, cpRoutes, huge *prometheus.Desc
 }
 
 func newMetricsCollector(r *Router) *metricsCollector {
@@ -42,6 +42,7 @@ func newMetricsCollector(r *Router) *metricsCollector {
 		routes:   d("fib_routes", "Routes by table.", "table"),
 		fibBytes: d("fib_lookup_bytes", "Memory of the data plane's lookup structure."),
 		walks:    d("fib_slow_walks_total", "Input lookups that took the exact walk over the tries because their block's build waited."),
+		used:     d("fib_used_blocks", "/16 blocks the pipelines' lookups went to lately: route changes there are built at once."),
 		genid:    d("genid_bumps_total", "Generation id bumps: changes that expired cached routing decisions."),
 		cpRoutes: d("mirror_routes", "Routes the control plane's mirror put in the FIB."),
 		huge:     d("hugepage_bytes", "Hugepage memory the data plane maps."),
@@ -49,7 +50,7 @@ func newMetricsCollector(r *Router) *metricsCollector {
 }
 
 func (m *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.packets, m.drops, m.port, m.queue, m.kernel, m.neighs, m.routes, m.fibBytes, m.walks, m.genid, m.cpRoutes, m.huge} {
+	for _, d := range []*prometheus.Desc{m.packets, m.drops, m.port, m.queue, m.kernel, m.neighs, m.routes, m.fibBytes, m.walks, m.used, m.genid, m.cpRoutes, m.huge} {
 		ch <- d
 	}
 }
@@ -103,6 +104,7 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(m.fibBytes, float64(r.FIB.LookupBytes()))
 	counter(m.walks, r.FIB.SlowWalks())
+	gauge(m.used, float64(r.FIB.UsedBlocks()))
 	counter(m.genid, r.Gen.Bumps())
 	gauge(m.huge, float64(hugepageBytes()))
 	if r.CP != nil {

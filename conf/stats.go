@@ -203,11 +203,12 @@ func (r *Router) cacheStats() (string, any, error) {
 		"decisions_made":  c[pipeline.DecisionsMade],
 		"exception_hits":  c[pipeline.ExceptionHits],
 		"fib_slow_walks":  r.FIB.SlowWalks(),
+		"fib_used_blocks": uint64(r.FIB.UsedBlocks()),
 		"exceptions":      uint64(r.countExceptions()),
 		"genid_bumps":     r.Gen.Bumps(),
 		"genid":           uint64(r.Gen.Current()),
 	}
-	keys := []string{"hint_hits", "fib_lookups", "fib_slow_walks", "nh_cache_hits", "nh_cache_misses", "exception_hits", "decisions_made", "exceptions", "genid_bumps", "genid"}
+	keys := []string{"hint_hits", "fib_lookups", "fib_slow_walks", "fib_used_blocks", "nh_cache_hits", "nh_cache_misses", "exception_hits", "decisions_made", "exceptions", "genid_bumps", "genid"}
 	var b strings.Builder
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%-16s %d\n", k, data[k])

@@ -201,6 +201,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		`ferry_fib_routes{table="main"}`,
 		`ferry_fib_lookup_bytes`,
 		`ferry_fib_slow_walks_total`,
+		`ferry_fib_used_blocks`,
 		`ferry_genid_bumps_total`,
 		`go_gc_duration_seconds_count`,
 	} {

@@ -76,4 +76,31 @@ func (d *dirtySet) merge(o *dirtySet) {
 	}
 }
 
+// moveIf moves the chunks for which chunkIf holds and the blocks for
+// which blockIf holds from d to to.
+func (d *dirtySet) moveIf(to *dirtySet, chunkIf, blockIf func(uint32) bool) {
+	for i, c := range d.chunks {
+		for c != 0 {
+			hi := uint32(i*64 + bits.TrailingZeros64(c))
+			c &= c - 1
+			if chunkIf(hi) {
+				d.chunks[i] &^= 1 << (hi & 63)
+				d.nchunks--
+				to.mark(hi<<24, 8)
+			}
+		}
+	}
+	k := 0
+	for _, b := range d.list {
+		if blockIf(b) {
+			d.bm[b>>6] &^= 1 << (b & 63)
+			to.mark(b<<16, 16)
+			continue
+		}
+		d.list[k] = b
+		k++
+	}
+	d.list, d.n = d.list[:k], k
+}
+
 func (d *dirtySet) any() bool { return d.nchunks > 0 || d.n > 0 }

@@ -48,13 +48,10 @@ type fastWriter struct {
 	pendingSince, lastDefer time.Time
 	buildTook               time.Duration
 	timer                   *time.Timer
-	// walksSeen is FIB.walks at walksAt, the last batch that could defer;
-	// busyAt the last time readers walked a lot (walksWait).
-	walksSeen       uint64
-	walksAt, busyAt time.Time
-	deferOff        bool          // tests of the builds without deferral
-	quiet, minAge   time.Duration // tests: deferQuiet, deferMin if not 0
-	memo            [1024]ansMemo
+	hot                     dirtySet      // scratch: the blocks deferFast builds at once
+	deferOff                bool          // tests of the builds without deferral
+	quiet, minAge           time.Duration // tests: deferQuiet, deferMin if not 0
+	memo                    [1024]ansMemo
 }
 
 // structState is a structure's writer state besides structure 0's.

@@ -22,16 +22,18 @@ import "time"
 // Past fullRebuildBlocks, a build is a full one that keeps the
 // answers (rebuild).
 //
-// The price is forwarding speed during a bulk change: the rule walk takes
-// a few hundred nanoseconds, the merged structure a few, and a change in
-// random prefix order soon has most blocks waiting. That is right for a
-// load that no traffic waits on, and wrong for a table changing under load
-// (a failover moving every route to another gateway): measured with 900k
-// routes replaced in batches of 2,048, deferring halved the writer's time
-// and cut a reader's lookups from 20 M/s to under 1 M/s. So the readers
-// count their walks of slow values (InputView.Done), and while they took
-// more than deferWalkRate a second since the last batch, or did within
-// deferHold, batches build their blocks, and those waiting, at once.
+// The price would be forwarding speed during a bulk change: the rule walk
+// takes a few hundred nanoseconds, the merged structure a few, and a
+// change in random prefix order soon has most blocks waiting. That is
+// right for blocks no traffic goes to, and wrong for those it does (a
+// failover moving every route to another gateway under load). So the
+// pipelines tell which /16 blocks their lookups go to (used.go), and a
+// batch builds at once its blocks that traffic uses, and those waiting
+// that traffic has come to since, and defers only the rest. Traffic
+// spread over every block has them all built at once; traffic to a
+// thousand destinations has a few dozen of a batch's thousand or so
+// blocks built, and the writer's cost stays near a load's without
+// traffic.
 //
 // While blocks wait, lookups there see the tries, where a batch is
 // published node by node, as the kernel's FIB is changed route by route:
@@ -47,9 +49,6 @@ const (
 	deferQuiet      = 50 * time.Millisecond
 	deferMin        = 10 * time.Second
 	deferBuildRatio = 4
-	// A walk costs a core about half a microsecond: 20k a second is 1%.
-	deferWalkRate = 20000
-	deferHold     = time.Second
 )
 
 // deferTimes are the writer's deferQuiet and deferMin, which a test may
@@ -65,9 +64,10 @@ func (w *fastWriter) deferTimes() (quiet, minAge time.Duration) {
 	return quiet, minAge
 }
 
-// deferFast marks the blocks d changed slow instead of building them, when
-// d is large or blocks are deferred already, and reports whether it did.
-// It builds everything deferred instead when the oldest deferral is old
+// deferFast handles d when it is large or blocks are deferred already,
+// and reports whether it did: it builds the blocks traffic uses (and takes
+// them out of d), and marks the others slow instead of building them. It
+// builds everything deferred instead when the oldest deferral is old
 // enough.
 func (f *FIB) deferFast(d *dirtySet) bool {
 	w := &f.fw
@@ -76,11 +76,22 @@ func (f *FIB) deferFast(d *dirtySet) bool {
 		return false
 	}
 	now := time.Now()
-	if f.walksWait(now) {
-		// The waiting blocks, then the batch's, each within the size
-		// that applyFast builds block by block.
-		f.buildDeferredLocked()
-		return false
+	// What traffic uses is built now: the batch's blocks there, and those
+	// waiting that lookups have come to since.
+	f.used.age(now)
+	hot := &w.hot
+	f.used.moveUsed(d, hot)
+	f.used.moveUsed(pend, hot)
+	if hot.any() {
+		rebuilds := w.rebuilds
+		f.applyFast(hot)
+		hot.reset()
+		if w.rebuilds != rebuilds {
+			return true // a full build: everything, the rest of d too
+		}
+	}
+	if !d.any() {
+		return true
 	}
 	if !pend.any() {
 		w.pendingSince = now
@@ -126,20 +137,6 @@ func (f *FIB) deferFast(d *dirtySet) bool {
 		w.timer.Reset(quiet)
 	}
 	return true
-}
-
-// walksWait reports whether lookups are waiting on slow blocks: the
-// readers walked more than deferWalkRate a second since the last call, or
-// did within deferHold. (Building at once leaves no block to count walks
-// on: the hold keeps the decision until a batch defers again and sees.)
-func (f *FIB) walksWait(now time.Time) bool {
-	w := &f.fw
-	n := f.walks.n.Load()
-	if dt := now.Sub(w.walksAt); !w.walksAt.IsZero() && float64(n-w.walksSeen) > deferWalkRate*dt.Seconds() {
-		w.busyAt = now
-	}
-	w.walksSeen, w.walksAt = n, now
-	return !w.busyAt.IsZero() && now.Sub(w.busyAt) < deferHold
 }
 
 // buildWhenQuiet builds the deferred blocks when no batch deferred more

@@ -57,7 +57,7 @@ func sameAnswers(t *testing.T, f *FIB, addrs []uint32) {
 	}
 	got := make([]Result, len(keys))
 	f.LookupBulk(keys, got)
-	forgetWalks(f) // a check, not traffic for the writers to build for
+	forgetUse(f) // a check, not traffic for the writers to build for
 	for i := range keys {
 		var want Result
 		f.LookupExact(&keys[i], &want)
@@ -70,11 +70,10 @@ func sameAnswers(t *testing.T, f *FIB, addrs []uint32) {
 	}
 }
 
-// forgetWalks has the writers take the readers' walks so far as old.
-func forgetWalks(f *FIB) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.fw.walksSeen, f.fw.busyAt = f.walks.n.Load(), time.Time{}
+// forgetUse has the writers take no block as used by traffic.
+func forgetUse(f *FIB) {
+	f.used.clearGen(0)
+	f.used.clearGen(1)
 }
 
 func setDeferTimes(f *FIB, quiet, min time.Duration) {
@@ -163,55 +162,72 @@ func TestDeferredBuilds(t *testing.T) {
 	sameAnswers(t, f, addrs)
 }
 
-// While lookups walk for blocks whose builds wait, batches build their
-// blocks at once: a table changing under traffic keeps it on the fast
-// path. Once the readers have been quiet for deferHold, builds wait again.
-func TestWalksBuildAtOnce(t *testing.T) {
+// A batch that defers its builds builds at once the blocks traffic uses:
+// those the pipelines' samples name (NoteUsed), and those waiting that a
+// lookup walked since. The rest waits; marks expire after two windows.
+func TestUsedBlocksBuildAtOnce(t *testing.T) {
 	f := testFIB(t)
 	setDeferTimes(f, time.Hour, time.Hour)
 	addrs := blockBatch(t, f, 2*deferMinBlocks, "add", "192.0.2.2")
-	if pending, got, _ := pendingState(f, addrs[0]); !pending || got != valSlow {
-		t.Fatalf("no traffic: deferred %v, value %d", pending, got)
+	if f.UsedBlocks() != 0 {
+		t.Fatalf("no traffic: %d blocks used", f.UsedBlocks())
 	}
-	// Traffic to the waiting blocks, as a pipeline's passes.
-	keys := make([]Key, len(addrs))
-	for i, a := range addrs {
+	for _, a := range addrs {
+		if pending, got, _ := pendingState(f, a); !pending || got != valSlow {
+			t.Fatalf("no traffic: %s deferred %v, value %d", netaddr.IPv4String(a), pending, got)
+		}
+	}
+	// Traffic to a quarter of the waiting blocks walks, and marks them.
+	walked, sampled, idle := addrs[:len(addrs)/4], addrs[len(addrs)/4:len(addrs)/2], addrs[len(addrs)/2:]
+	keys := make([]Key, len(walked))
+	for i, a := range walked {
 		keys[i] = Key{Dst: a, Src: ip("192.0.2.9"), Iif: 0, Oif: -1}
 	}
-	res := make([]Result, len(keys))
-	// Passes enough that the walks' rate since that batch stays above
-	// deferWalkRate even if the next batch takes long to come (a loaded
-	// machine, the race detector): 20 passes of 512 walks each.
-	const passes = 20
-	before := f.walks.n.Load()
-	for i := 0; i < passes; i++ {
-		f.LookupBulk(keys, res)
+	before := f.SlowWalks()
+	f.LookupBulk(keys, make([]Result, len(keys)))
+	if n := f.SlowWalks() - before; n != uint64(len(keys)) {
+		t.Fatalf("%d lookups of waiting blocks counted %d walks", len(keys), n)
 	}
-	walked := uint64(passes * len(keys))
-	if n := f.walks.n.Load() - before; n != walked {
-		t.Fatalf("%d lookups of waiting blocks counted %d walks", walked, n)
+	// A pass's sample names another quarter.
+	v := f.InputView()
+	v.NoteUsed(sampled)
+	if got, want := f.UsedBlocks(), len(walked)+len(sampled); got != want {
+		t.Fatalf("%d blocks used, want %d", got, want)
 	}
-	for round, gw := range []string{"192.0.2.3", "192.0.2.2"} {
-		blockBatch(t, f, 2*deferMinBlocks, "replace", gw)
-		for _, a := range addrs {
-			if pending, got, want := pendingState(f, a); pending || got != want {
-				t.Fatalf("round %d: %s with traffic waiting: deferred %v, value %d, want %d", round, netaddr.IPv4String(a), pending, got, want)
+	// The next batch changes every block: the used ones are built now.
+	check := func(when string) {
+		t.Helper()
+		for i, a := range addrs {
+			pending, got, want := pendingState(f, a)
+			if used := i < len(addrs)/2; used && got != want || !used && got != valSlow {
+				t.Fatalf("%s: %s (used %v): deferred %v, value %d, want %d", when, netaddr.IPv4String(a), used, pending, got, want)
 			}
 		}
 	}
-	f.LookupBulk(keys, res)
-	if n := f.walks.n.Load() - before; n != walked {
-		t.Fatalf("lookups of built blocks counted as walks: %d", n-walked)
+	blockBatch(t, f, 2*deferMinBlocks, "replace", "192.0.2.3")
+	check("after a batch with traffic")
+	// A small batch elsewhere builds waiting blocks that traffic came to
+	// since, even though it changed none of them.
+	v.NoteUsed(idle[:1])
+	must(t, run(t, f, "add", "12.1.2.0/24 via 192.0.2.3"))
+	if pending, got, want := pendingState(f, idle[0]); !pending || got != want {
+		t.Fatalf("a waiting block traffic came to, after a batch elsewhere: deferred %v, value %d, want %d", pending, got, want)
 	}
 	sameAnswers(t, f, addrs)
 
-	// The hold over: builds wait again.
+	// Marks older than two windows are gone: the next batch defers all.
+	v.NoteUsed(addrs[:len(addrs)/2])
 	f.mu.Lock()
-	f.fw.busyAt = time.Now().Add(-deferHold)
+	now := time.Now()
+	f.used.age(now.Add(usedWindow))
+	f.used.age(now.Add(2 * usedWindow))
 	f.mu.Unlock()
-	blockBatch(t, f, 2*deferMinBlocks, "replace", "192.0.2.3")
-	if pending, got, _ := pendingState(f, addrs[0]); !pending || got != valSlow {
-		t.Fatalf("readers quiet for %v: deferred %v, value %d", deferHold, pending, got)
+	if n := f.UsedBlocks(); n != 0 {
+		t.Fatalf("two windows without traffic: %d blocks used", n)
+	}
+	blockBatch(t, f, 2*deferMinBlocks, "replace", "192.0.2.2")
+	if _, got, _ := pendingState(f, addrs[0]); got != valSlow {
+		t.Fatalf("marks expired: value %d, want the slow walk", got)
 	}
 	sameAnswers(t, f, addrs)
 }

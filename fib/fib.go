@@ -229,6 +229,7 @@ type FIB struct {
 		n atomic.Uint64
 		_ [56]byte
 	}
+	used usedBlocks
 }
 
 // DefaultGCPercent is the Go collector target (GOGC) ferryd runs with:

@@ -138,6 +138,9 @@ func (v *InputView) Lookup(k *Key, val uint16, spill *Result) *Result {
 	}
 	if val == valSlow {
 		v.walks++
+		if v.fs.prog == nil || !v.fs.prog.walk {
+			f.used.mark(k.Dst) // a waiting block: built by the next batch
+		}
 	}
 	f.lookupWalk(k, spill)
 	return spill

@@ -667,10 +667,12 @@ func TestPassCountsSlowWalks(t *testing.T) {
 	h.permanent(1, ipB, macB)
 	for attempt := 0; ; attempt++ {
 		// Hundreds of /16 blocks changed in one batch: their builds wait
-		// until the changes pause (50 ms).
+		// until the changes pause (50 ms). Each attempt has blocks of its
+		// own: those the last one walked are built at once.
+		base := 10 + 2*attempt
 		err := h.f.Batch(func(b *fib.Batch) error {
 			for i := 0; i < 512; i++ {
-				rt, err := fib.ParseRoute([]string{fmt.Sprintf("%d.%d.5.0/24", 10+i>>8, i&255), "via", "198.51.100.2"}, h.f)
+				rt, err := fib.ParseRoute([]string{fmt.Sprintf("%d.%d.5.0/24", base+i>>8, i&255), "via", "198.51.100.2"}, h.f)
 				if err != nil {
 					return err
 				}
@@ -684,7 +686,7 @@ func TestPassCountsSlowWalks(t *testing.T) {
 			t.Fatal(err)
 		}
 		before := h.f.SlowWalks()
-		out := h.burst(sent{0, echoRequest(macR0, macA, ipA, ip4(10, 1, 5, 9), 64, 1)}, sent{0, echoRequest(macR0, macA, ipA, ip4(11, 3, 5, 9), 64, 2)})
+		out := h.burst(sent{0, echoRequest(macR0, macA, ipA, ip4(byte(base), 1, 5, 9), 64, 1)}, sent{0, echoRequest(macR0, macA, ipA, ip4(byte(base+1), 3, 5, 9), 64, 2)})
 		if len(out) != 2 || out[0].port != 1 {
 			t.Fatalf("want two frames on port1, got %v", out)
 		}
@@ -694,5 +696,33 @@ func TestPassCountsSlowWalks(t *testing.T) {
 			t.Fatalf("two lookups of waiting blocks: %d walks counted", n)
 		}
 		// The builds came before the pass (a slow machine): again.
+	}
+}
+
+// One pass in usedSample tells the FIB which /16 blocks its lookups went
+// to: route changes there are built at once.
+func TestPassNotesUsedBlocks(t *testing.T) {
+	h := newHarness(t)
+	h.permanent(1, ipB, macB)
+	h.addRoute("10.0.0.0/8", "via", "198.51.100.2")
+	pass := func(dst uint32) {
+		t.Helper()
+		if out := h.burst(sent{0, echoRequest(macR0, macA, ipA, dst, 64, 1)}); len(out) != 1 || out[0].port != 1 {
+			t.Fatalf("want a frame on port1, got %v", out)
+		}
+	}
+	if n := h.f.UsedBlocks(); n != 0 {
+		t.Fatalf("no traffic: %d blocks used", n)
+	}
+	pass(ip4(10, 1, 5, 9))
+	for i := 1; i < usedSample; i++ {
+		pass(ip4(10, 2, 5, 9))
+	}
+	if n := h.f.UsedBlocks(); n != 1 {
+		t.Fatalf("after %d passes: %d blocks used, want 1 (the first pass's)", usedSample, n)
+	}
+	pass(ip4(10, 3, 5, 9))
+	if n := h.f.UsedBlocks(); n != 2 {
+		t.Fatalf("after %d passes: %d blocks used, want 2", usedSample+1, n)
 	}
 }

@@ -36,6 +36,9 @@ func (p *Pipeline) routeInput() {
 	view := &p.view
 	*view = p.sh.FIB.InputView()
 	view.Vals(p.dsts[:p.nk], p.vals[:p.nk])
+	if p.bursts%usedSample == 0 {
+		view.NoteUsed(p.dsts[:p.nk])
+	}
 	if view.Rules() {
 		p.ruleVals(pks)
 	}
@@ -56,6 +59,13 @@ func (p *Pipeline) routeInput() {
 	}
 	view.Done()
 }
+
+// usedSample is how often a pass tells the FIB which /16 blocks its
+// lookups went to (one in usedSample), so that route changes there are
+// built at once rather than left to the slow walk (fib/used.go). Odd, so
+// that traffic repeating in a power-of-two cycle of passes (a replay) is
+// sampled all over its cycle.
+const usedSample = 61
 
 // ruleVals corrects the lookup values of the listed packets that a policy
 // rule with a selector matches: theirs come through the rules, with each
