@@ -408,11 +408,14 @@ func (cl *Client) Do(req Request) (Response, error) {
 }
 
 // DoEncoded is Do for a request already encoded as JSON on one line (as
-// json.Marshal gives it), so that a caller can encode the next request
-// while ferryd runs this one. A streamed answer's text is joined; its
-// records are not kept.
+// json.Marshal gives it, or with its newline), so that a caller can
+// encode the next request while ferryd runs this one. A streamed answer's
+// text is joined; its records are not kept.
 func (cl *Client) DoEncoded(req []byte) (Response, error) {
-	if _, err := cl.c.Write(append(req, '\n')); err != nil {
+	if len(req) == 0 || req[len(req)-1] != '\n' {
+		req = append(req, '\n')
+	}
+	if _, err := cl.c.Write(req); err != nil {
 		return Response{}, fmt.Errorf("send to ferryd: %w", err)
 	}
 	var text strings.Builder

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"unicode/utf8"
 
 	"ferry/cmd/internal/cli"
 	"ferry/conf"
@@ -217,9 +218,12 @@ func runBatch(cl *conf.Client, path string, stdout, stderr io.Writer) int {
 	w := bufio.NewWriter(stdout)
 	defer w.Flush()
 	chunks := make(chan batchChunk, 1)
+	// Sent requests come back for the reader to fill again: a full
+	// table's requests would otherwise be 100 MB of garbage.
+	reuse := make(chan batchChunk, 2)
 	stop := make(chan struct{})
 	defer close(stop)
-	go readChunks(in, chunks, stop)
+	go readChunks(in, chunks, reuse, stop)
 	for c := range chunks {
 		if c.err != nil {
 			w.Flush()
@@ -242,6 +246,10 @@ func runBatch(cl *conf.Client, path string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "Command failed %s:%d\n%s\n", path, line, resp.Error)
 			return 1
 		}
+		select {
+		case reuse <- c:
+		default:
+		}
 	}
 	return 0
 }
@@ -255,10 +263,11 @@ type batchChunk struct {
 }
 
 // readChunks reads commands from in, batchChunkLen to a request, and hands
-// out each request encoded, until in ends, reading fails or stop closes.
+// out each request encoded, until in ends, reading fails or stop closes;
+// it fills the chunks that come back on reuse (nil: none do) again.
 // It encodes the words itself: through strings.Fields and json.Marshal, a
 // full table's words cost more than ferryd's decoding of them.
-func readChunks(in io.Reader, out chan<- batchChunk, stop <-chan struct{}) {
+func readChunks(in io.Reader, out chan<- batchChunk, reuse <-chan batchChunk, stop <-chan struct{}) {
 	defer close(out)
 	send := func(c batchChunk) bool {
 		select {
@@ -276,7 +285,7 @@ func readChunks(in io.Reader, out chan<- batchChunk, stop <-chan struct{}) {
 		if len(lines) == 0 {
 			return true
 		}
-		ok := send(batchChunk{req: append(req, "]}"...), lines: lines})
+		ok := send(batchChunk{req: append(req, "]}\n"...), lines: lines})
 		req, lines = nil, nil // sent: the reader's now
 		return ok
 	}
@@ -288,7 +297,13 @@ func readChunks(in io.Reader, out chan<- batchChunk, stop <-chan struct{}) {
 			continue
 		}
 		if len(lines) == 0 {
-			req = append(make([]byte, 0, 64<<10), `{"batch":[`...)
+			select {
+			case c := <-reuse:
+				req, lines = c.req[:0], c.lines[:0]
+			default:
+				req = make([]byte, 0, 128<<10)
+			}
+			req = append(req, `{"batch":[`...)
 		} else {
 			req = append(req, ',')
 		}
@@ -308,8 +323,39 @@ func readChunks(in io.Reader, out chan<- batchChunk, stop <-chan struct{}) {
 // appendCommand appends the words of line (split at white space, as
 // strings.Fields does) as a JSON array of strings.
 func appendCommand(b, line []byte) []byte {
+	for _, c := range line {
+		if c >= utf8.RuneSelf {
+			return appendWords(b, bytes.Fields(line))
+		}
+	}
 	b = append(b, '[')
-	for i, w := range bytes.Fields(line) {
+	first := true
+	for i := 0; i < len(line); {
+		for i < len(line) && asciiSpace[line[i]] {
+			i++
+		}
+		j := i
+		for j < len(line) && !asciiSpace[line[j]] {
+			j++
+		}
+		if j > i {
+			if !first {
+				b = append(b, ',')
+			}
+			b, first = appendJSONString(b, line[i:j]), false
+		}
+		i = j
+	}
+	return append(b, ']')
+}
+
+// asciiSpace is what strings.Fields splits ASCII text at.
+var asciiSpace = [256]bool{'\t': true, '\n': true, '\v': true, '\f': true, '\r': true, ' ': true}
+
+// appendWords appends words as a JSON array of strings.
+func appendWords(b []byte, words [][]byte) []byte {
+	b = append(b, '[')
+	for i, w := range words {
 		if i > 0 {
 			b = append(b, ',')
 		}

@@ -38,7 +38,7 @@ func TestReadChunks(t *testing.T) {
 		in.WriteString("route add 10.0.0.0/8 dev port0\n\n# a comment\n")
 	}
 	out := make(chan batchChunk, 4)
-	readChunks(strings.NewReader(in.String()), out, make(chan struct{}))
+	readChunks(strings.NewReader(in.String()), out, nil, make(chan struct{}))
 	var sizes, firstLines []int
 	for c := range out {
 		if c.err != nil {
