@@ -13,9 +13,10 @@ import (
 // The pipelines mark the destinations of one pass in many (NoteUsed),
 // which costs them nothing measurable, and every lookup that took the
 // rule walk for a waiting block: a block the sampling missed is built by
-// the next batch after its first walk. The writer keeps two generations
-// and swaps them every usedWindow: a block counts as used for one to two
-// windows after its last mark.
+// the next batch after its first walk. The marks are in two generations,
+// which a batch that defers swaps when the last swap is usedWindow old: a
+// block counts as used until two swaps after its last mark, that is for
+// one to two windows while batches come, and longer between them.
 type usedBlocks struct {
 	_    [64]byte
 	gen  atomic.Uint32 // bits[gen&1] is the one marked
