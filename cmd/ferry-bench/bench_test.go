@@ -243,13 +243,14 @@ func TestReplaceBatch(t *testing.T) {
 // The churn table reports the medians, the slowest window while the
 // table was replaced, and a failed run's error.
 func TestChurnTable(t *testing.T) {
-	res := &churnResults{Routes: 900000, Rows: []churnRow{
+	res := &churnResults{Routes: 900000, Frames: 1024, Rows: []churnRow{
 		{Device: "ferryd", Round: 1, Before: []float64{30, 31, 29}, During: []float64{20, 5, 22, 21}, After: []float64{30}, ReplaceS: 3.25, LoadS: 7.5},
 		{Device: "ferryd.old", Round: 1, Error: "ferryctl -batch: exit status 1"},
 	}}
 	txt := res.table()
 	for _, want := range []string{
 		"(900000 routes)",
+		"uniform destinations (1024 frames)",
 		"ferryd               1    30.00    20.50     5.00    30.00       3.25    7.50",
 		"ferryd.old           1   error: ferryctl -batch: exit status 1",
 	} {

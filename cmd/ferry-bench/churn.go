@@ -34,6 +34,7 @@ type churnRow struct {
 type churnResults struct {
 	Started string     `json:"started"`
 	Routes  int        `json:"routes"`
+	Frames  int        `json:"frames"` // distinct frames, so destinations, of the replay
 	Rows    []churnRow `json:"rows"`
 	Notes   []string   `json:"notes,omitempty"`
 }
@@ -51,7 +52,7 @@ func (b *bench) runChurn(ctx context.Context, tables []*routeTable) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	c := deviceCase{Case: "uniform", Frames: 1024, pcap: filepath.Join(dir, "uniform.pcap")}
+	c := deviceCase{Case: "uniform", Frames: b.o.churnFrames, pcap: filepath.Join(dir, "uniform.pcap")}
 	if err := b.writeCasePcap(t, c); err != nil {
 		return err
 	}
@@ -68,7 +69,7 @@ func (b *bench) runChurn(ctx context.Context, tables []*routeTable) error {
 	if len(duts) == 0 {
 		return fmt.Errorf("-mode churn: no ferryd among -dut")
 	}
-	res := &churnResults{Started: time.Now().UTC().Format(time.RFC3339), Routes: t.Routes}
+	res := &churnResults{Started: time.Now().UTC().Format(time.RFC3339), Routes: t.Routes, Frames: c.Frames}
 	for round := 0; round < b.o.rounds; round++ {
 		order := slices.Clone(duts)
 		if round%2 == 1 {
@@ -238,7 +239,7 @@ func sampleRates(ctx context.Context, prefix string, d time.Duration, done <-cha
 func (res *churnResults) table() string {
 	var w strings.Builder
 	fmt.Fprintf(&w, "Forwarding while every route of the table (%d routes) is replaced by one through another gateway\n", res.Routes)
-	fmt.Fprintf(&w, "(ferryctl -batch): device-bound, uniform destinations, one core; rates in Mpps over %v windows.\n\n", churnWindow)
+	fmt.Fprintf(&w, "(ferryctl -batch): device-bound, uniform destinations (%d frames), one core; rates in Mpps over %v windows.\n\n", res.Frames, churnWindow)
 	fmt.Fprintf(&w, "%-16s %5s %8s %8s %8s %8s %10s %7s\n", "device", "round", "before", "during", "slowest", "after", "replace s", "load s")
 	for _, r := range res.Rows {
 		if r.Error != "" {

@@ -78,6 +78,7 @@ type options struct {
 	render      string
 	mode        string
 	deviceCases string
+	churnFrames int
 	profile     bool
 }
 
@@ -117,6 +118,7 @@ func run() int {
 	fs.StringVar(&o.cases, "cases", "single;uniform:1000;uniform;uniform@imix", "traffic cases of the memif runs (ferry-pktgen --cases syntax)")
 	fs.StringVar(&o.mode, "mode", "device,memif", "runs, comma separated: device (device-bound: pcap replay in, null port out), memif (end to end from the generator), churn (ferryd device-bound while its whole table is replaced)")
 	fs.StringVar(&o.deviceCases, "device-cases", "single;uniform:1000;uniform:65536;uniform;uniform@imix", "traffic cases of the device-bound runs")
+	fs.IntVar(&o.churnFrames, "churn-frames", 1024, "frames of the churn mode's replay, each to a destination of its own drawn from the table: 1024 fall in at most as many /16 blocks, 32768 in most of a full table's (1-32768)")
 	fs.BoolVar(&o.profile, "profile", true, "record ferryd's and l3fwd's last device-bound turn on the uniform case with perf, into device-profile-DEVICE.txt")
 	fs.DurationVar(&o.duration, "duration", 2*time.Second, "measured time of each turn (a device on a case in a round)")
 	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "warm-up of each turn")
@@ -278,6 +280,9 @@ func (b *bench) run(ctx context.Context) error {
 	}
 	if b.o.rounds < 1 {
 		return errors.New("-rounds must be at least 1")
+	}
+	if b.o.churnFrames < 1 || b.o.churnFrames > 32768 {
+		return errors.New("-churn-frames must be 1-32768")
 	}
 	var err error
 	if b.duts, err = parseDUTs(b.o.duts); err != nil {
