@@ -29,23 +29,21 @@ type usedBlocks struct {
 // pipeline samples hundreds of passes in it.
 const usedWindow = time.Second
 
-func (u *usedBlocks) mark(dst uint32) {
-	b := dst >> 16
-	w := &u.bits[u.gen.Load()&1][b>>6]
-	// A load first: the line stays shared while the bit is there.
-	if m := uint64(1) << (b & 63); w.Load()&m == 0 {
-		w.Or(m)
-	}
-}
+func (u *usedBlocks) mark(dst uint32) { markIn(&u.bits[u.gen.Load()&1], dst) }
 
 func (u *usedBlocks) markAll(dsts []uint32) {
 	cur := &u.bits[u.gen.Load()&1]
 	for _, d := range dsts {
-		b := d >> 16
-		w := &cur[b>>6]
-		if m := uint64(1) << (b & 63); w.Load()&m == 0 {
-			w.Or(m)
-		}
+		markIn(cur, d)
+	}
+}
+
+// markIn sets the bit of dst's block in gen. A load first: the line
+// stays shared among the cores while the bit is there.
+func markIn(gen *[1 << 16 / 64]atomic.Uint64, dst uint32) {
+	b := dst >> 16
+	if w, m := &gen[b>>6], uint64(1)<<(b&63); w.Load()&m == 0 {
+		w.Or(m)
 	}
 }
 
