@@ -32,8 +32,7 @@ import "time"
 // that traffic has come to since, and defers only the rest. Traffic
 // spread over every block has them all built at once; traffic to a
 // thousand destinations has a few dozen of a batch's thousand or so
-// blocks built, and the writer's cost stays near a load's without
-// traffic.
+// blocks built at once, not all of them.
 //
 // While blocks wait, lookups there see the tries, where a batch is
 // published node by node, as the kernel's FIB is changed route by route:
