@@ -195,17 +195,13 @@ func TestUsedBlocksBuildAtOnce(t *testing.T) {
 		t.Fatalf("%d blocks used, want %d", got, want)
 	}
 	// The next batch changes every block: the used ones are built now.
-	check := func(when string) {
-		t.Helper()
-		for i, a := range addrs {
-			pending, got, want := pendingState(f, a)
-			if used := i < len(addrs)/2; used && got != want || !used && got != valSlow {
-				t.Fatalf("%s: %s (used %v): deferred %v, value %d, want %d", when, netaddr.IPv4String(a), used, pending, got, want)
-			}
+	blockBatch(t, f, 2*deferMinBlocks, "replace", "192.0.2.3")
+	for i, a := range addrs {
+		pending, got, want := pendingState(f, a)
+		if used := i < len(addrs)/2; used && got != want || !used && got != valSlow {
+			t.Fatalf("after a batch with traffic: %s (used %v): deferred %v, value %d, want %d", netaddr.IPv4String(a), used, pending, got, want)
 		}
 	}
-	blockBatch(t, f, 2*deferMinBlocks, "replace", "192.0.2.3")
-	check("after a batch with traffic")
 	// A small batch elsewhere builds waiting blocks that traffic came to
 	// since, even though it changed none of them.
 	v.NoteUsed(idle[:1])

@@ -222,8 +222,8 @@ type FIB struct {
 	fast      atomic.Pointer[fsnap] // local, main and default merged (see fast.go)
 	fw        fastWriter
 	// walks counts the input lookups that took the rule walk for a block
-	// whose build waits (fastdefer.go): readers add to it once a pass, on
-	// a line of its own.
+	// whose build waits (SlowWalks): readers add to it once a pass, on a
+	// line of its own.
 	walks struct {
 		_ [64]byte
 		n atomic.Uint64

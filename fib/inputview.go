@@ -136,28 +136,23 @@ func (v *InputView) Lookup(k *Key, val uint16, spill *Result) *Result {
 			return &v.fs.inRes[j]
 		}
 	}
-	if val == valSlow {
+	// A waiting block (not rules that send every lookup to the walk,
+	// which no build would spare): counted, and built by the next batch.
+	if val == valSlow && (v.fs.prog == nil || !v.fs.prog.walk) {
 		v.walks++
-		if v.fs.prog == nil || !v.fs.prog.walk {
-			f.used.mark(k.Dst) // a waiting block: built by the next batch
-		}
+		f.used.mark(k.Dst)
 	}
 	f.lookupWalk(k, spill)
 	return spill
 }
 
-// Done ends a pass: it tells the writers how many lookups took the rule
-// walk for a slow value, which they weigh against deferring block builds
-// (fastdefer.go). Rules that send every lookup to the walk do not count:
-// no build would spare those.
+// Done ends a pass: it adds the pass's lookups that took the rule walk
+// for a block waiting on its build to SlowWalks, once.
 func (v *InputView) Done() {
-	if v.walks == 0 {
-		return
-	}
-	if v.fs.prog == nil || !v.fs.prog.walk {
+	if v.walks != 0 {
 		v.f.walks.n.Add(uint64(v.walks))
+		v.walks = 0
 	}
-	v.walks = 0
 }
 
 // LookupBulkRefs is LookupBulk without copying Results: out[i] points at a

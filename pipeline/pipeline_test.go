@@ -660,8 +660,8 @@ func TestMixedGatewaysForward(t *testing.T) {
 }
 
 // A pass tells the FIB how many of its lookups took the exact walk for a
-// block whose build a large change left waiting: the writers build at
-// once while traffic waits so.
+// block whose build a large change left waiting (operators see it as
+// fib_slow_walks).
 func TestPassCountsSlowWalks(t *testing.T) {
 	h := newHarness(t)
 	h.permanent(1, ipB, macB)
