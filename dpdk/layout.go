@@ -13,6 +13,7 @@ enum {
 	fy_off_cap = offsetof(struct fy_rxpkt, cap),
 	fy_off_port = offsetof(struct fy_rxpkt, port),
 	fy_off_tos = offsetof(struct fy_rxpkt, tos),
+	fy_off_usual = offsetof(struct fy_rxpkt, usual),
 	fy_max_ports = FY_MAX_PORTS,
 	fy_burst = FY_BURST,
 	fy_rx_max = FY_RX_MAX,
@@ -57,6 +58,8 @@ var (
 	_ = [1]struct{}{}[C.fy_off_port-unsafe.Offsetof(pipeline.RxPkt{}.Port)]
 	_ = [1]struct{}{}[unsafe.Offsetof(pipeline.RxPkt{}.TOS)-C.fy_off_tos]
 	_ = [1]struct{}{}[C.fy_off_tos-unsafe.Offsetof(pipeline.RxPkt{}.TOS)]
+	_ = [1]struct{}{}[unsafe.Offsetof(pipeline.RxPkt{}.Usual)-C.fy_off_usual]
+	_ = [1]struct{}{}[C.fy_off_usual-unsafe.Offsetof(pipeline.RxPkt{}.Usual)]
 
 	_ = [1]struct{}{}[pipeline.MaxPorts-C.fy_max_ports]
 	_ = [1]struct{}{}[C.fy_max_ports-pipeline.MaxPorts]

@@ -197,31 +197,88 @@ struct fy_ws *fy_ws_new(void)
 
 void fy_ws_free(struct fy_ws *ws) { rte_free(ws); }
 
+static inline uint32_t load32(const uint8_t *b)
+{
+	uint32_t v;
+	memcpy(&v, b, sizeof(v));
+	return v;
+}
+
+static inline uint64_t load64(const uint8_t *b)
+{
+	uint64_t v;
+	memcpy(&v, b, sizeof(v));
+	return v;
+}
+
+/* First octets that leave an address to the pipeline's full checks: 0/8,
+ * 127/8 and 224/4 up. */
+static inline int unusual_octet(uint32_t o) { return o == 0 || o == 127 || o >= 224; }
+
+/* pipeline.ParseUsual in C, check for check, with the same loads: a frame
+ * it passes skips the pipeline's receive checks, one it fails takes all of
+ * them, so the two must agree (dpdk's FuzzParseUsual holds them to it). */
+static inline uint8_t parse_usual(struct fy_rxpkt *r, uint64_t mac)
+{
+	const uint8_t *h = r->data;
+
+	if (r->len < 14 + 20)
+		return 0;
+	uint64_t w = load64(h);
+	if ((w & 1) == 0 && (w << 16) != (mac << 16))
+		return 0;
+	if ((load32(h + 12) & 0xffffff) != 0x450008) /* IPv4, version 4, 20 bytes */
+		return 0;
+	uint64_t w0 = load32(h + 14), w3 = load32(h + 26), w4 = load32(h + 30);
+	if ((w0 + load32(h + 18) + load32(h + 22) + w3 + w4) % 0xffff != 0)
+		return 0;
+	uint32_t tot = __builtin_bswap16((uint16_t)(w0 >> 16));
+	uint32_t src = __builtin_bswap32((uint32_t)w3), dst = __builtin_bswap32((uint32_t)w4);
+	if (tot - 20 > (uint32_t)(r->len - 14 - 20) || unusual_octet(src >> 24) || unusual_octet(dst >> 24))
+		return 0;
+	r->dst = dst;
+	r->src = src;
+	r->len = (uint16_t)(14 + tot);
+	r->tos = (uint8_t)(w0 >> 8);
+	return 1;
+}
+
+uint8_t fy_parse_usual(struct fy_rxpkt *r, uint64_t mac) { return r->usual = parse_usual(r, mac); }
+
 uint32_t fy_rx(struct fy_ws *ws)
 {
 	uint32_t n = 0;
 	for (uint16_t p = 0; p < ws->nports; p++) {
 		struct rte_mbuf **pk = ws->rx_mbufs;
-		uint16_t got = rte_eth_rx_burst(ws->port_ids[p], ws->queue, pk, ws->rx_burst);
-		for (uint16_t i = 0; i < got; i++) {
-			struct rte_mbuf *m = pk[i];
-			if (unlikely(m->nb_segs != 1)) {
-				/* Chained buffers are not parsed as flat views. */
-				rte_pktmbuf_free(m);
-				ws->rx_segs[p]++;
-				continue;
+		uint64_t mac = ws->port_mac[p];
+		uint16_t want = ws->rx_burst, got;
+		/* A chunk at a time, checked as soon as it is in: its buffers
+		 * and frames are still in the first-level cache, which a whole
+		 * pass's are not by the time the pass would come back to them. */
+		do {
+			got = rte_eth_rx_burst(ws->port_ids[p], ws->queue, pk, RTE_MIN(want, FY_RX_CHUNK));
+			ws->rx_pkts[p] += got;
+			want -= got;
+			uint32_t first = n;
+			for (uint16_t i = 0; i < got; i++) {
+				struct rte_mbuf *m = pk[i];
+				if (unlikely(m->nb_segs != 1)) {
+					/* Chained buffers are not parsed as flat views. */
+					rte_pktmbuf_free(m);
+					ws->rx_segs[p]++;
+					continue;
+				}
+				struct fy_rxpkt *r = &ws->rx[n++];
+				r->ref = m;
+				r->data = rte_pktmbuf_mtod(m, void *);
+				rte_prefetch0(r->data);
+				r->len = m->data_len;
+				r->cap = m->buf_len - m->data_off;
+				r->port = p;
 			}
-			struct fy_rxpkt *r = &ws->rx[n++];
-			r->ref = m;
-			r->data = rte_pktmbuf_mtod(m, void *);
-			/* The pass parses the headers in order, after the
-			 * whole burst is in: their lines are on the way. */
-			rte_prefetch0(r->data);
-			r->len = m->data_len;
-			r->cap = m->buf_len - m->data_off;
-			r->port = p;
-		}
-		ws->rx_pkts[p] += got;
+			for (uint32_t i = first; i < n; i++)
+				ws->rx[i].usual = parse_usual(&ws->rx[i], mac);
+		} while (want > 0 && got == FY_RX_CHUNK);
 	}
 	ws->nrx = n;
 	return n;

@@ -10,6 +10,7 @@
 #define FY_RX_MAX 512 /* packets received per pass, over all ports */
 #define FY_TX_MAX 512 /* packets sent per pass and port: a pass's worth */
 #define FY_FREE_MAX 1024
+#define FY_RX_CHUNK 32 /* packets a PMD call receives: checked while in cache */
 
 struct rte_mempool;
 struct rte_mbuf;
@@ -24,7 +25,7 @@ struct fy_rxpkt {
 	uint16_t cap;      /* room from data */
 	uint16_t port;     /* index into port_ids */
 	uint8_t tos;
-	uint8_t pad;
+	uint8_t usual; /* passed fy_parse_usual: the header fields are filled */
 };
 
 /* One per pipeline core, allocated in C memory so Go can view it without
@@ -35,6 +36,9 @@ struct fy_ws {
 	uint16_t queue;
 	uint16_t rx_burst; /* per port and pass: nports * rx_burst <= FY_RX_MAX */
 	uint16_t port_ids[FY_MAX_PORTS];
+	/* Each port's MAC as the frame's first 8 bytes load it (little-endian),
+	 * for the receive checks: written by Go. */
+	uint64_t port_mac[FY_MAX_PORTS];
 
 	uint32_t nrx;
 	struct fy_rxpkt rx[FY_RX_MAX];
@@ -94,6 +98,10 @@ struct fy_port_stats {
 	uint64_t ipackets, opackets, ibytes, obytes, imissed, ierrors, oerrors, rx_nombuf;
 };
 int fy_port_stats(uint16_t port, struct fy_port_stats *st);
+
+/* The receive checks of the usual frame (pipeline.ParseUsual, their
+ * reference): r's data, len and port filled, mac its port's. */
+uint8_t fy_parse_usual(struct fy_rxpkt *r, uint64_t mac);
 
 struct fy_ws *fy_ws_new(void);
 void fy_ws_free(struct fy_ws *ws);

@@ -71,6 +71,8 @@ func NewWorker(lcore, q int, ports []Port, pool *Pool, rxBurst int) (*Worker, er
 	io.AllocData = unsafe.Slice((*unsafe.Pointer)(unsafe.Pointer(&ws.alloc_data[0])), C.FY_BURST)
 	io.AllocCap = unsafe.Slice((*uint16)(unsafe.Pointer(&ws.alloc_cap[0])), C.FY_BURST)
 	io.Refill = func(n int) { C.fy_alloc(ws, pool.p, C.uint32_t(n)) }
+	io.Parses = true
+	io.PortMAC = (*[pipeline.MaxPorts]uint64)(unsafe.Pointer(&ws.port_mac[0]))
 	return w, nil
 }
 

@@ -12,9 +12,9 @@ import (
 
 // RxPkt is a received packet as the data plane hands it in and the
 // receive stage completes it, in place: the data plane fills the buffer's
-// fields, the receive stage, for a valid IPv4 packet, the header fields
-// routing reads, taken once while the header is checked. It is laid out
-// as the shim's struct fy_rxpkt.
+// fields, and for a valid IPv4 packet the header fields routing reads are
+// taken once while the header is checked (by ParseUsual, or by the data
+// plane itself: IO.Parses). It is laid out as the shim's struct fy_rxpkt.
 type RxPkt struct {
 	Ref  unsafe.Pointer // opaque buffer handle
 	Data unsafe.Pointer // the frame's first byte
@@ -24,7 +24,9 @@ type RxPkt struct {
 	Cap  uint16 // buffer room from Data
 	Port uint16 // input port
 	TOS  uint8
-	_    uint8
+	// Usual: the frame passed ParseUsual's checks and the header fields
+	// above are filled; false sends it through every receive check.
+	Usual bool
 }
 
 // frameHdr is the fixed-offset view of an Ethernet frame carrying an
@@ -39,10 +41,9 @@ const ipv4Start = 0x45<<16 | EtherIPv4>>8 | EtherIPv4&0xff<<8
 
 // Addresses by first octet. Martians (ip_route_input_slow): as source
 // 0/8, 127/8 and multicast (and the limited broadcast, checked apart); as
-// destination 0/8 and 127/8. And what rxRun leaves to ethInputOne, as
+// destination 0/8 and 127/8. And what ParseUsual leaves to ethInputOne, as
 // rare and not the usual packet: those, and sources and destinations from
-// 224/4 up, so that no packet it lists for lookup has fib.Special
-// addresses.
+// 224/4 up, so that no usual packet has fib.Special addresses.
 const (
 	martianSrc = 1 << iota
 	martianDst
@@ -72,14 +73,20 @@ var octetClass = func() (t [256]uint8) {
 // broadcast or multicast one or the previous packet's decision can be
 // reused.
 //
-// The usual frames go through rxRun, a loop that calls nothing: Go keeps
-// no register across a call, so a call even on a cold path in the loop
-// would have every value the loop carries stored and reloaded around it.
-// rxRun stops at a frame it cannot take and ethInputOne takes that one.
-// Frames that leave the list (handled or dropped) are closed up behind the
-// pass by compactRx.
+// The usual frames (ParseUsual) go through rxRun, a loop that calls
+// nothing: Go keeps no register across a call, so a call even on a cold
+// path in the loop would have every value the loop carries stored and
+// reloaded around it. rxRun stops at a frame it cannot take and
+// ethInputOne takes that one. Frames that leave the list (handled or
+// dropped) are closed up behind the pass by compactRx.
 func (p *Pipeline) ethInput(n int) {
 	rx := p.io.Rx[:n]
+	if !p.io.Parses {
+		for i := range rx {
+			r := &rx[i]
+			r.Usual = ParseUsual(r, p.portMAC[r.Port%MaxPorts])
+		}
+	}
 	st := rxState{prev: noHint, hints: !p.sh.FIB.HasCustomRules()}
 	for i := 0; ; i++ {
 		if i = p.rxRun(rx, i, &st); i >= len(rx) {
@@ -112,52 +119,64 @@ func hintKey(dst uint32, tos uint8, port uint16) uint64 {
 // broadcast, which never comes to be compared.
 const noHint = ^uint64(0)
 
-// rxRun takes the usual frames from i on (unicast to the port's MAC or
-// multicast, an option-less IPv4 header that checks out, ordinary
-// addresses) and returns the index of the first other one, or len(rx).
+// rxRun takes the usual frames from i on and returns the index of the
+// first other one, or len(rx): each is a route hint or joins the lookup
+// list.
 func (p *Pipeline) rxRun(rx []RxPkt, i int, st *rxState) int {
-	macs := &p.portMAC
 	nports := min(len(p.ports), MaxPorts)
 	route, dsts := p.route[:len(rx)], (*[RxMax]uint32)(p.dsts[:])
 	nk, prev, hints := st.nk, st.prev, st.hints
 	for ; i < len(rx); i++ {
 		r := &rx[i]
-		l, port := int(r.Len), int(r.Port)
-		if l < EthHdrLen+IPv4MinHdr || port >= nports {
+		if !r.Usual || int(r.Port) >= nports {
 			break
 		}
-		h := (*frameHdr)(r.Data)
-		// Unicast frames for another station reach us only in promiscuous
-		// set-ups; a router must not act on them.
-		if w := le.Uint64(h[0:8]); w&1 == 0 && w<<16 != macs[port]<<16 {
-			break
-		}
-		if le.Uint32(h[EthTypeOff:])&0xffffff != ipv4Start {
-			break
-		}
-		// The header as five words (its first byte, 0x45, checked above),
-		// checked and then taken apart: loading its fields apart had the
-		// compiler share byte-wise loads between them and the checksum.
-		ip := (*[IPv4MinHdr]byte)(h[EthHdrLen:])
-		w0, w3, w4 := le.Uint32(ip[0:]), le.Uint32(ip[ipSrc:]), le.Uint32(ip[ipDst:])
-		if !ipv4Words(w0, le.Uint32(ip[4:]), le.Uint32(ip[8:]), w3, w4) {
-			break
-		}
-		tot := int(bits.ReverseBytes16(uint16(w0 >> 16)))
-		src, dst := bits.ReverseBytes32(w3), bits.ReverseBytes32(w4)
-		if uint(tot-IPv4MinHdr) > uint(l-EthHdrLen-IPv4MinHdr) || octetClass[src>>24]&unusualSrc != 0 ||
-			octetClass[dst>>24]&unusualDst != 0 {
-			break
-		}
-		tos := uint8(w0 >> 8)
-		// Ethernet padding is not ours to forward.
-		r.Dst, r.Src, r.Len, r.TOS = dst, src, uint16(EthHdrLen+tot), tos
 		// Not a broadcast or multicast destination: the previous lookup's
 		// decision (a hint) or a new lookup.
-		nk, prev = hintOrList(&route[i], dsts, nk, prev, hints, dst, hintKey(dst, tos, uint16(port)))
+		nk, prev = hintOrList(&route[i], dsts, nk, prev, hints, r.Dst, hintKey(r.Dst, r.TOS, r.Port))
 	}
 	st.nk, st.prev = nk, prev
 	return i
+}
+
+// ParseUsual runs the receive checks of the usual frame on r, which came
+// in by a port whose MAC is mac (MACWord): unicast to that MAC or
+// multicast, an option-less IPv4 header whose checksum and total length
+// check out, ordinary addresses. If they pass it fills r's header fields,
+// trims Ethernet padding from Len and returns true; any other frame
+// (false) takes every check in ethInputOne. The data plane's shim runs the
+// same checks in C as it receives (IO.Parses): this is their reference.
+func ParseUsual(r *RxPkt, mac uint64) bool {
+	l := int(r.Len)
+	if l < EthHdrLen+IPv4MinHdr {
+		return false
+	}
+	h := (*frameHdr)(r.Data)
+	// Unicast frames for another station reach us only in promiscuous
+	// set-ups; a router must not act on them.
+	if w := le.Uint64(h[0:8]); w&1 == 0 && w<<16 != mac<<16 {
+		return false
+	}
+	if le.Uint32(h[EthTypeOff:])&0xffffff != ipv4Start {
+		return false
+	}
+	// The header as five words (its first byte, 0x45, checked above),
+	// checked and then taken apart: loading its fields apart had the
+	// compiler share byte-wise loads between them and the checksum.
+	ip := (*[IPv4MinHdr]byte)(h[EthHdrLen:])
+	w0, w3, w4 := le.Uint32(ip[0:]), le.Uint32(ip[ipSrc:]), le.Uint32(ip[ipDst:])
+	if !ipv4Words(w0, le.Uint32(ip[4:]), le.Uint32(ip[8:]), w3, w4) {
+		return false
+	}
+	tot := int(bits.ReverseBytes16(uint16(w0 >> 16)))
+	src, dst := bits.ReverseBytes32(w3), bits.ReverseBytes32(w4)
+	if uint(tot-IPv4MinHdr) > uint(l-EthHdrLen-IPv4MinHdr) || octetClass[src>>24]&unusualSrc != 0 ||
+		octetClass[dst>>24]&unusualDst != 0 {
+		return false
+	}
+	// Ethernet padding is not ours to forward.
+	r.Dst, r.Src, r.Len, r.TOS = dst, src, uint16(EthHdrLen+tot), uint8(w0>>8)
+	return true
 }
 
 // ethInputOne is ethInput for frame i, which rxRun could not take: it
@@ -317,8 +336,8 @@ func (p *Pipeline) ethShortOrNoPort(r *RxPkt, l, port, nports int) {
 	}
 }
 
-// macWord is a MAC as the first six bytes of a frame load, little-endian.
-func macWord(m netaddr.MAC) uint64 {
+// MACWord is a MAC as the first six bytes of a frame load, little-endian.
+func MACWord(m netaddr.MAC) uint64 {
 	var b [8]byte
 	copy(b[:], m[:])
 	return le.Uint64(b[:])

@@ -38,6 +38,14 @@ type IO struct {
 	AllocData []unsafe.Pointer
 	AllocCap  []uint16
 	Refill    func(n int)
+
+	// Parses: the data plane runs ParseUsual's checks itself as it
+	// receives, while each frame is still in the cache, and fills the
+	// received records' Usual and header fields; without it the receive
+	// stage does. PortMAC is where it reads each port's MAC for them (as
+	// MACWord): the pipeline writes it when its ports change.
+	Parses  bool
+	PortMAC *[MaxPorts]uint64
 }
 
 // bytes views a buffer's memory from its data start.

@@ -157,7 +157,7 @@ type Pipeline struct {
 
 	ports   []PortInfo
 	portsAt *[]PortInfo      // what ports was read from
-	portMAC [MaxPorts]uint64 // each port's MAC as macWord, for the receive stage
+	portMAC [MaxPorts]uint64 // each port's MAC as MACWord, for the receive stage
 	knobs   *Knobs
 	gen     uint32
 	now     int64 // nanoseconds, read once a burst
@@ -252,7 +252,10 @@ func (p *Pipeline) beginBurst() {
 	if pp := p.sh.ports.Load(); pp != p.portsAt {
 		p.portsAt, p.ports = pp, *pp
 		for i := range p.ports[:min(len(p.ports), MaxPorts)] {
-			p.portMAC[i] = macWord(p.ports[i].MAC)
+			p.portMAC[i] = MACWord(p.ports[i].MAC)
+		}
+		if m := p.io.PortMAC; m != nil {
+			*m = p.portMAC
 		}
 	}
 	p.knobs = p.sh.knobs.Load()

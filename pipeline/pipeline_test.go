@@ -105,6 +105,64 @@ func TestForward(t *testing.T) {
 	}
 }
 
+// With a data plane that runs the usual frame's checks itself (IO.Parses)
+// the pipeline writes it the ports' MACs and takes its marks: a marked
+// frame is routed by its record without the checks again, an unmarked one
+// takes them all.
+func TestDataPlaneParses(t *testing.T) {
+	h := newHarness(t)
+	var macs [MaxPorts]uint64
+	h.io.Parses, h.io.PortMAC = true, &macs
+	h.permanent(0, ipA, macA)
+	h.permanent(1, ipB, macB)
+	// pass runs frames as the data plane would hand them in, marked by
+	// mark (nil: as ParseUsual does with the MACs the pipeline wrote).
+	pass := func(mark func(r *RxPkt), frames ...[]byte) []sent {
+		h.rxN = uint32(len(frames))
+		for i, f := range frames {
+			h.rx(i, h.newBuf(), f, 0)
+			r := &h.io.Rx[i]
+			if mark != nil {
+				mark(r)
+			} else {
+				r.Usual = ParseUsual(r, macs[r.Port])
+			}
+		}
+		h.p.Process()
+		return h.collect()
+	}
+	// Before its first pass the pipeline has written no MAC: nothing is
+	// marked, and the frame is forwarded all the same.
+	in := echoRequest(macR0, macA, ipA, ipB, 64, 1)
+	if out := pass(nil, in); len(out) != 1 || out[0].port != 1 || ipOf(out[0].frame)[ipTTL] != 63 {
+		t.Fatalf("unmarked frame: %v", out)
+	}
+	if macs[0] != MACWord(macR0) || macs[1] != MACWord(macR1) {
+		t.Fatalf("port MACs %#x %#x, want %#x %#x", macs[0], macs[1], MACWord(macR0), MACWord(macR1))
+	}
+	lookups := h.counter(FIBLookups)
+	if out := pass(nil, in, in); len(out) != 2 || h.counter(FIBLookups) != lookups+1 || h.counter(HintHits) != 1 {
+		t.Fatalf("marked frames: %d sent, %d lookups, %d hint hits", len(out), h.counter(FIBLookups)-lookups, h.counter(HintHits))
+	}
+	// The record, not the header, is what a marked frame is routed by.
+	noRoute := h.counter(DropNoRoute)
+	out := pass(func(r *RxPkt) {
+		ParseUsual(r, macs[r.Port])
+		r.Dst, r.Usual = ip4(100, 64, 0, 1), true
+	}, in)
+	for _, o := range out {
+		if o.port != 0 || ipOf(o.frame)[ipProto] != ProtoICMP {
+			t.Fatalf("marked to an unrouted address, sent on port %d: % x", o.port, o.frame)
+		}
+	}
+	if h.counter(DropNoRoute) != noRoute+1 {
+		t.Fatalf("marked to an unrouted address: %d no-route drops", h.counter(DropNoRoute)-noRoute)
+	}
+	if h.held() != 0 {
+		t.Fatalf("%d buffers leaked", h.held())
+	}
+}
+
 // A pass as large as the lists hold, all to one port, leaves whole and in
 // order: the transmit list takes a pass's worth.
 func TestFullPassToOnePort(t *testing.T) {
