@@ -55,6 +55,8 @@ type deviceRow struct {
 	Case   string    `json:"case"`
 	Device string    `json:"device"`
 	Mpps   []float64 `json:"mpps"`
+	// Warmup: the warm-up rounds' rates, in none of the figures.
+	Warmup []float64 `json:"warmup_mpps,omitempty"`
 	Median float64   `json:"mpps_median"`
 	Spread float64   `json:"spread"` // (max-min)/median over the rounds
 	Cycles float64   `json:"cycles_per_packet"`
@@ -67,6 +69,7 @@ type deviceResults struct {
 	Started string      `json:"started"`
 	CPUMHz  float64     `json:"cpu_mhz"`
 	Rounds  int         `json:"rounds"`
+	Warmup  int         `json:"warmup_rounds"`
 	TurnS   float64     `json:"turn_s"`
 	Rows    []deviceRow `json:"rows"`
 	Notes   []string    `json:"notes,omitempty"`
@@ -102,7 +105,7 @@ func deviceCases(spec string) []deviceCase {
 // runDevice measures every device on every table and case, device-bound,
 // and writes device.json and device.txt to the results directory.
 func (b *bench) runDevice(ctx context.Context, tables []*routeTable) error {
-	res := &deviceResults{Started: time.Now().UTC().Format(time.RFC3339), CPUMHz: cpuMHz(), Rounds: b.o.rounds, TurnS: b.o.duration.Seconds()}
+	res := &deviceResults{Started: time.Now().UTC().Format(time.RFC3339), CPUMHz: cpuMHz(), Rounds: b.o.rounds, Warmup: b.o.warmRounds, TurnS: b.o.duration.Seconds()}
 	cases := deviceCases(b.o.deviceCases)
 	dir := filepath.Join(b.work, "device")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -203,12 +206,13 @@ func (b *bench) deviceTurns(ctx context.Context, t *routeTable, c deviceCase, du
 		}
 		runs[i] = r
 	}
-	for round := 0; round < b.o.rounds; round++ {
+	// Warm-up rounds come first, as negative rounds.
+	for round := -b.o.warmRounds; round < b.o.rounds; round++ {
 		order := make([]int, len(duts))
 		for i := range order {
 			order[i] = i
 		}
-		if round%2 == 1 {
+		if (round+b.o.warmRounds)%2 == 1 {
 			slices.Reverse(order)
 		}
 		for _, i := range order {
@@ -220,6 +224,10 @@ func (b *bench) deviceTurns(ctx context.Context, t *routeTable, c deviceCase, du
 			if err != nil {
 				rows[i].Error = firstLine(err.Error())
 				b.note("%s on %s %s, round %d: %s", r.DUT, t.name(), c.Case, round+1, rows[i].Error)
+				continue
+			}
+			if round < 0 {
+				rows[i].Warmup = append(rows[i].Warmup, mpps)
 				continue
 			}
 			rows[i].Mpps = append(rows[i].Mpps, mpps)
@@ -440,7 +448,11 @@ func (res *deviceResults) write(dir string, log *zap.Logger) error {
 func (res *deviceResults) table() string {
 	var w strings.Builder
 	fmt.Fprintf(&w, "Device-bound: a pcap replay into port 0 (net_pcap, infinite_rx), port 1 a net_null port; one core;\n")
-	fmt.Fprintf(&w, "rates are medians of %d turns of %.0f s (Mpps), spread (max-min)/median, cycles a packet at %.0f MHz.\n", res.Rounds, res.TurnS, res.CPUMHz)
+	fmt.Fprintf(&w, "rates are medians of %d turns of %.0f s (Mpps), spread (max-min)/median, cycles a packet at %.0f MHz", res.Rounds, res.TurnS, res.CPUMHz)
+	if res.Warmup > 0 {
+		fmt.Fprintf(&w, ";\n%d warm-up round(s) of turns before them, not counted", res.Warmup)
+	}
+	w.WriteString(".\n")
 	fmt.Fprintf(&w, "testpmd (io) is the source: what the replay gives a device that only forwards; * within 90%% of it: source-bound.\n\n")
 	fmt.Fprintf(&w, "%-7s %-16s %-16s %8s %7s %8s   %s\n", "routes", "case", "device", "Mpps", "spread", "cyc/pkt", "vs l3fwd")
 	for i, r := range res.Rows {

@@ -57,6 +57,7 @@ type options struct {
 	rest        time.Duration
 	retries     int
 	rounds      int
+	warmRounds  int
 	gateways    int
 	minShare    float64
 	seed        int64
@@ -126,6 +127,7 @@ func run() int {
 	fs.IntVar(&o.retries, "retries", 1, "repeat a case up to this often when a loop did not get its CPU")
 	fs.IntVar(&o.gateways, "gateways", 1, "gateways on port1 the routes go through in turn (198.51.100.2 on), each a static neighbour of ferryd with the generator's MAC: with several, the packets of a pass mix their routing decisions as under several BGP peers (1-200)")
 	fs.IntVar(&o.rounds, "rounds", 5, "turns of each device on each case; rates are medians, ratios medians of each round's ratio")
+	fs.IntVar(&o.warmRounds, "warmup-rounds", 1, "device-bound runs: rounds of turns before the counted ones, whose rates are kept apart (warmup_mpps): right after the devices start and load their tables every device was seen to run slower")
 	fs.Float64Var(&o.minShare, "min-share", 0.85, "share of its CPU a loop must get for a case to count without repeat")
 	fs.Int64Var(&o.seed, "seed", 1, "seed of the destination draw")
 	fs.StringVar(&o.huge, "hugepages", "auto", "auto | on | off: run every EAL on hugepages (auto: when they can be reserved)")
@@ -277,6 +279,9 @@ func (b *bench) run(ctx context.Context) error {
 	b.ncases = len(strings.Split(strings.Trim(b.o.cases, ";"), ";"))
 	if b.o.gateways < 1 || b.o.gateways > 200 {
 		return errors.New("-gateways must be 1-200")
+	}
+	if b.o.warmRounds < 0 {
+		return errors.New("-warmup-rounds must not be negative")
 	}
 	if b.o.rounds < 1 {
 		return errors.New("-rounds must be at least 1")
