@@ -259,3 +259,33 @@ func TestChurnTable(t *testing.T) {
 		}
 	}
 }
+
+// The device table's ratio pairs each round's turns, which share the
+// machine's phase: a slow phase in one round moves both devices.
+func TestDeviceTableRatios(t *testing.T) {
+	res := &deviceResults{Rounds: 3, TurnS: 2, CPUMHz: 2000, Rows: []deviceRow{
+		{Routes: 16, Case: "uniform", Device: dutTestpmd, Mpps: []float64{90, 90, 90}},
+		{Routes: 16, Case: "uniform", Device: dutFerryd, Mpps: []float64{20, 40, 30}},
+		{Routes: 16, Case: "uniform", Device: dutL3fwd, Mpps: []float64{25, 50, 60}},
+		{Routes: 16, Case: "single", Device: dutTestpmd, Mpps: []float64{50, 50, 50}},
+		{Routes: 16, Case: "single", Device: dutFerryd, Mpps: []float64{48, 48, 48}},
+		{Routes: 16, Case: "single", Device: dutL3fwd, Mpps: []float64{49, 49, 49}},
+	}}
+	for i := range res.Rows {
+		res.Rows[i].Median, res.Rows[i].Spread = medianSpread(res.Rows[i].Mpps)
+	}
+	markSourceBound(res.Rows[:3])
+	markSourceBound(res.Rows[3:])
+	txt := res.table()
+	// Rounds' ratios 0.8, 0.8, 0.5: median 0.8 (the medians' ratio, 30/50,
+	// would be 0.6).
+	if !strings.Contains(txt, "0.80  0.50-0.80") {
+		t.Fatalf("uniform ratio not paired by round:\n%s", txt)
+	}
+	if !strings.Contains(txt, "(source-bound)") {
+		t.Fatalf("single case not marked source-bound:\n%s", txt)
+	}
+	if q := roundRatios([]float64{1, 2}, []float64{1, 2, 3}, 3); q != nil {
+		t.Fatalf("rounds missing a rate paired: %v", q)
+	}
+}

@@ -381,6 +381,21 @@ func markSourceBound(rows []deviceRow) {
 	}
 }
 
+// roundRatios is a/b round by round, where both have every round's rate
+// (a failed turn leaves no rate, and the rounds could not be paired).
+func roundRatios(a, b []float64, rounds int) []float64 {
+	if len(a) != rounds || len(b) != rounds {
+		return nil
+	}
+	var q []float64
+	for i := range a {
+		if b[i] > 0 {
+			q = append(q, a[i]/b[i])
+		}
+	}
+	return q
+}
+
 func medianSpread(v []float64) (median, spread float64) {
 	if len(v) == 0 {
 		return 0, 0
@@ -453,8 +468,9 @@ func (res *deviceResults) table() string {
 		fmt.Fprintf(&w, ";\n%d warm-up round(s) of turns before them, not counted", res.Warmup)
 	}
 	w.WriteString(".\n")
-	fmt.Fprintf(&w, "testpmd (io) is the source: what the replay gives a device that only forwards; * within 90%% of it: source-bound.\n\n")
-	fmt.Fprintf(&w, "%-7s %-16s %-16s %8s %7s %8s   %s\n", "routes", "case", "device", "Mpps", "spread", "cyc/pkt", "vs l3fwd")
+	fmt.Fprintf(&w, "testpmd (io) is the source: what the replay gives a device that only forwards; * within 90%% of it: source-bound.\n")
+	fmt.Fprintf(&w, "vs l3fwd: the median of each round's ratio (a round's turns are seconds apart, its devices share its phase), and their range.\n\n")
+	fmt.Fprintf(&w, "%-7s %-16s %-16s %8s %7s %8s   %s\n", "routes", "case", "device", "Mpps", "spread", "cyc/pkt", "vs l3fwd  range")
 	for i, r := range res.Rows {
 		mark := " "
 		if r.SourceBound {
@@ -466,6 +482,9 @@ func (res *deviceResults) table() string {
 				if l.Device == dutL3fwd && l.Case == r.Case && l.Routes == r.Routes && l.Median > 0 && r.Median > 0 {
 					if l.SourceBound || r.SourceBound {
 						ratio = "(source-bound)"
+					} else if q := roundRatios(r.Mpps, l.Mpps, res.Rounds); len(q) > 0 {
+						med, _ := medianSpread(q)
+						ratio = fmt.Sprintf("%.2f  %.2f-%.2f", med, slices.Min(q), slices.Max(q))
 					} else {
 						ratio = fmt.Sprintf("%.2f", r.Median/l.Median)
 					}
