@@ -66,7 +66,7 @@ var octetClass = func() (t [256]uint8) {
 }()
 
 // ethInput classifies each received frame by EtherType and validates IPv4
-// packets as ip_rcv does, in one pass: ARP is handled at once, valid IPv4
+// packets as ip_rcv does: ARP is handled at once, valid IPv4
 // packets stay in the list for routing, anything else is dropped and
 // counted. Each valid packet is also classified for routing (see
 // routeInput): its destination joins the lookup list unless it is a
