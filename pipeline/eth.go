@@ -82,9 +82,10 @@ var octetClass = func() (t [256]uint8) {
 func (p *Pipeline) ethInput(n int) {
 	rx := p.io.Rx[:n]
 	if !p.io.Parses {
+		macs := p.io.PortMAC
 		for i := range rx {
 			r := &rx[i]
-			r.Usual = ParseUsual(r, p.portMAC[r.Port%MaxPorts])
+			r.Usual = ParseUsual(r, macs[r.Port%MaxPorts])
 		}
 	}
 	st := rxState{prev: noHint, hints: !p.sh.FIB.HasCustomRules()}

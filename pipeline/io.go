@@ -42,8 +42,9 @@ type IO struct {
 	// Parses: the data plane runs ParseUsual's checks itself as it
 	// receives, while each frame is still in the cache, and fills the
 	// received records' Usual and header fields; without it the receive
-	// stage does. PortMAC is where it reads each port's MAC for them (as
-	// MACWord): the pipeline writes it when its ports change.
+	// stage does. PortMAC is where either reads each port's MAC for them
+	// (as MACWord): the pipeline writes it when its ports change, and
+	// makes its own if the IO has none.
 	Parses  bool
 	PortMAC *[MaxPorts]uint64
 }

@@ -156,8 +156,7 @@ type Pipeline struct {
 	io   *IO
 
 	ports   []PortInfo
-	portsAt *[]PortInfo      // what ports was read from
-	portMAC [MaxPorts]uint64 // each port's MAC as MACWord, for the receive stage
+	portsAt *[]PortInfo // what ports was read from
 	knobs   *Knobs
 	gen     uint32
 	now     int64 // nanoseconds, read once a burst
@@ -211,6 +210,9 @@ type outItem struct {
 // NewPipeline makes core's pipeline over the data plane's io views.
 func (s *Dataplane) NewPipeline(core int, io *IO) *Pipeline {
 	p := &Pipeline{core: core, sh: s, io: io, punt: s.punt}
+	if io.PortMAC == nil {
+		io.PortMAC = new([MaxPorts]uint64) // the receive stage's own
+	}
 	p.ipID = uint16(core) << 12
 	s.cores = append(s.cores, p)
 	return p
@@ -251,11 +253,9 @@ func (p *Pipeline) Idle() {
 func (p *Pipeline) beginBurst() {
 	if pp := p.sh.ports.Load(); pp != p.portsAt {
 		p.portsAt, p.ports = pp, *pp
+		m := p.io.PortMAC
 		for i := range p.ports[:min(len(p.ports), MaxPorts)] {
-			p.portMAC[i] = MACWord(p.ports[i].MAC)
-		}
-		if m := p.io.PortMAC; m != nil {
-			*m = p.portMAC
+			m[i] = MACWord(p.ports[i].MAC)
 		}
 	}
 	p.knobs = p.sh.knobs.Load()
