@@ -183,6 +183,10 @@ func inRun(r int, vals *[RxMax]uint16, runVal int32) bool {
 // fastForwardable reports whether a packet whose frame is h, with the
 // decision f is for, can be forwarded as the runs do: not to a link-layer
 // broadcast, TTL left, within the MTU, not back out of its input port.
+// It loads the frame, which a whole pass has pushed out of the first-level
+// cache by now; but forwarding writes that line anyway, and a record that
+// carried the checks and the new TTL word from the receive checks instead
+// (40 bytes, not 32) forwarded 3-4% less.
 func fastForwardable(h *frameHdr, pk *RxPkt, f *fastFwd) bool {
 	return h[0]&1 == 0 && h[EthHdrLen+ipTTL] > 1 && int(pk.Len)-EthHdrLen <= f.mtu && pk.Port != f.in
 }
