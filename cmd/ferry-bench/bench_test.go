@@ -289,3 +289,22 @@ func TestDeviceTableRatios(t *testing.T) {
 		t.Fatalf("rounds missing a rate paired: %v", q)
 	}
 }
+
+// A failed turn's note names its round, warm-up rounds apart from the
+// counted ones.
+func TestRoundName(t *testing.T) {
+	for _, tc := range []struct {
+		round, warm int
+		want        string
+	}{
+		{-1, 1, "warm-up round 1"},
+		{-2, 2, "warm-up round 1"},
+		{-1, 2, "warm-up round 2"},
+		{0, 1, "round 1"},
+		{4, 0, "round 5"},
+	} {
+		if got := roundName(tc.round, tc.warm); got != tc.want {
+			t.Errorf("roundName(%d, %d) = %q, want %q", tc.round, tc.warm, got, tc.want)
+		}
+	}
+}

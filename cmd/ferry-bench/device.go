@@ -223,7 +223,7 @@ func (b *bench) deviceTurns(ctx context.Context, t *routeTable, c deviceCase, du
 			mpps, err := b.deviceTurn(ctx, r, t, c, round)
 			if err != nil {
 				rows[i].Error = firstLine(err.Error())
-				b.note("%s on %s %s, round %d: %s", r.DUT, t.name(), c.Case, round+1, rows[i].Error)
+				b.note("%s on %s %s, %s: %s", r.DUT, t.name(), c.Case, roundName(round, b.o.warmRounds), rows[i].Error)
 				continue
 			}
 			if round < 0 {
@@ -379,6 +379,15 @@ func markSourceBound(rows []deviceRow) {
 	for i := range rows {
 		rows[i].SourceBound = rows[i].Device != dutTestpmd && src > 0 && rows[i].Median >= 0.9*src
 	}
+}
+
+// roundName names round as the notes do: warm-up rounds are the negative
+// ones, before the counted rounds from 0.
+func roundName(round, warmRounds int) string {
+	if round < 0 {
+		return fmt.Sprintf("warm-up round %d", round+warmRounds+1)
+	}
+	return fmt.Sprintf("round %d", round+1)
 }
 
 // roundRatios is a/b round by round, where both have every round's rate
