@@ -60,28 +60,37 @@ type RSS struct {
 // Spreads reports whether the port itself spreads flows over its queues.
 func (r RSS) Spreads() bool { return r.Queues > 1 && r.Hash != 0 && r.RETA > 0 }
 
+// SetupInfo is what a port's set-up did: how it spreads flows, and which
+// receive offloads it turned on.
+type SetupInfo struct {
+	RSS
+	// IPChecksum: the device checks IPv4 header checksums, and the receive
+	// checks take its word for a right one instead of summing the header.
+	IPChecksum bool
+}
+
 // Setup configures and starts the port. All of its queues are set up
 // before it starts, so no pipeline polls a queue that does not exist.
-func (p Port) Setup(c PortConfig) (RSS, error) {
+func (p Port) Setup(c PortConfig) (SetupInfo, error) {
 	if c.Pool == nil {
-		return RSS{}, fmt.Errorf("port %s: no mbuf pool", p.Name)
+		return SetupInfo{}, fmt.Errorf("port %s: no mbuf pool", p.Name)
 	}
 	var key *C.uint8_t
 	if len(c.RSSKey) > 0 {
 		key = (*C.uint8_t)(C.CBytes(c.RSSKey))
 		defer C.free(unsafe.Pointer(key))
 	}
-	var info C.struct_fy_rss_info
+	var info C.struct_fy_setup_info
 	ret := C.fy_port_setup(C.uint16_t(p.ID), C.uint16_t(c.Queues), C.uint16_t(c.RxDesc), C.uint16_t(c.TxDesc), c.Pool.p, C.uint16_t(c.MTU),
 		key, C.uint8_t(len(c.RSSKey)), &info)
 	if ret != 0 {
-		return RSS{}, errorf(ret, "set up port %s (%d queues, mtu %d)", p.Name, c.Queues, c.MTU)
+		return SetupInfo{}, errorf(ret, "set up port %s (%d queues, mtu %d)", p.Name, c.Queues, c.MTU)
 	}
 	r := RSS{Driver: C.GoString(&info.driver[0]), Queues: c.Queues, Hash: uint64(info.hf), RETA: int(info.reta_size), KeySet: info.key_set != 0}
 	if info.reta_err != 0 {
 		r.RETAErr = errorf(info.reta_err, "write the RSS redirection table of port %s", p.Name)
 	}
-	return r, nil
+	return SetupInfo{RSS: r, IPChecksum: info.ip_csum != 0}, nil
 }
 
 // Stop stops and closes the port.

@@ -53,11 +53,11 @@ func fixChecksum(b []byte) {
 }
 
 // goParse is the pipeline's own check of frame, the reference.
-func goParse(frame []byte, port uint16, mac uint64) (pipeline.RxPkt, bool) {
+func goParse(frame []byte, port uint16, mac uint64, sumGood bool) (pipeline.RxPkt, bool) {
 	buf := make([]byte, len(frame)+8)
 	copy(buf, frame)
 	r := pipeline.RxPkt{Data: unsafe.Pointer(&buf[0]), Len: uint16(len(frame)), Cap: uint16(len(frame)), Port: port}
-	ok := pipeline.ParseUsual(&r, mac)
+	ok := pipeline.ParseUsual(&r, mac, sumGood)
 	r.Usual = ok
 	r.Data = nil
 	return r, ok
@@ -75,28 +75,34 @@ func TestParseUsual(t *testing.T) {
 	arp := ipFrame(parseMAC, src, dst, 0, 26, 0)
 	binary.BigEndian.PutUint16(arp[12:], 0x0806)
 	for _, tc := range []struct {
-		name  string
-		frame []byte
-		ok    bool
-		len   uint16
+		name    string
+		frame   []byte
+		sumGood bool // the device found the checksum right
+		ok      bool
+		len     uint16
 	}{
-		{"unicast to the port", ipFrame(parseMAC, src, dst, 0x10, 26, 0), true, 60},
-		{"padding trimmed", ipFrame(parseMAC, src, dst, 0, 8, 60), true, 42},
-		{"multicast MAC", ipFrame(mcastMAC, src, dst, 0, 26, 0), true, 60},
-		{"another station's MAC", ipFrame(otherMAC, src, dst, 0, 26, 0), false, 0},
-		{"header options", opts, false, 0},
-		{"bad checksum", badSum, false, 0},
-		{"total length past the frame", long, false, 0},
-		{"ARP", arp, false, 0},
-		{"short", ipFrame(parseMAC, src, dst, 0, 26, 0)[:33], false, 0},
-		{"loopback source", ipFrame(parseMAC, 0x7f000001, dst, 0, 26, 0), false, 0},
-		{"zero-net destination", ipFrame(parseMAC, src, 0x00000001, 0, 26, 0), false, 0},
-		{"multicast destination", ipFrame(parseMAC, src, 0xe0000005, 0, 26, 0), false, 0},
-		{"class E source", ipFrame(parseMAC, 0xf0000001, dst, 0, 26, 0), false, 0},
+		{"unicast to the port", ipFrame(parseMAC, src, dst, 0x10, 26, 0), false, true, 60},
+		{"padding trimmed", ipFrame(parseMAC, src, dst, 0, 8, 60), false, true, 42},
+		{"multicast MAC", ipFrame(mcastMAC, src, dst, 0, 26, 0), false, true, 60},
+		{"another station's MAC", ipFrame(otherMAC, src, dst, 0, 26, 0), false, false, 0},
+		{"header options", opts, false, false, 0},
+		{"bad checksum", badSum, false, false, 0},
+		// The device's word is taken: the header is not summed again.
+		{"bad checksum the device found right", badSum, true, true, 60},
+		{"device-checked, another station's MAC", ipFrame(otherMAC, src, dst, 0, 26, 0), true, false, 0},
+		{"device-checked, header options", opts, true, false, 0},
+		{"device-checked, loopback source", ipFrame(parseMAC, 0x7f000001, dst, 0, 26, 0), true, false, 0},
+		{"total length past the frame", long, false, false, 0},
+		{"ARP", arp, false, false, 0},
+		{"short", ipFrame(parseMAC, src, dst, 0, 26, 0)[:33], false, false, 0},
+		{"loopback source", ipFrame(parseMAC, 0x7f000001, dst, 0, 26, 0), false, false, 0},
+		{"zero-net destination", ipFrame(parseMAC, src, 0x00000001, 0, 26, 0), false, false, 0},
+		{"multicast destination", ipFrame(parseMAC, src, 0xe0000005, 0, 26, 0), false, false, 0},
+		{"class E source", ipFrame(parseMAC, 0xf0000001, dst, 0, 26, 0), false, false, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, cok := parseUsual(tc.frame, 1, parseWord)
-			g, gok := goParse(tc.frame, 1, parseWord)
+			c, cok := parseUsual(tc.frame, 1, parseWord, tc.sumGood)
+			g, gok := goParse(tc.frame, 1, parseWord, tc.sumGood)
 			if cok != tc.ok || gok != tc.ok {
 				t.Fatalf("usual: shim %v, pipeline %v, want %v", cok, gok, tc.ok)
 			}
@@ -118,6 +124,7 @@ func FuzzParseUsual(f *testing.F) {
 	f.Add(ipFrame(mcastMAC, 0xc000020a, 0xcb007105, 0, 8, 60), uint8(1))
 	f.Add(ipFrame(parseMAC, 0x7f000001, 0xe0000001, 0, 26, 0), uint8(2))
 	f.Add([]byte{0x02, 0, 0, 0, 0, 1}, uint8(3))
+	f.Add(ipFrame(parseMAC, 0xc000020a, 0xcb007105, 0, 26, 0)[:40], uint8(4))
 	f.Fuzz(func(t *testing.T, frame []byte, how uint8) {
 		if len(frame) > 2048 {
 			return
@@ -132,8 +139,9 @@ func FuzzParseUsual(f *testing.F) {
 			// Past the checksum, to the checks behind it.
 			fixChecksum(frame)
 		}
-		c, cok := parseUsual(frame, 0, mac)
-		g, gok := goParse(frame, 0, mac)
+		sumGood := how&4 != 0
+		c, cok := parseUsual(frame, 0, mac, sumGood)
+		g, gok := goParse(frame, 0, mac, sumGood)
 		if cok != gok || c != g {
 			t.Fatalf("frame % x: shim %v %+v, pipeline %v %+v", frame, cok, c, gok, g)
 		}

@@ -48,7 +48,7 @@ int fy_port_by_name(const char *name, uint16_t *port)
 /* Spreads flows over the port's queues where the PMD hashes: the key, then
  * a redirection table that gives every queue the same share. */
 static void rss_setup(uint16_t port, uint16_t nq, const struct rte_eth_dev_info *info,
-		      struct fy_rss_info *rss)
+		      struct fy_setup_info *rss)
 {
 	struct rte_eth_rss_reta_entry64 reta[RTE_ETH_RSS_RETA_SIZE_512 / RTE_ETH_RETA_GROUP_SIZE];
 	uint16_t size = info->reta_size;
@@ -69,19 +69,19 @@ static void rss_setup(uint16_t port, uint16_t nq, const struct rte_eth_dev_info 
 
 int fy_port_setup(uint16_t port, uint16_t nq, uint16_t nrxd, uint16_t ntxd,
 		  struct rte_mempool *mp, uint16_t mtu, const uint8_t *key, uint8_t key_len,
-		  struct fy_rss_info *rss)
+		  struct fy_setup_info *out)
 {
 	struct rte_eth_dev_info info;
 	struct rte_eth_conf conf;
 	uint8_t keybuf[64];
 	int ret;
 
-	memset(rss, 0, sizeof(*rss));
+	memset(out, 0, sizeof(*out));
 	ret = rte_eth_dev_info_get(port, &info);
 	if (ret != 0)
 		return ret;
 	if (info.driver_name != NULL)
-		snprintf(rss->driver, sizeof(rss->driver), "%s", info.driver_name);
+		snprintf(out->driver, sizeof(out->driver), "%s", info.driver_name);
 	memset(&conf, 0, sizeof(conf));
 	if (nq > 1) {
 		uint64_t hf = info.flow_type_rss_offloads & (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP | RTE_ETH_RSS_TCP);
@@ -98,15 +98,21 @@ int fy_port_setup(uint16_t port, uint16_t nq, uint16_t nrxd, uint16_t ntxd,
 				key_len = info.hash_key_size;
 				conf.rx_adv_conf.rss_conf.rss_key = keybuf;
 				conf.rx_adv_conf.rss_conf.rss_key_len = key_len;
-				rss->key_set = 1;
+				out->key_set = 1;
 			} else if (key != NULL && key_len == info.hash_key_size && key_len <= sizeof(keybuf)) {
 				memcpy(keybuf, key, key_len);
 				conf.rx_adv_conf.rss_conf.rss_key = keybuf;
 				conf.rx_adv_conf.rss_conf.rss_key_len = key_len;
-				rss->key_set = 1;
+				out->key_set = 1;
 			}
-			rss->hf = hf;
+			out->hf = hf;
 		}
+	}
+	/* A device that checks IPv4 header checksums spares the pipeline
+	 * its sum; one that cannot leaves it to the receive checks. */
+	if (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_IPV4_CKSUM) {
+		conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_IPV4_CKSUM;
+		out->ip_csum = 1;
 	}
 	if (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE)
 		conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE;
@@ -135,7 +141,7 @@ int fy_port_setup(uint16_t port, uint16_t nq, uint16_t nrxd, uint16_t ntxd,
 	if (ret != 0)
 		return ret;
 	if (nq > 1)
-		rss_setup(port, nq, &info, rss);
+		rss_setup(port, nq, &info, out);
 	/* Routers see frames for their own MAC and broadcasts; promiscuous
 	 * mode is not needed, but allmulticast keeps multicast ARP paths open. */
 	rte_eth_allmulticast_enable(port);
@@ -218,7 +224,7 @@ static inline int unusual_octet(uint32_t o) { return o == 0 || o == 127 || o >= 
 /* pipeline.ParseUsual in C, check for check, with the same loads: a frame
  * it passes skips the pipeline's receive checks, one it fails takes all of
  * them, so the two must agree (dpdk's FuzzParseUsual holds them to it). */
-static inline uint8_t parse_usual(struct fy_rxpkt *r, uint64_t mac)
+static inline uint8_t parse_usual(struct fy_rxpkt *r, uint64_t mac, uint8_t sum_good)
 {
 	const uint8_t *h = r->data;
 
@@ -230,7 +236,7 @@ static inline uint8_t parse_usual(struct fy_rxpkt *r, uint64_t mac)
 	if ((load32(h + 12) & 0xffffff) != 0x450008) /* IPv4, version 4, 20 bytes */
 		return 0;
 	uint64_t w0 = load32(h + 14), w3 = load32(h + 26), w4 = load32(h + 30);
-	if ((w0 + load32(h + 18) + load32(h + 22) + w3 + w4) % 0xffff != 0)
+	if (!sum_good && (w0 + load32(h + 18) + load32(h + 22) + w3 + w4) % 0xffff != 0)
 		return 0;
 	uint32_t tot = __builtin_bswap16((uint16_t)(w0 >> 16));
 	uint32_t src = __builtin_bswap32((uint32_t)w3), dst = __builtin_bswap32((uint32_t)w4);
@@ -243,7 +249,10 @@ static inline uint8_t parse_usual(struct fy_rxpkt *r, uint64_t mac)
 	return 1;
 }
 
-uint8_t fy_parse_usual(struct fy_rxpkt *r, uint64_t mac) { return r->usual = parse_usual(r, mac); }
+uint8_t fy_parse_usual(struct fy_rxpkt *r, uint64_t mac, uint8_t sum_good)
+{
+	return r->usual = parse_usual(r, mac, sum_good);
+}
 
 uint32_t fy_rx(struct fy_ws *ws)
 {
@@ -275,9 +284,13 @@ uint32_t fy_rx(struct fy_ws *ws)
 				r->len = m->data_len;
 				r->cap = m->buf_len - m->data_off;
 				r->port = p;
+				/* Until parsed, usual holds whether the device
+				 * found the header checksum right. BAD, NONE and
+				 * UNKNOWN all leave the sum to the checks. */
+				r->usual = (m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) == RTE_MBUF_F_RX_IP_CKSUM_GOOD;
 			}
 			for (uint32_t i = first; i < n; i++)
-				ws->rx[i].usual = parse_usual(&ws->rx[i], mac);
+				ws->rx[i].usual = parse_usual(&ws->rx[i], mac, ws->rx[i].usual);
 		} while (want > 0 && got == FY_RX_CHUNK);
 	}
 	ws->nrx = n;

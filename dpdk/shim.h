@@ -25,7 +25,9 @@ struct fy_rxpkt {
 	uint16_t cap;      /* room from data */
 	uint16_t port;     /* index into port_ids */
 	uint8_t tos;
-	uint8_t usual; /* passed fy_parse_usual: the header fields are filled */
+	uint8_t usual; /* passed fy_parse_usual: the header fields are filled
+			* (in fy_rx, until then: the device found the
+			* header checksum right) */
 };
 
 /* One per pipeline core, allocated in C memory so Go can view it without
@@ -74,20 +76,23 @@ struct rte_mempool *fy_pool_create(const char *name, unsigned n, unsigned cache,
 int fy_port_by_name(const char *name, uint16_t *port);
 
 /* What a port's set-up did about spreading flows over its queues. */
-struct fy_rss_info {
+/* What a port's set-up did. */
+struct fy_setup_info {
 	char driver[32];
 	uint64_t hf;        /* hash functions in use; 0: the PMD does not hash */
 	uint16_t reta_size; /* redirection table entries spread evenly; 0: none */
 	uint8_t key_set;    /* the configured key is in use */
+	uint8_t ip_csum;    /* the device checks IPv4 header checksums */
 	int reta_err;       /* why the table could not be written, 0 if it was */
 };
 
 /* Sets up nq rx and tx queues and starts the port. With nq > 1 and a PMD
  * that hashes, flows are spread by RSS with key (key_len bytes; NULL for
- * the symmetric key) over an even redirection table. */
+ * the symmetric key) over an even redirection table. A device that can
+ * check IPv4 header checksums is asked to. */
 int fy_port_setup(uint16_t port, uint16_t nq, uint16_t nrxd, uint16_t ntxd,
 		  struct rte_mempool *mp, uint16_t mtu, const uint8_t *key, uint8_t key_len,
-		  struct fy_rss_info *rss);
+		  struct fy_setup_info *out);
 int fy_port_stop(uint16_t port);
 int fy_port_socket(uint16_t port);
 int fy_port_mac(uint16_t port, uint8_t mac[6]);
@@ -100,8 +105,9 @@ struct fy_port_stats {
 int fy_port_stats(uint16_t port, struct fy_port_stats *st);
 
 /* The receive checks of the usual frame (pipeline.ParseUsual, their
- * reference): r's data, len and port filled, mac its port's. */
-uint8_t fy_parse_usual(struct fy_rxpkt *r, uint64_t mac);
+ * reference): r's data, len and port filled, mac its port's; sum_good when
+ * the device found the header checksum right. */
+uint8_t fy_parse_usual(struct fy_rxpkt *r, uint64_t mac, uint8_t sum_good);
 
 struct fy_ws *fy_ws_new(void);
 void fy_ws_free(struct fy_ws *ws);

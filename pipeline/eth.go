@@ -85,7 +85,7 @@ func (p *Pipeline) ethInput(n int) {
 		macs := p.io.PortMAC
 		for i := range rx {
 			r := &rx[i]
-			r.Usual = ParseUsual(r, macs[r.Port%MaxPorts])
+			r.Usual = ParseUsual(r, macs[r.Port%MaxPorts], false)
 		}
 	}
 	st := rxState{prev: noHint, hints: !p.sh.FIB.HasCustomRules()}
@@ -143,11 +143,13 @@ func (p *Pipeline) rxRun(rx []RxPkt, i int, st *rxState) int {
 // ParseUsual runs the receive checks of the usual frame on r, which came
 // in by a port whose MAC is mac (MACWord): unicast to that MAC or
 // multicast, an option-less IPv4 header whose checksum and total length
-// check out, ordinary addresses. If they pass it fills r's header fields,
-// trims Ethernet padding from Len and returns true; any other frame
-// (false) takes every check in ethInputOne. The data plane's shim runs the
-// same checks in C as it receives (IO.Parses): this is their reference.
-func ParseUsual(r *RxPkt, mac uint64) bool {
+// check out, ordinary addresses. sumGood says the device has checked the
+// header checksum and found it right: the header is not summed again. If
+// the checks pass it fills r's header fields, trims Ethernet padding from
+// Len and returns true; any other frame (false) takes every check in
+// ethInputOne, the sum among them. The data plane's shim runs the same
+// checks in C as it receives (IO.Parses): this is their reference.
+func ParseUsual(r *RxPkt, mac uint64, sumGood bool) bool {
 	l := int(r.Len)
 	if l < EthHdrLen+IPv4MinHdr {
 		return false
@@ -166,7 +168,7 @@ func ParseUsual(r *RxPkt, mac uint64) bool {
 	// compiler share byte-wise loads between them and the checksum.
 	ip := (*[IPv4MinHdr]byte)(h[EthHdrLen:])
 	w0, w3, w4 := le.Uint32(ip[0:]), le.Uint32(ip[ipSrc:]), le.Uint32(ip[ipDst:])
-	if !ipv4Words(w0, le.Uint32(ip[4:]), le.Uint32(ip[8:]), w3, w4) {
+	if !sumGood && !ipv4Words(w0, le.Uint32(ip[4:]), le.Uint32(ip[8:]), w3, w4) {
 		return false
 	}
 	tot := int(bits.ReverseBytes16(uint16(w0 >> 16)))

@@ -125,7 +125,7 @@ func TestDataPlaneParses(t *testing.T) {
 			if mark != nil {
 				mark(r)
 			} else {
-				r.Usual = ParseUsual(r, macs[r.Port])
+				r.Usual = ParseUsual(r, macs[r.Port], false)
 			}
 		}
 		h.p.Process()
@@ -147,7 +147,7 @@ func TestDataPlaneParses(t *testing.T) {
 	// The record, not the header, is what a marked frame is routed by.
 	noRoute := h.counter(DropNoRoute)
 	out := pass(func(r *RxPkt) {
-		ParseUsual(r, macs[r.Port])
+		ParseUsual(r, macs[r.Port], false)
 		r.Dst, r.Usual = ip4(100, 64, 0, 1), true
 	}, in)
 	for _, o := range out {

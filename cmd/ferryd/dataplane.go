@@ -140,7 +140,7 @@ func (d *dpdkPlane) openPorts(file string, f *fib.FIB, pool *dpdk.Pool, log *zap
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: ports[%d] (%s): %w", file, i, pc.Name, err)
 		}
-		rss, err := p.Setup(dpdk.PortConfig{Queues: len(cfg.Cores), RxDesc: pc.RxDesc, TxDesc: pc.TxDesc, MTU: pc.MTU, Pool: pool, RSSKey: rssKey})
+		setup, err := p.Setup(dpdk.PortConfig{Queues: len(cfg.Cores), RxDesc: pc.RxDesc, TxDesc: pc.TxDesc, MTU: pc.MTU, Pool: pool, RSSKey: rssKey})
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: ports[%d] (%s): %w", file, i, pc.Name, err)
 		}
@@ -148,7 +148,10 @@ func (d *dpdkPlane) openPorts(file string, f *fib.FIB, pool *dpdk.Pool, log *zap
 			return nil, nil, fmt.Errorf("%s: ports[%d] (%s): %w", file, i, pc.Name, errTapMoved(pc.Dev))
 		}
 		d.ports = append(d.ports, p)
-		logRSS(log, pc, rss, rssKey != nil)
+		logRSS(log, pc, setup.RSS, rssKey != nil)
+		if setup.IPChecksum {
+			log.Info("device checks IPv4 header checksums", zap.String("port", pc.Name), zap.String("driver", setup.Driver))
+		}
 		warnNUMA(log, pc.Name, p.Socket(), cfg.Cores)
 		mac, err := p.MAC()
 		if err != nil {
