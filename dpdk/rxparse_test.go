@@ -42,14 +42,7 @@ func fixChecksum(b []byte) {
 	}
 	ip := b[14:34]
 	ip[10], ip[11] = 0, 0
-	var sum uint32
-	for i := 0; i < 20; i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
-	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+	binary.BigEndian.PutUint16(ip[10:], pipeline.Checksum(ip))
 }
 
 // goParse is the pipeline's own check of frame, the reference.

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"ferry/pipeline"
 )
 
 // udpFrame is an Ethernet frame from srcMAC to dstMAC carrying a UDP
@@ -25,14 +27,7 @@ func udpFrame(dstMAC, srcMAC net.HardwareAddr, src, dst net.IP, port uint16, pay
 	binary.BigEndian.PutUint16(ip[2:], uint16(20+8+len(payload)))
 	copy(ip[12:], src.To4())
 	copy(ip[16:], dst.To4())
-	var sum uint32
-	for i := 0; i < 20; i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
-	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+	binary.BigEndian.PutUint16(ip[10:], pipeline.Checksum(ip))
 	if badSum {
 		ip[11] ^= 0x5a
 	}
@@ -118,14 +113,7 @@ func TestHeaderChecksumEndToEnd(t *testing.T) {
 	}
 	const port, each = 9998, 5
 	var got atomic.Int64
-	var pc net.PacketConn
-	if err := inNetns(t, b.name, func() (err error) {
-		pc, err = net.ListenPacket("udp4", "198.51.100.2:9998")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
+	pc := b.listenUDP(t, "198.51.100.2:9998")
 	go func() {
 		buf := make([]byte, 2048)
 		for {

@@ -62,14 +62,7 @@ func TestChurnDoesNotDisturbForwarding(t *testing.T) {
 	const routes = 900000
 	add, del := writeTable(t, routes, "198.51.100.2")
 
-	var rc net.PacketConn
-	if err := inNetns(t, b.name, func() (err error) {
-		rc, err = net.ListenPacket("udp4", "198.51.100.2:9999")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
+	rc := b.listenUDP(t, "198.51.100.2:9999")
 	forceRcvBuf(t, rc, 8<<20)
 	var got, outOfOrder atomic.Int64
 	go func() {
@@ -90,14 +83,7 @@ func TestChurnDoesNotDisturbForwarding(t *testing.T) {
 			}
 		}
 	}()
-	var sc net.PacketConn
-	if err := inNetns(t, a.name, func() (err error) {
-		sc, err = net.ListenPacket("udp4", "192.0.2.2:0")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close()
+	sc := a.listenUDP(t, "192.0.2.2:0")
 	stop := make(chan struct{})
 	sentDone := make(chan int64)
 	go func() {

@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,6 +86,21 @@ func (n *netns) must(t *testing.T, args ...string) string {
 		t.Fatalf("[%s] %s: %v\n%s", n.name, strings.Join(args, " "), err, out)
 	}
 	return out
+}
+
+// listenUDP is a UDP socket bound to addr in the namespace, closed when
+// the test ends.
+func (n *netns) listenUDP(t *testing.T, addr string) net.PacketConn {
+	t.Helper()
+	var pc net.PacketConn
+	if err := inNetns(t, n.name, func() (err error) {
+		pc, err = net.ListenPacket("udp4", addr)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	return pc
 }
 
 // router is a running ferryd.

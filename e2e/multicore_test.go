@@ -230,14 +230,8 @@ routes:
 		}
 		var mu sync.Mutex
 		got := make([][]arrival, flows)
-		recv := func(host *netns, atC bool) net.PacketConn {
-			var pc net.PacketConn
-			if err := inNetns(t, host.name, func() (err error) {
-				pc, err = net.ListenPacket("udp4", "203.0.113.10:9000")
-				return err
-			}); err != nil {
-				t.Fatal(err)
-			}
+		recv := func(host *netns, atC bool) {
+			pc := host.listenUDP(t, "203.0.113.10:9000")
 			// The reader shares a CPU with everything else here: a
 			// buffer that holds the whole stream keeps its stalls from
 			// counting as the router's losses.
@@ -262,20 +256,12 @@ routes:
 					mu.Unlock()
 				}
 			}()
-			return pc
 		}
-		pb, pcc := recv(b, false), recv(c, true)
-		defer pb.Close()
-		defer pcc.Close()
+		recv(b, false)
+		recv(c, true)
 		conns := make([]net.PacketConn, flows)
 		for i := range conns {
-			if err := inNetns(t, a.name, func() (err error) {
-				conns[i], err = net.ListenPacket("udp4", fmt.Sprintf("192.0.2.2:%d", 41000+i))
-				return err
-			}); err != nil {
-				t.Fatal(err)
-			}
-			defer conns[i].Close()
+			conns[i] = a.listenUDP(t, fmt.Sprintf("192.0.2.2:%d", 41000+i))
 		}
 		// The new gateway is resolved beforehand: what is measured is the
 		// decisions of both cores, not how many packets wait for an ARP

@@ -84,6 +84,11 @@ func checksum(b []byte, initial uint32) uint16 {
 	return ^uint16(sum)
 }
 
+// Checksum is the Internet checksum of b: over a header whose checksum
+// field is zero, the value that goes there; over a header with its
+// checksum, zero when it checks out.
+func Checksum(b []byte) uint16 { return checksum(b, 0) }
+
 // ipv4HeaderOK checks the header checksum of a header of hlen bytes.
 func ipv4HeaderOK(ip []byte, hlen int) bool {
 	if hlen == IPv4MinHdr {

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+
+	"ferry/pipeline"
 )
 
 // writePcap stores n frames of case c, as the generator would send them,
@@ -36,7 +38,7 @@ func writePcap(path string, c trafficCase, dsts []uint32, n int, dstMAC, srcMAC 
 		clear(frame[:l])
 		copy(frame, hdrs[k])
 		binary.BigEndian.PutUint32(frame[30:], dsts[i%len(dsts)])
-		binary.BigEndian.PutUint16(frame[24:], ipChecksum(frame[14:34]))
+		binary.BigEndian.PutUint16(frame[24:], pipeline.Checksum(frame[14:34]))
 		var rh [16]byte
 		le.PutUint32(rh[4:], uint32(i)) // 1 µs apart: the replayer paces, not the file
 		le.PutUint32(rh[8:], uint32(l))
@@ -49,16 +51,4 @@ func writePcap(path string, c trafficCase, dsts []uint32, n int, dstMAC, srcMAC 
 		return fmt.Errorf("pcap %s: %w", path, err)
 	}
 	return f.Close()
-}
-
-// ipChecksum is the IPv4 header checksum of h (its checksum field zero).
-func ipChecksum(h []byte) uint16 {
-	var s uint32
-	for i := 0; i+1 < len(h); i += 2 {
-		s += uint32(binary.BigEndian.Uint16(h[i:]))
-	}
-	for s>>16 != 0 {
-		s = s&0xffff + s>>16
-	}
-	return ^uint16(s)
 }

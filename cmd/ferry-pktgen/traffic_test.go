@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"ferry/fib"
+	"ferry/pipeline"
 )
 
 func TestLoadTableFormats(t *testing.T) {
@@ -105,8 +106,8 @@ func TestHeadersAndChecksum(t *testing.T) {
 		}
 		// A header whose checksum is filled in sums to 0xffff.
 		binary.BigEndian.PutUint32(ip[16:], 0xcb007107)
-		binary.BigEndian.PutUint16(ip[10:], ipChecksum(ip))
-		if ipChecksum(ip) != 0 {
+		binary.BigEndian.PutUint16(ip[10:], pipeline.Checksum(ip))
+		if pipeline.Checksum(ip) != 0 {
 			t.Errorf("size %d: checksum does not verify", lens[k])
 		}
 	}
@@ -135,7 +136,7 @@ func TestWritePcap(t *testing.T) {
 		t.Fatalf("pcap is %d bytes, want %d", len(b), want)
 	}
 	first := b[24+16:]
-	if ipChecksum(first[14:34]) != 0 {
+	if pipeline.Checksum(first[14:34]) != 0 {
 		t.Error("first frame's IP checksum does not verify")
 	}
 }
