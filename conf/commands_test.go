@@ -220,3 +220,42 @@ func TestRouteGetMultipathHashPolicy(t *testing.T) {
 		}
 	}
 }
+
+type fixedLinks []LinkStat
+
+func (l fixedLinks) Links() []LinkStat { return l }
+
+// link show names each port's driver and the receive offloads it runs
+// with, in text and JSON; a port with none says so.
+func TestLinkShowOffloads(t *testing.T) {
+	r := testRouter(t)
+	r.Links = fixedLinks{
+		{Name: "port0", Dev: "0000:01:00.0", MAC: "02:00:00:00:00:01", MTU: 1500, Driver: "net_ixgbe", RxOffloads: []string{"ipv4_cksum"}},
+		{Name: "port1", Dev: "net_pcap0", MAC: "02:00:00:00:00:02", MTU: 1500, Driver: "net_pcap"},
+	}
+	out, data, err := r.Exec([]string{"link", "show"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"    driver net_ixgbe rx offloads ipv4_cksum\n", "    driver net_pcap rx offloads none\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("link show lacks %q:\n%s", want, out)
+		}
+	}
+	js, err := json.Marshal(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var links []struct {
+		Name       string   `json:"ifname"`
+		Driver     string   `json:"driver"`
+		RxOffloads []string `json:"rx_offloads"`
+	}
+	if err := json.Unmarshal(js, &links); err != nil {
+		t.Fatal(err)
+	}
+	if len(links) != 2 || links[0].Driver != "net_ixgbe" || len(links[0].RxOffloads) != 1 || links[0].RxOffloads[0] != "ipv4_cksum" ||
+		links[1].Driver != "net_pcap" || links[1].RxOffloads != nil {
+		t.Errorf("link show -json: %s", js)
+	}
+}

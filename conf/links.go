@@ -7,21 +7,25 @@ import (
 
 // LinkStat is one port as 'link show' reports it.
 type LinkStat struct {
-	Name      string `json:"ifname"`
-	Dev       string `json:"dev"`
-	MAC       string `json:"address"`
-	Up        bool   `json:"-"`
-	Speed     uint32 `json:"speed_mbps"`
-	MTU       int    `json:"mtu"`
-	RxPackets uint64 `json:"-"`
-	TxPackets uint64 `json:"-"`
-	RxBytes   uint64 `json:"-"`
-	TxBytes   uint64 `json:"-"`
-	RxMissed  uint64 `json:"-"`
-	RxErrors  uint64 `json:"-"`
-	TxErrors  uint64 `json:"-"`
-	RxNoMbuf  uint64 `json:"-"`
-	TxDropped uint64 `json:"-"`
+	Name   string `json:"ifname"`
+	Dev    string `json:"dev"`
+	MAC    string `json:"address"`
+	Up     bool   `json:"-"`
+	Speed  uint32 `json:"speed_mbps"`
+	MTU    int    `json:"mtu"`
+	Driver string `json:"driver,omitempty"`
+	// RxOffloads are the receive offloads the port's set-up turned on, in
+	// DPDK's names, lower case.
+	RxOffloads []string `json:"rx_offloads,omitempty"`
+	RxPackets  uint64   `json:"-"`
+	TxPackets  uint64   `json:"-"`
+	RxBytes    uint64   `json:"-"`
+	TxBytes    uint64   `json:"-"`
+	RxMissed   uint64   `json:"-"`
+	RxErrors   uint64   `json:"-"`
+	TxErrors   uint64   `json:"-"`
+	RxNoMbuf   uint64   `json:"-"`
+	TxDropped  uint64   `json:"-"`
 	// Queues are the port's queues, one a pipeline, as the pipelines
 	// counted them.
 	Queues []QueueStat `json:"queues"`
@@ -89,6 +93,13 @@ func (r *Router) linkShow(perQueue bool) (string, any, error) {
 			state = "UP"
 		}
 		fmt.Fprintf(&b, "%d: %s: mtu %d state %s dev %s\n    link/ether %s speed %dMb/s\n", i, l.Name, l.MTU, state, l.Dev, l.MAC, l.Speed)
+		if l.Driver != "" {
+			offloads := "none"
+			if len(l.RxOffloads) > 0 {
+				offloads = strings.Join(l.RxOffloads, " ")
+			}
+			fmt.Fprintf(&b, "    driver %s rx offloads %s\n", l.Driver, offloads)
+		}
 		if l.KernelIface != "" {
 			ns := l.Netns
 			if ns == "" {

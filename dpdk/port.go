@@ -69,6 +69,15 @@ type SetupInfo struct {
 	IPChecksum bool
 }
 
+// RxOffloads names the receive offloads the set-up turned on, as DPDK
+// does (rte_eth_dev_rx_offload_name), lower case.
+func (s SetupInfo) RxOffloads() []string {
+	if s.IPChecksum {
+		return []string{"ipv4_cksum"}
+	}
+	return nil
+}
+
 // Setup configures and starts the port. All of its queues are set up
 // before it starts, so no pipeline polls a queue that does not exist.
 func (p Port) Setup(c PortConfig) (SetupInfo, error) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -66,27 +67,27 @@ func sendFrames(t *testing.T, ns, ifname string, frames [][]byte) {
 	}
 }
 
-// portMAC is the Ethernet address of ferryd's port name.
-func (r *router) portMAC(name string) net.HardwareAddr {
+// linkJSON is a port as 'link show -json' gives it.
+type linkJSON struct {
+	Name       string   `json:"ifname"`
+	MAC        string   `json:"address"`
+	RxOffloads []string `json:"rx_offloads"`
+}
+
+// link is ferryd's port name as 'link show' reports it.
+func (r *router) link(name string) linkJSON {
 	r.t.Helper()
-	var links []struct {
-		Name string `json:"ifname"`
-		MAC  string `json:"address"`
-	}
+	var links []linkJSON
 	if err := json.Unmarshal([]byte(r.mustCtl("-json", "link", "show")), &links); err != nil {
 		r.t.Fatal(err)
 	}
 	for _, l := range links {
 		if l.Name == name {
-			mac, err := net.ParseMAC(l.MAC)
-			if err != nil {
-				r.t.Fatal(err)
-			}
-			return mac
+			return l
 		}
 	}
 	r.t.Fatalf("no port %s in link show", name)
-	return nil
+	return linkJSON{}
 }
 
 // counterSum is counter name summed over the pipelines.
@@ -103,8 +104,12 @@ func (r *router) counterSum(name string) uint64 {
 // same datagrams with a right one are forwarded.
 func TestHeaderChecksumEndToEnd(t *testing.T) {
 	r, a, b, taps := twoHosts(t, "")
+	port0 := r.link("port0")
+	if !slices.Contains(port0.RxOffloads, "ipv4_cksum") {
+		t.Errorf("port0, a tap, runs without the IPv4 checksum offload: %+v", port0)
+	}
 	if log, _ := os.ReadFile(r.logf); !strings.Contains(string(log), "device checks IPv4 header checksums") {
-		t.Errorf("the tap ports were not asked to check IPv4 header checksums:\n%s", log)
+		t.Errorf("the log does not say the taps check IPv4 header checksums:\n%s", log)
 	}
 	// B's address is resolved through a ping, so that nothing waits on
 	// ARP when the datagrams come.
@@ -134,7 +139,10 @@ func TestHeaderChecksumEndToEnd(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	rMAC := r.portMAC("port0")
+	rMAC, err := net.ParseMAC(port0.MAC)
+	if err != nil {
+		t.Fatal(err)
+	}
 	src, dst := net.IPv4(192, 0, 2, 2), net.IPv4(198, 51, 100, 2)
 	var frames [][]byte
 	for range each {

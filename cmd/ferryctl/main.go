@@ -33,7 +33,7 @@ Commands:
   neigh add|del|replace|change ADDR lladdr MAC dev P [nud STATE]
   neigh flush dev P
   neigh stats                         neighbour table counters (as /proc/net/stat/arp_cache)
-  link show [-s]                      ports, MAC, state, counters (-s: each queue's)
+  link show [-s]                      ports, MAC, state, driver, offloads, counters (-s: each queue's)
   stats [-per-core]                   packet counters and drops by reason (-per-core: each pipeline's)
   cache stats                         routing decision cache counters
   cp status | cp mirror on|off        the control plane's netlink mirror
@@ -62,7 +62,8 @@ ferryctl rule {add|del} [not] [from PREFIX] [to PREFIX] [iif PORT] [tos T] [fwma
 ferryctl neigh {add|del|replace|change} ADDR [lladdr MAC] dev PORT [nud {permanent|noarp|reachable|stale}]
 ferryctl neigh flush dev PORT
 ferryctl neigh stats`,
-	"link": `ferryctl link show [-s]     ports with MAC, link state, MTU and rx/tx/drop counters;
+	"link": `ferryctl link show [-s]     ports with MAC, link state, MTU, driver, receive offloads and
+                            rx/tx/drop counters;
                             -s adds each queue's packets and the pipeline (lcore) that polls it`,
 	"stats": `ferryctl stats [-per-core]  packet counters, drops by reason (summed over cores);
                             -per-core shows each pipeline's side by side`,

@@ -20,6 +20,7 @@ import (
 // that run the pipelines on their lcores, and the ports' kernel interfaces.
 type dpdkPlane struct {
 	ports     []dpdk.Port
+	setups    []dpdk.SetupInfo // what each port's set-up did, as ports
 	cfg       *conf.Config
 	workers   []*dpdk.Worker
 	plane     *pipeline.Dataplane
@@ -36,6 +37,9 @@ func (d *dpdkPlane) Links() []conf.LinkStat {
 		if i < len(infos) {
 			ls.MAC = infos[i].MAC.String()
 			ls.MTU = infos[i].MTU
+		}
+		if i < len(d.setups) {
+			ls.Driver, ls.RxOffloads = d.setups[i].Driver, d.setups[i].RxOffloads()
 		}
 		if speed, up, err := p.Link(); err == nil {
 			ls.Speed, ls.Up = speed, up || d.tapElsewhere(i)
@@ -148,6 +152,7 @@ func (d *dpdkPlane) openPorts(file string, f *fib.FIB, pool *dpdk.Pool, log *zap
 			return nil, nil, fmt.Errorf("%s: ports[%d] (%s): %w", file, i, pc.Name, errTapMoved(pc.Dev))
 		}
 		d.ports = append(d.ports, p)
+		d.setups = append(d.setups, setup)
 		logRSS(log, pc, setup.RSS, rssKey != nil)
 		if setup.IPChecksum {
 			log.Info("device checks IPv4 header checksums", zap.String("port", pc.Name), zap.String("driver", setup.Driver))
