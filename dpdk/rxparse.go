@@ -2,38 +2,51 @@ package dpdk
 
 /*
 #include <stdlib.h>
-#include <string.h>
 #include "shim.h"
 */
 import "C"
 
 import (
+	"sync"
 	"unsafe"
 
 	"ferry/pipeline"
 )
 
+// maxParseFrame is the longest frame parseUsual takes.
+const maxParseFrame = 2048
+
+// parseMem is parseUsual's C memory, allocated once: a frame's copy (with
+// room for a word past its end) and a record. Its callers take turns.
+var parseMem struct {
+	sync.Mutex
+	buf unsafe.Pointer
+	rec *C.struct_fy_rxpkt
+}
+
 // parseUsual runs the shim's receive checks (fy_parse_usual, what fy_rx
 // does to every frame) on a copy of frame in C memory, as received on port
 // whose MAC is mac (pipeline.MACWord), sumGood if the device found its
-// header checksum right, and returns the record they leave. The data
-// plane's tests hold it to pipeline.ParseUsual.
+// header checksum right, and returns the record they leave; a frame
+// longer than maxParseFrame is cut to it. The data plane's tests hold it
+// to pipeline.ParseUsual.
 func parseUsual(frame []byte, port uint16, mac uint64, sumGood bool) (pipeline.RxPkt, bool) {
-	// Room past the frame: a short frame's first word is loaded only
-	// after its length is checked, but the buffer must not end before 8.
-	n := len(frame) + 8
-	buf := C.malloc(C.size_t(n))
-	defer C.free(buf)
-	C.memset(buf, 0, C.size_t(n))
-	if len(frame) > 0 {
-		C.memcpy(buf, unsafe.Pointer(&frame[0]), C.size_t(len(frame)))
+	frame = frame[:min(len(frame), maxParseFrame)]
+	m := &parseMem
+	m.Lock()
+	defer m.Unlock()
+	if m.buf == nil {
+		// Room past the frame: a short frame's first word is loaded
+		// only after its length is checked, but the buffer must not end
+		// before 8.
+		m.buf = C.malloc(maxParseFrame + 8)
+		m.rec = (*C.struct_fy_rxpkt)(C.malloc(C.sizeof_struct_fy_rxpkt))
 	}
-	r := (*C.struct_fy_rxpkt)(C.calloc(1, C.sizeof_struct_fy_rxpkt))
-	defer C.free(unsafe.Pointer(r))
-	r.data = buf
-	r.len = C.uint16_t(len(frame))
-	r.cap = C.uint16_t(len(frame))
-	r.port = C.uint16_t(port)
+	// Filled from Go: one cgo call a frame, the parse.
+	buf := unsafe.Slice((*byte)(m.buf), maxParseFrame+8)
+	clear(buf[copy(buf, frame):])
+	r := m.rec
+	*r = C.struct_fy_rxpkt{data: m.buf, len: C.uint16_t(len(frame)), cap: C.uint16_t(len(frame)), port: C.uint16_t(port)}
 	var good C.uint8_t
 	if sumGood {
 		good = 1
