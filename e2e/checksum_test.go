@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"slices"
@@ -118,7 +119,7 @@ func TestHeaderChecksumEndToEnd(t *testing.T) {
 	}
 	const port, each = 9998, 5
 	var got atomic.Int64
-	pc := b.listenUDP(t, "198.51.100.2:9998")
+	pc := b.listenUDP(t, fmt.Sprintf("198.51.100.2:%d", port))
 	go func() {
 		buf := make([]byte, 2048)
 		for {
@@ -134,8 +135,11 @@ func TestHeaderChecksumEndToEnd(t *testing.T) {
 	var aMAC net.HardwareAddr
 	if err := inNetns(t, a.name, func() error {
 		ifi, err := net.InterfaceByName(taps[0])
+		if err != nil {
+			return err
+		}
 		aMAC = ifi.HardwareAddr
-		return err
+		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
