@@ -75,8 +75,8 @@ struct rte_mempool *fy_pool_create(const char *name, unsigned n, unsigned cache,
 
 int fy_port_by_name(const char *name, uint16_t *port);
 
-/* What a port's set-up did about spreading flows over its queues. */
-/* What a port's set-up did. */
+/* What a port's set-up did: how it spreads flows over its queues, and
+ * which receive offloads it turned on. */
 struct fy_setup_info {
 	char driver[32];
 	uint64_t hf;        /* hash functions in use; 0: the PMD does not hash */

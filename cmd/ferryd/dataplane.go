@@ -20,7 +20,7 @@ import (
 // that run the pipelines on their lcores, and the ports' kernel interfaces.
 type dpdkPlane struct {
 	ports     []dpdk.Port
-	setups    []dpdk.SetupInfo // what each port's set-up did, as ports
+	setups    []dpdk.SetupInfo // what each port's set-up did; appended with ports
 	cfg       *conf.Config
 	workers   []*dpdk.Worker
 	plane     *pipeline.Dataplane
@@ -38,9 +38,7 @@ func (d *dpdkPlane) Links() []conf.LinkStat {
 			ls.MAC = infos[i].MAC.String()
 			ls.MTU = infos[i].MTU
 		}
-		if i < len(d.setups) {
-			ls.Driver, ls.RxOffloads = d.setups[i].Driver, d.setups[i].RxOffloads()
-		}
+		ls.Driver, ls.RxOffloads = d.setups[i].Driver, d.setups[i].RxOffloads()
 		if speed, up, err := p.Link(); err == nil {
 			ls.Speed, ls.Up = speed, up || d.tapElsewhere(i)
 		}
