@@ -164,6 +164,7 @@ func (b *bench) churnRun(ctx context.Context, t *routeTable, c deviceCase, repla
 		row.Error = firstLine(err.Error())
 		return row
 	}
+	b.ferrydSettled(ctx, r)
 	if err := sleepCtx(ctx, b.o.warmup); err != nil {
 		row.Error = err.Error()
 		return row

@@ -188,11 +188,7 @@ func (b *bench) deviceTurns(ctx context.Context, t *routeTable, c deviceCase, du
 		case dutFerryd:
 			r.proc, err = b.startFerryd(ctx, t, tag+"-"+d.label, devs, work, r, false)
 			if err == nil {
-				// Its tries are compacted and its heap collected once
-				// the load has been quiet a while, on the other CPU; the
-				// pipeline forwarded 8-10% less in those seconds, which
-				// would fall in its first turns.
-				b.settled(ctx, r.api)
+				b.ferrydSettled(ctx, r)
 			}
 		case dutL3fwd:
 			bin := b.l3fwd
