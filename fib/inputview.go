@@ -87,6 +87,19 @@ func (v *InputView) MayNeedKey(src, dst uint32) bool {
 	return p != nil && p.mayCond(src, dst)
 }
 
+// KeyFilter returns the tables of MayNeedKey's test: with policy rules, no
+// rule with a selector can match a packet from src to dst, whose value is
+// then its destination's alone, when srcMay[src>>24]&dstMay[dst>>24] is 0.
+// Both are nil where the tables do not tell: without policy rules, or with
+// rules that every packet may need (MayNeedKey always true).
+func (v *InputView) KeyFilter() (srcMay, dstMay *[256]uint64) {
+	p := v.fs.prog
+	if p == nil || len(p.cond) > 64 || p.walk {
+		return nil, nil
+	}
+	return &p.srcMay, &p.dstMay
+}
+
 // KeyVal is the value of an input key through the policy rules (ruleVal),
 // or through the merged structure without them.
 func (v *InputView) KeyVal(k *Key) uint16 { return v.fs.val(k) }

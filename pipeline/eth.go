@@ -88,12 +88,26 @@ func (p *Pipeline) ethInput(n int) {
 			r.Usual = ParseUsual(r, macs[r.Port%MaxPorts], false)
 		}
 	}
-	st := rxState{prev: noHint, hints: !p.sh.FIB.HasCustomRules()}
+	// One view of the FIB for the whole pass: with policy rules, the
+	// lookups this stage lets packets share hold for the rules of the
+	// view it chose them with.
+	p.view = p.sh.FIB.InputView()
+	st := rxState{prev: noHint, hints: !p.sh.FIB.HasCustomRules(), shared: noShare}
+	var srcMay, dstMay *[256]uint64
+	if !st.hints {
+		srcMay, dstMay = p.view.KeyFilter()
+	}
 	for i := 0; ; i++ {
-		if i = p.rxRun(rx, i, &st); i >= len(rx) {
+		if dstMay != nil {
+			i = p.rxRunShared(rx, i, &st, srcMay, dstMay)
+		} else {
+			i = p.rxRun(rx, i, &st)
+		}
+		if i >= len(rx) {
 			break
 		}
 		p.ethInputOne(rx, i, &st)
+		st.shared = noShare
 	}
 	p.nIP, p.nk = n, st.nk
 	if st.gone > 0 {
@@ -108,7 +122,14 @@ type rxState struct {
 	prev uint64 // hintKey of the last packet looked up, or noHint
 	// hints: route hints may be used (no policy rules)
 	hints bool
+	// shared is the destination of the last lookup rxRunShared listed,
+	// leadSrc its packet's source; noShare after any other.
+	shared, leadSrc uint32
 }
+
+// noShare is no listed destination: the limited broadcast is never
+// listed.
+const noShare = ^uint32(0)
 
 // hintKey packs what a packet must share with the previous one to reuse
 // its decision: destination, TOS and input port.
@@ -137,6 +158,35 @@ func (p *Pipeline) rxRun(rx []RxPkt, i int, st *rxState) int {
 		nk, prev = hintOrList(&route[i], dsts, nk, prev, hints, r.Dst, hintKey(r.Dst, r.TOS, r.Port))
 	}
 	st.nk, st.prev = nk, prev
+	return i
+}
+
+// rxRunShared is rxRun with policy rules, which allow no route hints (the
+// kernel's ip_can_use_hint): each packet gets a decision of its own. But a
+// packet that no rule with a selector can match (srcMay and dstMay, the
+// view's KeyFilter, say so) has the value of its destination alone, so a
+// run of such packets to one destination shares one lookup; ruleVals
+// leaves their slot alone. Any other packet has a slot of its own.
+func (p *Pipeline) rxRunShared(rx []RxPkt, i int, st *rxState, srcMay, dstMay *[256]uint64) int {
+	nports := min(len(p.ports), MaxPorts)
+	route, dsts := p.route[:len(rx)], (*[RxMax]uint32)(p.dsts[:])
+	nk, shared, leadSrc := st.nk, st.shared, st.leadSrc
+	for ; i < len(rx); i++ {
+		r := &rx[i]
+		if !r.Usual || int(r.Port) >= nports {
+			break
+		}
+		// The filter only for a repeated destination: the packet's
+		// and the one's that listed it.
+		if r.Dst == shared && (srcMay[r.Src>>24]|srcMay[leadSrc>>24])&dstMay[r.Dst>>24] == 0 {
+			route[i] = int16(nk - 1)
+			continue
+		}
+		dsts[nk&(RxMax-1)], route[i] = r.Dst, int16(nk)
+		nk++
+		shared, leadSrc = r.Dst, r.Src
+	}
+	st.nk, st.shared, st.leadSrc = nk, shared, leadSrc
 	return i
 }
 

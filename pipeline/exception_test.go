@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"math/rand"
 	"strings"
 	"testing"
 
@@ -228,24 +229,154 @@ func TestPMTUException(t *testing.T) {
 	}
 }
 
-// Hints are not used when policy rules exist.
-func TestNoHintsWithCustomRules(t *testing.T) {
-	h := newHarness(t)
-	h.permanent(1, ipB, macB)
-	ru, err := fib.ParseRule([]string{"from", "10.0.0.0/8", "lookup", "100"}, h.f)
-	if err != nil {
-		t.Fatal(err)
+// With policy rules there are no route hints, and each packet gets the
+// decision its rules give; but consecutive packets to one destination that
+// no rule with a selector can match share one lookup.
+func TestRulesNoHintsSharedLookups(t *testing.T) {
+	macC := netaddr.MAC{0x02, 0, 0, 0, 0, 0xc0}
+	ipC := ip4(198, 51, 100, 3)
+	matched := ip4(10, 1, 1, 1) // "from 10.0.0.0/8" takes table 100: via C
+	near, far := ip4(203, 0, 113, 9), ip4(203, 0, 113, 200)
+	type pkt struct{ src, dst uint32 }
+	cases := []struct {
+		name    string
+		rule    string
+		pkts    []pkt
+		lookups uint64
+	}{
+		{"no packet matches", "from 10.0.0.0/8 lookup 100",
+			[]pkt{{ipA, near}, {ipA, near}, {ipA, near}, {ipA, near}}, 1},
+		{"one source matches", "from 10.0.0.0/8 lookup 100",
+			[]pkt{{ipA, near}, {ipA, near}, {matched, near}, {ipA, near}, {ipA, near}}, 3},
+		{"every source matches", "from 10.0.0.0/8 lookup 100",
+			[]pkt{{matched, near}, {matched, near}, {matched, near}}, 3},
+		{"destinations change", "from 10.0.0.0/8 lookup 100",
+			[]pkt{{ipA, near}, {ipA, near}, {ipA, far}, {ipA, near}}, 3},
+		// The filter goes by first octets: a destination selector in
+		// 203/8 may match every packet here, which then looks up alone.
+		{"destination selector", "to 203.0.113.128/25 lookup 100",
+			[]pkt{{ipA, near}, {ipA, near}, {ipA, far}, {ipA, far}}, 4},
 	}
-	if err := h.f.AddRule(ru); err != nil {
-		t.Fatal(err)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.permanent(1, ipB, macB)
+			h.permanent(1, ipC, macC)
+			h.addRoute("203.0.113.0/24", "via", "198.51.100.3", "dev", "port1", "table", "100")
+			ru, err := fib.ParseRule(strings.Fields(c.rule), h.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := h.f.AddRule(ru); err != nil {
+				t.Fatal(err)
+			}
+			var in []sent
+			for i, p := range c.pkts {
+				in = append(in, sent{0, echoRequest(macR0, macA, p.src, p.dst, 64, uint16(i))})
+			}
+			out := h.burst(in...)
+			if len(out) != len(c.pkts) {
+				t.Fatalf("forwarded %d of %d", len(out), len(c.pkts))
+			}
+			for i, s := range out {
+				p := c.pkts[i]
+				k := fib.Key{Dst: p.dst, Src: p.src, Iif: 0, Oif: -1}
+				var res fib.Result
+				if h.f.Lookup(&k, &res); res.Err != nil || res.Nexthop == nil {
+					t.Fatalf("packet %d (%v): no nexthop (%v)", i, p, res.Err)
+				}
+				want := macB
+				if res.Nexthop.Gateway == ipC {
+					want = macC
+				}
+				if got := netaddr.MAC(s.frame[0:6]); s.port != 1 || got != want || be.Uint16(ipOf(s.frame)[26:]) != uint16(i) {
+					t.Fatalf("packet %d (%v) left by port %d to %v, want port 1 to %v", i, p, s.port, got, want)
+				}
+			}
+			if h.counter(HintHits) != 0 || h.counter(FIBLookups) != c.lookups {
+				t.Fatalf("hint hits %d, lookups %d, want 0 and %d", h.counter(HintHits), h.counter(FIBLookups), c.lookups)
+			}
+		})
 	}
-	var in []sent
-	for i := 0; i < 4; i++ {
-		in = append(in, sent{0, echoRequest(macR0, macA, ipA, ipB, 64, uint16(i))})
+}
+
+// Under random rule sets and bursts with runs to one destination, every
+// packet leaves by the nexthop the FIB's exact lookup gives its own key.
+func TestRulesForwardAsLookup(t *testing.T) {
+	gws := map[uint32]netaddr.MAC{
+		ipB:                  macB,
+		ip4(198, 51, 100, 3): {0x02, 0, 0, 0, 0, 0xc0},
+		ip4(198, 51, 100, 4): {0x02, 0, 0, 0, 0, 0xd0},
 	}
-	h.burst(in...)
-	if h.counter(HintHits) != 0 || h.counter(FIBLookups) != 4 {
-		t.Fatalf("hint hits %d, lookups %d", h.counter(HintHits), h.counter(FIBLookups))
+	rulePool := []string{
+		"from 10.0.0.0/8 lookup 100",
+		"to 203.0.113.128/25 lookup 100",
+		"from 172.16.0.0/12 lookup 101",
+		"not from 192.0.2.0/24 lookup 101",
+		"from 192.0.2.9 lookup 100",
+		"iif port0 from 10.2.0.0/16 lookup 101",
+	}
+	srcs := []uint32{ipA, ip4(10, 1, 1, 1), ip4(10, 2, 0, 7), ip4(172, 16, 0, 5), ip4(192, 0, 2, 9)}
+	dsts := []uint32{ip4(203, 0, 113, 9), ip4(203, 0, 113, 200), ip4(203, 0, 113, 77)}
+	rng := rand.New(rand.NewSource(5))
+	for iter := 0; iter < 60; iter++ {
+		h := newHarness(t)
+		for ip, mac := range gws {
+			h.permanent(1, ip, mac)
+		}
+		h.addRoute("203.0.113.0/24", "via", "198.51.100.3", "dev", "port1", "table", "100")
+		h.addRoute("203.0.113.0/25", "via", "198.51.100.4", "dev", "port1", "table", "101")
+		var rules []string
+		for _, r := range rulePool {
+			if rng.Intn(3) == 0 {
+				rules = append(rules, r)
+			}
+		}
+		if len(rules) == 0 {
+			rules = append(rules, rulePool[rng.Intn(len(rulePool))])
+		}
+		for _, r := range rules {
+			ru, err := fib.ParseRule(strings.Fields(r), h.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := h.f.AddRule(ru); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n := 1 + rng.Intn(64)
+		src, dst := srcs[0], dsts[0]
+		var in []sent
+		var keys []fib.Key
+		for i := 0; i < n; i++ {
+			// Mostly runs: a source or a destination changes one time in four.
+			if rng.Intn(4) == 0 {
+				src = srcs[rng.Intn(len(srcs))]
+			}
+			if rng.Intn(4) == 0 {
+				dst = dsts[rng.Intn(len(dsts))]
+			}
+			in = append(in, sent{0, echoRequest(macR0, macA, src, dst, 64, uint16(i))})
+			keys = append(keys, fib.Key{Dst: dst, Src: src, Iif: 0, Oif: -1})
+		}
+		out := h.burst(in...)
+		if len(out) != n {
+			t.Fatalf("rules %q: forwarded %d of %d", rules, len(out), n)
+		}
+		for i, s := range out {
+			var res fib.Result
+			if h.f.Lookup(&keys[i], &res); res.Nexthop == nil {
+				t.Fatalf("rules %q: packet %d: no nexthop (%v)", rules, i, res.Err)
+			}
+			want := gws[res.Nexthop.Gateway]
+			if got := netaddr.MAC(s.frame[0:6]); s.port != 1 || got != want || be.Uint16(ipOf(s.frame)[26:]) != uint16(i) {
+				t.Fatalf("rules %q: packet %d from %s to %s left by port %d to %v, want %v", rules, i,
+					netaddr.IPv4String(keys[i].Src), netaddr.IPv4String(keys[i].Dst), s.port, got, want)
+			}
+		}
+		if h.held() != 0 {
+			t.Fatalf("%d buffers leaked", h.held())
+		}
 	}
 }
 

@@ -33,8 +33,7 @@ var (
 // sendOne take the others, one at a time.
 func (p *Pipeline) routeInput() {
 	pks := p.io.Rx[:p.nIP]
-	view := &p.view
-	*view = p.sh.FIB.InputView()
+	view := &p.view // taken by ethInput
 	view.Vals(p.dsts[:p.nk], p.vals[:p.nk])
 	if p.bursts%usedSample == 0 {
 		view.NoteUsed(p.dsts[:p.nk])
@@ -69,8 +68,7 @@ const usedSample = 61
 
 // ruleVals corrects the lookup values of the listed packets that a policy
 // rule with a selector matches: theirs come through the rules, with each
-// one's key (with rules there are no route hints, so every listed packet
-// has a slot of its own).
+// one's key (each such packet has a slot of its own: see rxRunShared).
 func (p *Pipeline) ruleVals(pks []RxPkt) {
 	key, view := &p.inKey, &p.view
 	for i := range pks {
