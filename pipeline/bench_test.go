@@ -276,7 +276,8 @@ func BenchmarkPassSingle900k(b *testing.B) {
 
 // Pass900k with policy rules that match none of the traffic (the sources
 // they select are elsewhere) over four more tables: the forwarding rate
-// operators keep when they add multi-table rules. rules=0 is Pass900k.
+// operators keep when they add multi-table rules, for uniform destinations
+// and for one. rules=0 is Pass900k and PassSingle900k.
 func BenchmarkPassRules900k(b *testing.B) {
 	for _, n := range []int{0, 1, 16} {
 		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
@@ -300,7 +301,10 @@ func BenchmarkPassRules900k(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			newPassBench(h, dsts, 256).run(b, true)
+			b.Run("uniform", func(b *testing.B) { newPassBench(h, dsts, 256).run(b, true) })
+			// No hints with rules, but one lookup for a run to one
+			// destination that no selector can match.
+			b.Run("single", func(b *testing.B) { newPassBench(h, dsts[:1], 256).run(b, true) })
 		})
 	}
 }

@@ -261,7 +261,9 @@ func (b *bench) deviceTurn(ctx context.Context, r *dutRun, t *routeTable, c devi
 	profFile := filepath.Join(b.o.out, fmt.Sprintf("device-profile-%s.txt", r.DUT))
 	if b.o.profile && round == b.o.rounds-1 && c.Case == "uniform" && (r.spec.kind == dutFerryd || r.spec.kind == dutL3fwd) {
 		if _, err := exec.LookPath("perf"); err == nil {
-			prof = exec.Command("perf", "record", "-q", "-F", "2999", "-g", "-p", strconv.Itoa(r.proc.pid()), "-o", profFile+".data",
+			// The device's core, not its process: ferryd's other
+			// threads (Go's runtime among them) run on the other CPU.
+			prof = exec.Command("perf", "record", "-q", "-F", "2999", "-g", "-C", strconv.Itoa(b.o.dutCPUList[0]), "-o", profFile+".data",
 				"--", "sleep", fmt.Sprint(b.o.duration.Seconds()))
 			if err := prof.Start(); err != nil {
 				prof = nil
@@ -291,9 +293,9 @@ func (b *bench) deviceTurn(ctx context.Context, r *dutRun, t *routeTable, c devi
 func (b *bench) writeProfile(path, dut string, t *routeTable, c deviceCase) {
 	defer os.Remove(path + ".data")
 	var w strings.Builder
-	fmt.Fprintf(&w, "# %s, %s routes, case %s: where the device core's cycles go (perf record -g -F 2999;\n"+
+	fmt.Fprintf(&w, "# %s, %s routes, case %s: where the device core's cycles go (perf record -g -F 2999 -C %d;\n"+
 		"# perf report --no-children, by binary, then by binary and function: the PMDs' functions are\n"+
-		"# addresses in librte_net_pcap (the replay) and librte_net_null (the drop))\n", dut, t.name(), c.Case)
+		"# addresses in librte_net_pcap (the replay) and librte_net_null (the drop))\n", dut, t.name(), c.Case, b.o.dutCPUList[0])
 	for _, sort := range []string{"dso", "dso,symbol"} {
 		out, err := exec.Command("perf", "report", "-i", path+".data", "--stdio", "--no-children", "--sort", sort,
 			"--percent-limit", "0.5", "-g", "none").Output()
