@@ -1,26 +1,46 @@
 package pipeline
 
 import (
+	"strings"
 	"testing"
 	"time"
 
+	"ferry/fib"
 	"ferry/netaddr"
 )
 
-// FuzzPipeline feeds arbitrary frames to a pipeline: it must never panic,
-// and every buffer must come back exactly once (sent, freed or queued).
+// fuzzRules are the policy rules FuzzPipeline's port byte picks from (its
+// bits 1-2): none, or one whose selector the seeds' packets match or not.
+var fuzzRules = []string{"", "from 10.0.0.0/8 lookup 100", "to 203.0.113.128/25 lookup 100", "not from 192.0.2.0/24 lookup main"}
+
+// FuzzPipeline feeds arbitrary frames to a pipeline, twice in a burst, with
+// or without a policy rule: it must never panic, and every buffer must come
+// back exactly once (sent, freed or queued).
 func FuzzPipeline(f *testing.F) {
 	f.Add(echoRequest(macR0, macA, ipA, ipB, 64, 1), uint8(0))
 	f.Add(echoRequest(macR0, macA, ipA, ipR0, 1, 1), uint8(0))
 	f.Add(arpFrame(1, netaddr.BroadcastMAC, macA, ipA, ipR0, netaddr.MAC{}), uint8(0))
 	f.Add(arpFrame(2, macR1, macB, ipB, ipR1, macR1), uint8(1))
 	f.Add(ipPacket(macR0, macA, ipA, ip4(10, 1, 1, 1), 64, ProtoUDP, make([]byte, 30)), uint8(0))
+	f.Add(echoRequest(macR0, macA, ip4(10, 1, 1, 1), ip4(203, 0, 113, 9), 64, 1), uint8(2))
+	f.Add(echoRequest(macR0, macA, ipA, ip4(203, 0, 113, 200), 64, 1), uint8(4))
+	f.Add(echoRequest(macR0, macA, ip4(172, 16, 0, 1), ipB, 64, 1), uint8(6))
 	f.Fuzz(func(t *testing.T, frame []byte, port uint8) {
 		if len(frame) > 2000 {
 			frame = frame[:2000]
 		}
 		h := newHarness(t)
 		h.permanent(0, ipA, macA)
+		if r := fuzzRules[int(port>>1)%len(fuzzRules)]; r != "" {
+			h.addRoute("203.0.113.0/24", "via", "198.51.100.3", "dev", "port1", "table", "100")
+			ru, err := fib.ParseRule(strings.Fields(r), h.f)
+			if err == nil {
+				err = h.f.AddRule(ru)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
 		h.burst(sent{int(port % 2), frame}, sent{int(port % 2), frame})
 		h.step(5 * time.Second)
 		h.burst()
