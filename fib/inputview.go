@@ -94,7 +94,7 @@ func (v *InputView) MayNeedKey(src, dst uint32) bool {
 // rules that every packet may need (MayNeedKey always true).
 func (v *InputView) KeyFilter() (srcMay, dstMay *[256]uint64) {
 	p := v.fs.prog
-	if p == nil || len(p.cond) > 64 || p.walk {
+	if p == nil || !p.filterTells() {
 		return nil, nil
 	}
 	return &p.srcMay, &p.dstMay

@@ -223,8 +223,12 @@ func (p *ruleProg) anyCond(k *Key) bool {
 // mayCond is anyCond's filter alone, for addresses: false when no rule
 // with a selector can match a packet from src to dst.
 func (p *ruleProg) mayCond(src, dst uint32) bool {
-	return p.srcMay[src>>24]&p.dstMay[dst>>24] != 0 || len(p.cond) > 64 || p.walk
+	return p.srcMay[src>>24]&p.dstMay[dst>>24] != 0 || !p.filterTells()
 }
+
+// filterTells reports whether srcMay and dstMay cover every rule with a
+// selector: not past the 64th, nor when every packet walks the rules.
+func (p *ruleProg) filterTells() bool { return len(p.cond) <= 64 && !p.walk }
 
 // val is k's value in fs: through the rules when there are some.
 func (fs *fsnap) val(k *Key) uint16 {

@@ -293,13 +293,7 @@ func BenchmarkPassRules900k(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				ru, err := fib.ParseRule([]string{"priority", fmt.Sprint(100 + i), "from", fmt.Sprintf("172.%d.0.0/16", 16+i), "lookup", tbl}, h.f)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := h.f.AddRule(ru); err != nil {
-					b.Fatal(err)
-				}
+				h.addRule(fmt.Sprintf("priority %d from 172.%d.0.0/16 lookup %s", 100+i, 16+i, tbl))
 			}
 			b.Run("uniform", func(b *testing.B) { newPassBench(h, dsts, 256).run(b, true) })
 			// No hints with rules, but one lookup for a run to one

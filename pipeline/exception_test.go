@@ -28,6 +28,18 @@ func (h *harness) addRoute(args ...string) {
 	}
 }
 
+// addRule adds a policy rule, given in ip rule syntax.
+func (h *harness) addRule(rule string) {
+	h.t.Helper()
+	ru, err := fib.ParseRule(strings.Fields(rule), h.f)
+	if err == nil {
+		err = h.f.AddRule(ru)
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+}
+
 // setMTU changes a port's MTU where ferryd does: in the FIB and the ports.
 func (h *harness) setMTU(i, mtu int) {
 	h.t.Helper()
@@ -263,13 +275,7 @@ func TestRulesNoHintsSharedLookups(t *testing.T) {
 			h.permanent(1, ipB, macB)
 			h.permanent(1, ipC, macC)
 			h.addRoute("203.0.113.0/24", "via", "198.51.100.3", "dev", "port1", "table", "100")
-			ru, err := fib.ParseRule(strings.Fields(c.rule), h.f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := h.f.AddRule(ru); err != nil {
-				t.Fatal(err)
-			}
+			h.addRule(c.rule)
 			var in []sent
 			for i, p := range c.pkts {
 				in = append(in, sent{0, echoRequest(macR0, macA, p.src, p.dst, 64, uint16(i))})
@@ -336,13 +342,7 @@ func TestRulesForwardAsLookup(t *testing.T) {
 			rules = append(rules, rulePool[rng.Intn(len(rulePool))])
 		}
 		for _, r := range rules {
-			ru, err := fib.ParseRule(strings.Fields(r), h.f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := h.f.AddRule(ru); err != nil {
-				t.Fatal(err)
-			}
+			h.addRule(r)
 		}
 		n := 1 + rng.Intn(64)
 		src, dst := srcs[0], dsts[0]

@@ -1,11 +1,9 @@
 package pipeline
 
 import (
-	"strings"
 	"testing"
 	"time"
 
-	"ferry/fib"
 	"ferry/netaddr"
 )
 
@@ -33,13 +31,7 @@ func FuzzPipeline(f *testing.F) {
 		h.permanent(0, ipA, macA)
 		if r := fuzzRules[int(port>>1)%len(fuzzRules)]; r != "" {
 			h.addRoute("203.0.113.0/24", "via", "198.51.100.3", "dev", "port1", "table", "100")
-			ru, err := fib.ParseRule(strings.Fields(r), h.f)
-			if err == nil {
-				err = h.f.AddRule(ru)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+			h.addRule(r)
 		}
 		h.burst(sent{int(port % 2), frame}, sent{int(port % 2), frame})
 		h.step(5 * time.Second)

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"fmt"
 	"math/rand"
-	"strings"
 	"testing"
 	"time"
 
@@ -510,13 +509,7 @@ func testWarmForwardPath(t *testing.T, rule string) {
 	h := newHarness(t)
 	h.permanent(1, ipB, macB)
 	if rule != "" {
-		ru, err := fib.ParseRule(strings.Fields(rule), h.f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := h.f.AddRule(ru); err != nil {
-			t.Fatal(err)
-		}
+		h.addRule(rule)
 	}
 	frame := echoRequest(macR0, macA, ipA, ip4(203, 0, 113, 9), 64, 1)
 	bufs := make([]*testBuf, BurstSize)
