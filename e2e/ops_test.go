@@ -50,10 +50,13 @@ func TestReload(t *testing.T) {
 	write(changed)
 	bumps0 := r.genidBumps()
 	r.cmd.Process.Signal(syscall.SIGHUP)
+	// SIGHUP returns before the reload is done: routes show first, the knobs
+	// and the one genid bump come last.
 	if !waitUntil(5*time.Second, func() bool {
-		return strings.Contains(r.mustCtl("route", "show"), "203.0.113.0/24 via 198.51.100.3 dev port1")
+		return strings.Contains(r.mustCtl("route", "show"), "203.0.113.0/24 via 198.51.100.3 dev port1") &&
+			strings.Contains(r.mustCtl("knob", "show"), "redirect_number = 5\n") && r.genidBumps() != bumps0
 	}) {
-		t.Fatalf("SIGHUP did not reload:\n%s", r.mustCtl("route", "show"))
+		t.Fatalf("SIGHUP did not reload:\n%s\n%s", r.mustCtl("route", "show"), r.mustCtl("knob", "show"))
 	}
 	if err := r.cmd.Process.Signal(syscall.Signal(0)); err != nil {
 		t.Fatal("SIGHUP ended ferryd")
