@@ -199,8 +199,15 @@ protocol bgp hostb {
 		// Started again and stopped cleanly: it removes its routes from
 		// the kernel, and ferry follows.
 		birdC.start()
-		if !waitUntil(60*time.Second, mirrored(1001)) {
-			t.Fatalf("restarted daemon: %+v", r.cpStatus())
+		// The killed daemon's routes are still mirrored: what says the new
+		// one holds them (and withdraws them when stopped) is its session.
+		established := func() bool {
+			out, _ := birdC.ctl("show", "protocols", "hostb")
+			return strings.Contains(out, "Established")
+		}
+		if !waitUntil(60*time.Second, func() bool { return mirrored(1001)() && established() }) {
+			out, _ := birdC.ctl("show", "protocols", "all", "hostb")
+			t.Fatalf("restarted daemon: %+v\n%s", r.cpStatus(), out)
 		}
 		birdC.down()
 		if !waitUntil(30*time.Second, func() bool { return r.cpStatus().Routes == 1 }) {

@@ -124,7 +124,7 @@ func TestChurnDoesNotDisturbForwarding(t *testing.T) {
 	t.Logf("withdrawn in %v", time.Since(t1).Round(time.Second))
 	close(stop)
 	sent := <-sentDone
-	time.Sleep(time.Second)
+	waitUntil(10*time.Second, func() bool { return got.Load() >= sent })
 	st := r.cpStatus()
 	t.Logf("mirror: %+v", st)
 	if got.Load() != sent || outOfOrder.Load() != 0 {

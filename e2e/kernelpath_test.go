@@ -349,8 +349,11 @@ func TestMirrorEndToEnd(t *testing.T) {
 			t.Fatal("mirror off still mirrors")
 		}
 		r.mustCtl("cp", "mirror", "on")
-		if !waitUntil(5*time.Second, has("10.33.0.0/16 via 198.51.100.2 dev port1 proto bgp", "proto", "bgp")) {
-			t.Fatalf("mirror on did not resync:\n%s", show())
+		// A resync publishes the routes before it sweeps, syncs rules and
+		// neighbours and counts itself.
+		resynced := has("10.33.0.0/16 via 198.51.100.2 dev port1 proto bgp", "proto", "bgp")
+		if !waitUntil(5*time.Second, func() bool { return resynced() && r.cpStatus().Resyncs > st0.Resyncs }) {
+			t.Fatalf("mirror on did not resync:\n%s\n%+v", show(), r.cpStatus())
 		}
 		if st := r.cpStatus(); st.Resyncs <= st0.Resyncs || !st.Running {
 			t.Fatalf("status after mirror on: %+v", st)

@@ -283,6 +283,11 @@ routes:
 					replaced <- r.mustCtl("route", "replace", "203.0.113.0/24", "via", "198.51.100.3", "dev", "port1")
 				}()
 			}
+			// The last quarter goes after the replace, however long
+			// ferryctl took.
+			if seq == 3*count/4 {
+				<-replaced
+			}
 			for f := uint32(0); f < flows; f++ {
 				binary.BigEndian.PutUint32(msg, f)
 				binary.BigEndian.PutUint32(msg[4:], seq)
@@ -292,8 +297,16 @@ routes:
 				}
 			}
 		}
-		<-replaced
-		time.Sleep(500 * time.Millisecond)
+		waitUntil(10*time.Second, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, g := range got {
+				if len(g) < count {
+					return false
+				}
+			}
+			return true
+		})
 		after := r.coreCounters()
 		mu.Lock()
 		defer mu.Unlock()
