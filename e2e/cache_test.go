@@ -73,7 +73,7 @@ func TestCachesEndToEnd(t *testing.T) {
 		before := rxPackets(t, c, "vC")
 		done := make(chan string, 1)
 		go func() {
-			out, _ := a.run(t, "ping", "-c", "60", "-i", "0.05", "-W", "1", "203.0.113.5")
+			out, _ := a.run(t, "ping", "-c", "80", "-i", "0.05", "-W", "1", "203.0.113.5")
 			done <- out
 		}()
 		time.Sleep(1500 * time.Millisecond)
