@@ -272,7 +272,7 @@ routes:
 		}
 		dst := &net.UDPAddr{IP: net.IPv4(203, 0, 113, 10), Port: 9000}
 		before := r.coreCounters()
-		replaced := make(chan string, 1)
+		replaced := make(chan error, 1)
 		tick := time.NewTicker(time.Millisecond)
 		defer tick.Stop()
 		msg := make([]byte, 8+udpPayloadLen)
@@ -280,13 +280,19 @@ routes:
 			<-tick.C
 			if seq == count/2 {
 				go func() {
-					replaced <- r.mustCtl("route", "replace", "203.0.113.0/24", "via", "198.51.100.3", "dev", "port1")
+					out, err := r.ctl("route", "replace", "203.0.113.0/24", "via", "198.51.100.3", "dev", "port1")
+					if err != nil {
+						err = fmt.Errorf("route replace: %v\n%s", err, out)
+					}
+					replaced <- err
 				}()
 			}
 			// The last quarter goes after the replace, however long
 			// ferryctl took.
 			if seq == 3*count/4 {
-				<-replaced
+				if err := <-replaced; err != nil {
+					t.Fatal(err)
+				}
 			}
 			for f := uint32(0); f < flows; f++ {
 				binary.BigEndian.PutUint32(msg, f)
