@@ -40,6 +40,29 @@ func (h *harness) addRule(rule string) {
 	}
 }
 
+// leftAsLookup fails the test unless out holds, in order, one echo request
+// for each of keys (its sequence number the index), each sent by port 1 to
+// the MAC (in gws) of the gateway the FIB's exact lookup gives its key.
+// rules says what the FIB held.
+func (h *harness) leftAsLookup(rules string, out []sent, keys []fib.Key, gws map[uint32]netaddr.MAC) {
+	h.t.Helper()
+	if len(out) != len(keys) {
+		h.t.Fatalf("rules %s: forwarded %d of %d", rules, len(out), len(keys))
+	}
+	for i, s := range out {
+		k := &keys[i]
+		var res fib.Result
+		if h.f.Lookup(k, &res); res.Err != nil || res.Nexthop == nil {
+			h.t.Fatalf("rules %s: packet %d: no nexthop (%v)", rules, i, res.Err)
+		}
+		want := gws[res.Nexthop.Gateway]
+		if got := netaddr.MAC(s.frame[0:6]); s.port != 1 || got != want || be.Uint16(ipOf(s.frame)[26:]) != uint16(i) {
+			h.t.Fatalf("rules %s: packet %d from %s to %s left by port %d to %v, want port 1 to %v", rules, i,
+				netaddr.IPv4String(k.Src), netaddr.IPv4String(k.Dst), s.port, got, want)
+		}
+	}
+}
+
 // setMTU changes a port's MTU where ferryd does: in the FIB and the ports.
 func (h *harness) setMTU(i, mtu int) {
 	h.t.Helper()
@@ -277,28 +300,12 @@ func TestRulesNoHintsSharedLookups(t *testing.T) {
 			h.addRoute("203.0.113.0/24", "via", "198.51.100.3", "dev", "port1", "table", "100")
 			h.addRule(c.rule)
 			var in []sent
+			var keys []fib.Key
 			for i, p := range c.pkts {
 				in = append(in, sent{0, echoRequest(macR0, macA, p.src, p.dst, 64, uint16(i))})
+				keys = append(keys, fib.Key{Dst: p.dst, Src: p.src, Iif: 0, Oif: -1})
 			}
-			out := h.burst(in...)
-			if len(out) != len(c.pkts) {
-				t.Fatalf("forwarded %d of %d", len(out), len(c.pkts))
-			}
-			for i, s := range out {
-				p := c.pkts[i]
-				k := fib.Key{Dst: p.dst, Src: p.src, Iif: 0, Oif: -1}
-				var res fib.Result
-				if h.f.Lookup(&k, &res); res.Err != nil || res.Nexthop == nil {
-					t.Fatalf("packet %d (%v): no nexthop (%v)", i, p, res.Err)
-				}
-				want := macB
-				if res.Nexthop.Gateway == ipC {
-					want = macC
-				}
-				if got := netaddr.MAC(s.frame[0:6]); s.port != 1 || got != want || be.Uint16(ipOf(s.frame)[26:]) != uint16(i) {
-					t.Fatalf("packet %d (%v) left by port %d to %v, want port 1 to %v", i, p, s.port, got, want)
-				}
-			}
+			h.leftAsLookup(c.rule, h.burst(in...), keys, map[uint32]netaddr.MAC{ipB: macB, ipC: macC})
 			if h.counter(HintHits) != 0 || h.counter(FIBLookups) != c.lookups {
 				t.Fatalf("hint hits %d, lookups %d, want 0 and %d", h.counter(HintHits), h.counter(FIBLookups), c.lookups)
 			}
@@ -359,21 +366,7 @@ func TestRulesForwardAsLookup(t *testing.T) {
 			in = append(in, sent{0, echoRequest(macR0, macA, src, dst, 64, uint16(i))})
 			keys = append(keys, fib.Key{Dst: dst, Src: src, Iif: 0, Oif: -1})
 		}
-		out := h.burst(in...)
-		if len(out) != n {
-			t.Fatalf("rules %q: forwarded %d of %d", rules, len(out), n)
-		}
-		for i, s := range out {
-			var res fib.Result
-			if h.f.Lookup(&keys[i], &res); res.Nexthop == nil {
-				t.Fatalf("rules %q: packet %d: no nexthop (%v)", rules, i, res.Err)
-			}
-			want := gws[res.Nexthop.Gateway]
-			if got := netaddr.MAC(s.frame[0:6]); s.port != 1 || got != want || be.Uint16(ipOf(s.frame)[26:]) != uint16(i) {
-				t.Fatalf("rules %q: packet %d from %s to %s left by port %d to %v, want %v", rules, i,
-					netaddr.IPv4String(keys[i].Src), netaddr.IPv4String(keys[i].Dst), s.port, got, want)
-			}
-		}
+		h.leftAsLookup(fmt.Sprintf("%q", rules), h.burst(in...), keys, gws)
 		if h.held() != 0 {
 			t.Fatalf("%d buffers leaked", h.held())
 		}
