@@ -42,7 +42,7 @@ func TestInstallIntoStagingRoot(t *testing.T) {
 	}
 	unit, _ := os.ReadFile(filepath.Join(stage, "etc/systemd/system/ferryd.service"))
 	for _, want := range []string{"Type=notify", "ExecStart=/usr/sbin/ferryd --config /etc/ferry/ferry.yaml",
-		"ExecStartPre=/usr/libexec/ferry/reserve-hugepages", "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure", "LimitMEMLOCK=infinity"} {
+		"ExecStartPre=/usr/libexec/ferry/reserve-hugepages", "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure", "LimitMEMLOCK=infinity", "CPUWeight=1000"} {
 		if !strings.Contains(string(unit), want) {
 			t.Errorf("unit lacks %q:\n%s", want, unit)
 		}
